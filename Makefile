@@ -1,0 +1,119 @@
+# lossd -- one non-recursive Makefile for the core library, the daemon, the
+# tests and the tools around them.  Every target that compiles first runs
+# `deps`, which installs missing Debian packages (as root) and does nothing
+# when they are present.  Variants build in their own directories:
+# build/ (default), build/asan/.
+
+B        ?= build
+SAN      ?=
+WERROR   ?=
+CC       ?= cc
+PYTHON   ?= /usr/bin/python3
+
+WARN   := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wstrict-prototypes \
+          -Wmissing-prototypes -Wformat=2 -Wvla
+ifneq ($(WERROR),)
+WARN   += -Werror
+endif
+ifneq ($(SAN),)
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
+            -fno-sanitize-recover=undefined
+OPT      := -O1 -g
+else
+SANFLAGS :=
+OPT      := -O2 -g
+endif
+
+CFLAGS_BASE := -std=c11 $(OPT) $(WARN) $(SANFLAGS) -D_POSIX_C_SOURCE=200809L -MMD -MP
+# Deferred (=) so that pkg-config runs after `deps` has installed the packages.
+PKGS        := libmicrohttpd libcjson libuv
+TEST_PKGS   := criterion libcurl
+PKG_CFLAGS   = $(shell pkg-config --cflags $(PKGS) $(TEST_PKGS) 2>/dev/null)
+PKG_LIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+TEST_LIBS    = $(shell pkg-config --libs $(TEST_PKGS) libcjson 2>/dev/null)
+
+DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libcjson-dev \
+            libuv1-dev libcriterion-dev libcurl4-openssl-dev curl
+
+CORE_SRC   := $(sort $(wildcard core/*.c))
+SERVER_SRC := $(sort $(wildcard server/*.c))
+UTIL_SRC   := $(sort $(wildcard tests/util/*.c))
+TCORE_SRC  := $(sort $(wildcard tests/core/*.c))
+TSERV_SRC  := $(sort $(wildcard tests/server/*.c))
+
+obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
+CORE_OBJ   := $(call obj,$(CORE_SRC))
+SERVER_OBJ := $(call obj,$(SERVER_SRC))
+SERVER_LIB_OBJ := $(filter-out $(B)/obj/server/main.o,$(SERVER_OBJ))
+UTIL_OBJ   := $(call obj,$(UTIL_SRC))
+TCORE_OBJ  := $(call obj,$(TCORE_SRC))
+TSERV_OBJ  := $(call obj,$(TSERV_SRC))
+
+LIBCORE := $(B)/libcore.a
+LOSSD   := $(if $(SERVER_SRC),$(B)/lossd)
+TESTS   := $(if $(TCORE_SRC),$(B)/tests/core_tests) \
+           $(if $(TSERV_SRC),$(B)/tests/server_tests)
+
+.PHONY: all deps run test asan lint format clean vectors
+all: $(LIBCORE) $(LOSSD)
+
+deps:
+	@if ! command -v pkg-config >/dev/null 2>&1 || ! command -v cc >/dev/null 2>&1 \
+	    || ! pkg-config --exists $(PKGS) $(TEST_PKGS); then \
+	  echo "deps: installing $(DEB_PKGS)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends $(DEB_PKGS) >/dev/null; \
+	fi
+
+$(B)/obj/%.o: %.c | deps
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_BASE) $(PKG_CFLAGS) -Icore -Iserver -Itests/util $(CFLAGS) -c $< -o $@
+
+$(LIBCORE): $(CORE_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/lossd: $(SERVER_OBJ) $(LIBCORE)
+	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $(SERVER_OBJ) $(LIBCORE) $(PKG_LIBS) -lm -lpthread
+
+$(B)/tests/core_tests: $(TCORE_OBJ) $(UTIL_OBJ) $(LIBCORE)
+	@mkdir -p $(@D)
+	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) -lm
+
+$(B)/tests/server_tests: $(TSERV_OBJ) $(UTIL_OBJ) $(SERVER_LIB_OBJ) $(LIBCORE)
+	@mkdir -p $(@D)
+	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(PKG_LIBS) -lm -lpthread
+
+run: all
+	./$(B)/lossd
+
+# Tests find the daemon and the reference vectors through the environment.
+test: all $(TESTS)
+	@for t in $(TESTS); do \
+	  echo "== $$t"; \
+	  LOSSD_BIN=$(abspath $(LOSSD)) LOSSD_VECTORS=$(abspath tests/vectors) \
+	    ./$$t --jobs 2 || exit 1; \
+	done
+
+asan:
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(MAKE) test B=build/asan SAN=1
+
+# Regenerates tests/vectors/*.json with PyTorch (Debian's python3-torch).
+vectors:
+	$(PYTHON) tests/vectors/gen.py
+
+lint: deps
+	@command -v cppcheck >/dev/null || apt-get install -y -qq cppcheck >/dev/null
+	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,portability \
+	  --inline-suppr -Icore -Iserver core server
+
+format:
+	@command -v clang-format >/dev/null || apt-get install -y -qq clang-format >/dev/null
+	clang-format -i core/*.c core/*.h $(wildcard server/*.c server/*.h) \
+	  $(wildcard tests/*/*.c tests/*/*.h)
+
+clean:
+	rm -rf build
+
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,448 @@
+/* loss.h -- the public API of lossd's numerical core.
+ *
+ * Every loss of the lossd contract (API.md) is one function here that computes,
+ * in double precision, the reduced loss, the per-sample values, the gradient of
+ * the reduced loss with respect to every differentiable input, and the loss's
+ * metrics.  The core is pure: it uses only the C standard library, keeps no
+ * global state, does no I/O and allocates nothing, so any thread may call any
+ * function at any time.
+ *
+ * Conventions shared by every loss:
+ *   - Matrices are flat, row-major arrays: element (i, j) of an [n][k] input
+ *     is x[i * k + j].  Sizes are size_t; class labels are int64_t.
+ *   - Each loss takes a const *_args struct (inputs, sizes, parameters) and a
+ *     *_out struct whose pointers the caller fills in.  An output pointer that
+ *     is NULL is not computed (per_sample, gradients).  Output arrays have the
+ *     shape of the input they belong to and never alias the inputs.
+ *   - Losses that need scratch memory say so with loss_<name>_work(args), the
+ *     number of doubles the caller must provide in args->work.  The others
+ *     return 0 there and ignore args->work.
+ *   - The return value is LOSS_OK (0) or a negative loss_status; on failure
+ *     *err names the status, the offending input or parameter and its index,
+ *     and the outputs are unspecified.
+ *   - A metric that is undefined (a mean over an empty set) is NaN; a metric
+ *     or gradient component that is mathematically infinite is +-INFINITY.
+ *     The server prints both as JSON null.
+ */
+#ifndef LOSS_H
+#define LOSS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- Status codes ---------------------------------------------------------
+ * One X-macro gives the enum, the contract's error code string and a default
+ * message.  Every error is a 422 in the HTTP contract except LOSS_E_NOMEM,
+ * which the server reports as 503.
+ */
+#define LOSS_STATUS_MAP(X)                                                     \
+    X(OK, 0, "ok", "success")                                                  \
+    X(E_PARAM, -1, "bad_parameter", "parameter out of range")                  \
+    X(E_SHAPE, -2, "shape_mismatch", "inputs have incompatible shapes")        \
+    X(E_EMPTY, -3, "empty_batch", "the batch is empty")                        \
+    X(E_LABEL, -4, "label_out_of_range", "label out of range")                 \
+    X(E_PROB, -5, "invalid_probability", "not a probability distribution")     \
+    X(E_NONFINITE, -6, "non_finite", "number is NaN or infinite")              \
+    X(E_INFINITE, -7, "infinite_divergence", "the divergence is infinite")     \
+    X(E_ZERO_NORM, -8, "zero_norm", "a vector that must be normalised is 0")  \
+    X(E_NOMEM, -9, "out_of_memory", "out of memory")
+
+typedef enum loss_status {
+#define LOSS_STATUS_ENUM(name, value, code, msg) LOSS_##name = value,
+    LOSS_STATUS_MAP(LOSS_STATUS_ENUM)
+#undef LOSS_STATUS_ENUM
+} loss_status;
+
+/* Where and why a call failed.  field is a static string naming an input or
+ * parameter exactly as the HTTP contract spells it ("labels", "margin"), or
+ * NULL.  index[0..depth-1] locates the element inside that field: depth 0 is
+ * the whole field, 1 is field[index[0]], 2 is field[index[0]][index[1]], 3 is
+ * field[index[0]][index[1]][index[2]] (multi-layer inputs).  message is a
+ * complete sentence for people, always NUL-terminated. */
+typedef struct loss_error {
+    loss_status status;
+    const char *field;
+    size_t depth;
+    size_t index[3];
+    char message[160];
+} loss_error;
+
+/* The contract's error code ("label_out_of_range") and default message for a
+ * status; "unknown" for a value outside the enum.  Static strings. */
+const char *loss_status_code(loss_status s);
+const char *loss_status_message(loss_status s);
+
+/* Fill *err (when err is not NULL): the status, the field, the first depth of
+ * the indices i0, i1, i2 (the rest are ignored) and a printf-style message.
+ * Returns status, so a loss can write `return loss_error_set(...)`. */
+loss_status loss_error_set(loss_error *err, loss_status status,
+                           const char *field, size_t depth, size_t i0,
+                           size_t i1, size_t i2, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 8, 9)))
+#endif
+    ;
+
+typedef enum loss_reduction {
+    LOSS_REDUCE_MEAN = 0, /* divide by the loss's documented divisor */
+    LOSS_REDUCE_SUM = 1
+} loss_reduction;
+
+typedef enum loss_distance {
+    LOSS_DIST_EUCLIDEAN = 0,        /* d(u, v) = ||u - v||; 0 gradient at 0 */
+    LOSS_DIST_SQUARED_EUCLIDEAN = 1 /* d(u, v) = ||u - v||^2 */
+} loss_distance;
+
+/* ---- hinge.c: binary and multiclass hinge --------------------------------- */
+
+typedef struct loss_hinge_args {
+    size_t n;
+    const double *scores;  /* [n] */
+    const int64_t *labels; /* [n], each -1 or +1 */
+    double margin;         /* default 1 */
+    int p;                 /* 1 or 2 (squared hinge) */
+    loss_reduction reduction;
+    double *work;          /* unused */
+} loss_hinge_args;
+
+typedef struct loss_hinge_out {
+    double loss;
+    double *per_sample;  /* [n] or NULL */
+    double *grad_scores; /* [n] or NULL */
+} loss_hinge_out;
+
+size_t loss_hinge_work(const loss_hinge_args *a);
+int loss_hinge(const loss_hinge_args *a, loss_hinge_out *o, loss_error *err);
+
+typedef enum loss_mc_hinge_variant {
+    LOSS_MC_ONE_VS_ALL = 0,
+    LOSS_MC_WESTON_WATKINS = 1,
+    LOSS_MC_CRAMMER_SINGER = 2
+} loss_mc_hinge_variant;
+
+typedef struct loss_multiclass_hinge_args {
+    size_t n, k;
+    const double *scores;  /* [n][k] */
+    const int64_t *labels; /* [n] in [0, k) */
+    double margin;         /* default 1 */
+    int p;                 /* 1 or 2 */
+    loss_mc_hinge_variant variant;
+    loss_reduction reduction;
+    double *work;
+} loss_multiclass_hinge_args;
+
+typedef struct loss_multiclass_hinge_out {
+    double loss;
+    double *per_sample;  /* [n] or NULL */
+    double *grad_scores; /* [n][k] or NULL */
+    double accuracy;     /* fraction with arg-max (lowest index on ties) = label */
+} loss_multiclass_hinge_out;
+
+size_t loss_multiclass_hinge_work(const loss_multiclass_hinge_args *a);
+int loss_multiclass_hinge(const loss_multiclass_hinge_args *a,
+                          loss_multiclass_hinge_out *o, loss_error *err);
+
+/* ---- softmax.c: softmax cross-entropy, PyTorch's cross_entropy ------------ */
+
+typedef struct loss_softmax_args {
+    size_t n, k;
+    const double *logits;   /* [n][k] */
+    const int64_t *labels;  /* [n] class indices, or NULL when targets given */
+    const double *targets;  /* [n][k] class probabilities, or NULL */
+    const double *weight;   /* [k] class weights, or NULL (all 1) */
+    int64_t ignore_index;   /* labels only; PyTorch's default is -100 */
+    double label_smoothing; /* in [0, 1) */
+    loss_reduction reduction;
+    double *work;
+} loss_softmax_args;
+
+typedef struct loss_softmax_out {
+    double loss;
+    double *per_sample;  /* [n] or NULL */
+    double *grad_logits; /* [n][k] or NULL */
+    double accuracy;
+    double mean_entropy; /* of the predicted distributions, nats */
+} loss_softmax_out;
+
+size_t loss_softmax_work(const loss_softmax_args *a);
+int loss_softmax(const loss_softmax_args *a, loss_softmax_out *o,
+                 loss_error *err);
+
+/* ---- margin_softmax.c: L-Softmax and A-Softmax ----------------------------- */
+
+typedef struct loss_margin_softmax_args {
+    size_t n, d, k;
+    const double *features; /* [n][d] */
+    const double *weights;  /* [k][d] */
+    const int64_t *labels;  /* [n] in [0, k) */
+    int margin;             /* m in 1..8; default 2 (l_softmax), 4 (a_softmax) */
+    double beta;            /* >= 0, default 0 */
+    loss_reduction reduction;
+    double *work;
+} loss_margin_softmax_args;
+
+typedef struct loss_margin_softmax_out {
+    double loss;
+    double *per_sample;    /* [n] or NULL */
+    double *grad_features; /* [n][d] or NULL */
+    double *grad_weights;  /* [k][d] or NULL */
+} loss_margin_softmax_out;
+
+size_t loss_l_softmax_work(const loss_margin_softmax_args *a);
+int loss_l_softmax(const loss_margin_softmax_args *a,
+                   loss_margin_softmax_out *o, loss_error *err);
+size_t loss_a_softmax_work(const loss_margin_softmax_args *a);
+int loss_a_softmax(const loss_margin_softmax_args *a,
+                   loss_margin_softmax_out *o, loss_error *err);
+
+/* ---- pairs.c: contrastive and coupled clusters ----------------------------- */
+
+typedef enum loss_contrastive_variant {
+    LOSS_CONTRASTIVE_SEED = 0,
+    LOSS_CONTRASTIVE_HADSELL = 1,
+    LOSS_CONTRASTIVE_DOUBLE_MARGIN = 2
+} loss_contrastive_variant;
+
+typedef struct loss_contrastive_args {
+    size_t layers;            /* L >= 1; a plain [N][D] request is L = 1 */
+    size_t n;
+    const size_t *d;          /* [L] width of each layer */
+    const double *const *x1;  /* [L] pointers, layer l is [n][d[l]] */
+    const double *const *x2;  /* [L] pointers, layer l is [n][d[l]] */
+    const int64_t *labels;    /* [n], 1 = matching pair, 0 = non-matching */
+    loss_contrastive_variant variant;
+    double margin;            /* default 1 */
+    double pos_margin;        /* default 0 */
+    double neg_margin;        /* default 1 */
+    loss_reduction reduction;
+    double *work;
+} loss_contrastive_args;
+
+typedef struct loss_contrastive_out {
+    double loss;
+    double *per_sample;       /* [n] or NULL */
+    double *const *grad_x1;   /* [L] pointers like x1, or NULL */
+    double *const *grad_x2;   /* [L] pointers like x2, or NULL */
+    double mean_distance_pos; /* see pairs.c for the definition */
+    double mean_distance_neg;
+} loss_contrastive_out;
+
+size_t loss_contrastive_work(const loss_contrastive_args *a);
+int loss_contrastive(const loss_contrastive_args *a, loss_contrastive_out *o,
+                     loss_error *err);
+
+typedef struct loss_coupled_cluster_args {
+    size_t np, nn, d;
+    const double *positives; /* [np][d] */
+    const double *negatives; /* [nn][d] */
+    double margin;           /* default 1 */
+    loss_reduction reduction;
+    double *work;
+} loss_coupled_cluster_args;
+
+typedef struct loss_coupled_cluster_out {
+    double loss;
+    double *per_sample;     /* [np] or NULL */
+    double *grad_positives; /* [np][d] or NULL */
+    double *grad_negatives; /* [nn][d] or NULL */
+} loss_coupled_cluster_out;
+
+size_t loss_coupled_cluster_work(const loss_coupled_cluster_args *a);
+int loss_coupled_cluster(const loss_coupled_cluster_args *a,
+                         loss_coupled_cluster_out *o, loss_error *err);
+
+/* ---- triplet.c: triplet (explicit and mined), quadruplet, MSML ------------- */
+
+typedef struct loss_triplet_args {
+    size_t n, d;
+    const double *anchor;   /* [n][d] */
+    const double *positive; /* [n][d] */
+    const double *negative; /* [n][d] */
+    double margin;          /* default 1 */
+    loss_distance distance; /* default euclidean */
+    int swap;               /* 0 or 1 */
+    loss_reduction reduction;
+    double *work;
+} loss_triplet_args;
+
+typedef struct loss_triplet_out {
+    double loss;
+    double *per_sample;    /* [n] or NULL */
+    double *grad_anchor;   /* [n][d] or NULL */
+    double *grad_positive; /* [n][d] or NULL */
+    double *grad_negative; /* [n][d] or NULL */
+    double valid;          /* number of triplets (n) */
+    double active_fraction; /* fraction with a positive loss */
+} loss_triplet_out;
+
+size_t loss_triplet_work(const loss_triplet_args *a);
+int loss_triplet(const loss_triplet_args *a, loss_triplet_out *o,
+                 loss_error *err);
+
+typedef enum loss_mining {
+    LOSS_MINING_BATCH_HARD = 0,
+    LOSS_MINING_BATCH_ALL = 1
+} loss_mining;
+
+typedef struct loss_triplet_mined_args {
+    size_t n, d;
+    const double *embeddings; /* [n][d] */
+    const int64_t *labels;    /* [n], any integers */
+    double margin;            /* default 1 */
+    loss_distance distance;   /* default euclidean */
+    loss_mining mining;       /* default batch_hard */
+    loss_reduction reduction;
+    double *work;
+} loss_triplet_mined_args;
+
+typedef struct loss_triplet_mined_out {
+    double loss;
+    double *per_sample;      /* [n] or NULL */
+    double *grad_embeddings; /* [n][d] or NULL */
+    double valid;            /* valid anchors (hard) or triplets (all) */
+    double active_fraction;  /* fraction of those with a positive loss */
+} loss_triplet_mined_out;
+
+size_t loss_triplet_mined_work(const loss_triplet_mined_args *a);
+int loss_triplet_mined(const loss_triplet_mined_args *a,
+                       loss_triplet_mined_out *o, loss_error *err);
+
+typedef struct loss_quadruplet_args {
+    size_t n, d;
+    const double *anchor, *positive, *negative, *negative2; /* [n][d] */
+    double margin;          /* default 1 */
+    double margin2;         /* default 0.5 */
+    loss_distance distance; /* default squared_euclidean */
+    loss_reduction reduction;
+    double *work;
+} loss_quadruplet_args;
+
+typedef struct loss_quadruplet_out {
+    double loss;
+    double *per_sample; /* [n] or NULL */
+    double *grad_anchor, *grad_positive, *grad_negative, *grad_negative2;
+} loss_quadruplet_out;
+
+size_t loss_quadruplet_work(const loss_quadruplet_args *a);
+int loss_quadruplet(const loss_quadruplet_args *a, loss_quadruplet_out *o,
+                    loss_error *err);
+
+typedef struct loss_msml_args {
+    size_t n, d;
+    const double *embeddings; /* [n][d] */
+    const int64_t *labels;    /* [n] */
+    double margin;            /* default 1 */
+    loss_distance distance;   /* default euclidean */
+    loss_reduction reduction; /* no effect: one value for the batch */
+    double *work;
+} loss_msml_args;
+
+typedef struct loss_msml_out {
+    double loss;
+    double *grad_embeddings; /* [n][d] or NULL */
+} loss_msml_out;
+
+size_t loss_msml_work(const loss_msml_args *a);
+int loss_msml(const loss_msml_args *a, loss_msml_out *o, loss_error *err);
+
+/* ---- divergence.c: KL, JS and cross-entropy between distributions --------- */
+
+typedef enum loss_divergence_kind {
+    LOSS_DIV_KL = 0,
+    LOSS_DIV_JS = 1,
+    LOSS_DIV_CROSS_ENTROPY = 2
+} loss_divergence_kind;
+
+typedef enum loss_prob_input {
+    LOSS_INPUT_PROBS = 0,
+    LOSS_INPUT_LOGITS = 1,
+    LOSS_INPUT_LOG_PROBS = 2
+} loss_prob_input;
+
+typedef struct loss_divergence_args {
+    loss_divergence_kind kind;
+    size_t n, k;
+    const double *p;       /* [n][k] reference */
+    const double *q;       /* [n][k] prediction */
+    loss_prob_input input; /* default probs */
+    double base;           /* > 0 and != 1; default e */
+    int normalize;         /* 0 or 1 */
+    double eps;            /* >= 0 */
+    int distance;          /* js only: 1 returns sqrt(JSD) */
+    loss_reduction reduction;
+    double *work;
+} loss_divergence_args;
+
+typedef struct loss_divergence_out {
+    double loss;
+    double *per_sample; /* [n] or NULL */
+    double *grad_q;     /* [n][k] or NULL */
+    double *grad_p;     /* [n][k] or NULL; computed for js only */
+    /* batch means in the requested base */
+    double kl_pq, kl_qp, js, js_distance, cross_entropy, entropy_p, entropy_q;
+} loss_divergence_out;
+
+size_t loss_divergence_work(const loss_divergence_args *a);
+int loss_divergence(const loss_divergence_args *a, loss_divergence_out *o,
+                    loss_error *err);
+
+/* ---- generative.c: VAE negative ELBO and GAN objectives -------------------- */
+
+typedef enum loss_likelihood {
+    LOSS_LIKELIHOOD_BERNOULLI = 0,
+    LOSS_LIKELIHOOD_GAUSSIAN = 1
+} loss_likelihood;
+
+typedef struct loss_vae_args {
+    size_t n, d, z;
+    const double *x;            /* [n][d] */
+    const double *recon;        /* [n][d] probabilities or means, or NULL */
+    const double *recon_logits; /* [n][d] Bernoulli logits, or NULL */
+    const double *mu;           /* [n][z] */
+    const double *logvar;       /* [n][z] */
+    loss_likelihood likelihood; /* default bernoulli */
+    double beta;                /* default 1 */
+    loss_reduction reduction;
+    double *work;
+} loss_vae_args;
+
+typedef struct loss_vae_out {
+    double loss;
+    double *per_sample;  /* [n] or NULL */
+    double *grad_recon;  /* [n][d]: w.r.t. recon or recon_logits, or NULL */
+    double *grad_mu;     /* [n][z] or NULL */
+    double *grad_logvar; /* [n][z] or NULL */
+    double reconstruction, kl, elbo; /* batch means */
+} loss_vae_out;
+
+size_t loss_vae_work(const loss_vae_args *a);
+int loss_vae(const loss_vae_args *a, loss_vae_out *o, loss_error *err);
+
+typedef enum loss_gan_generator {
+    LOSS_GAN_NON_SATURATING = 0,
+    LOSS_GAN_MINIMAX = 1
+} loss_gan_generator;
+
+typedef struct loss_gan_args {
+    size_t n, m;
+    const double *d_real; /* [n] */
+    const double *d_fake; /* [m] */
+    int probs;            /* 0: logits (default), 1: probabilities */
+    loss_gan_generator generator_loss;
+    loss_reduction reduction;
+    double *work;
+} loss_gan_args;
+
+typedef struct loss_gan_out {
+    double loss;                /* discriminator loss */
+    double *grad_d_real;        /* [n] or NULL */
+    double *grad_d_fake;        /* [m] or NULL */
+    double generator_loss;
+    double *generator_grad_d_fake; /* [m] or NULL */
+    double value, jsd_estimate, d_real_mean, d_fake_mean, accuracy;
+} loss_gan_out;
+
+size_t loss_gan_work(const loss_gan_args *a);
+int loss_gan(const loss_gan_args *a, loss_gan_out *o, loss_error *err);
+
+#endif /* LOSS_H */
