@@ -54,7 +54,7 @@ LOSSD   := $(if $(SERVER_SRC),$(B)/lossd)
 TESTS   := $(if $(TCORE_SRC),$(B)/tests/core_tests) \
            $(if $(TSERV_SRC),$(B)/tests/server_tests)
 
-.PHONY: all deps run test asan lint format clean vectors
+.PHONY: all deps run test asan lint format clean vectors unit
 all: $(LIBCORE) $(LOSSD)
 
 deps:
@@ -83,6 +83,17 @@ $(B)/tests/core_tests: $(TCORE_OBJ) $(UTIL_OBJ) $(LIBCORE)
 $(B)/tests/server_tests: $(TSERV_OBJ) $(UTIL_OBJ) $(SERVER_LIB_OBJ) $(LIBCORE)
 	@mkdir -p $(@D)
 	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(PKG_LIBS) -lm -lpthread
+
+# One family's core tests alone, while other families are being written:
+#   make unit T=softmax            (tests/core/test_softmax.c + core/softmax.c)
+#   make unit T=triplet F="triplet pairs"
+F ?= $(T)
+unit: deps
+	@mkdir -p $(B)/unit
+	$(CC) $(CFLAGS_BASE) $(PKG_CFLAGS) -Icore -Itests/util -o $(B)/unit/$(T) \
+	  tests/core/test_$(T).c tests/util/vec.c core/status.c \
+	  $(foreach f,$(F),core/$(f).c) $(TEST_LIBS) -lm
+	LOSSD_VECTORS=$(abspath tests/vectors) ./$(B)/unit/$(T) --jobs 2
 
 run: all
 	./$(B)/lossd

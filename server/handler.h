@@ -1,0 +1,50 @@
+/* handler.h -- the request path below HTTP: one loss request's body bytes in,
+ * an HTTP status and a JSON response body out.  This is everything the HTTP
+ * layer (http.c) hands to a worker thread, and the boundary a fuzzer drives.
+ *
+ * Thread-safety: every function here is reentrant and may run on any thread
+ * at once; the loss table is read-only after start-up. */
+#ifndef SRV_HANDLER_H
+#define SRV_HANDLER_H
+
+#include <stddef.h>
+
+typedef struct srv_reply {
+    int status;        /* HTTP status code */
+    char *body;        /* JSON, malloc'd, owned by the reply; not NUL-terminated */
+    size_t len;        /* bytes in body */
+    double parse_s;    /* seconds spent parsing and validating */
+    double compute_s;  /* seconds in the core */
+    double encode_s;   /* seconds writing the response */
+} srv_reply;
+
+/* Runs POST /loss/<name> on a complete body: parse, validate, compute,
+ * encode.  Always fills *out (status 200, 400, 404, 422 or 503 for out of
+ * memory) with a body; free it with srv_reply_cleanup. */
+void srv_loss_run(const char *name, const char *body, size_t len,
+                  srv_reply *out);
+
+/* 1 when name is a loss of the contract. */
+int srv_loss_exists(const char *name);
+
+/* "hinge, multiclass_hinge, ..." -- the valid names, for 404 messages.  Static. */
+const char *srv_loss_names(void);
+
+/* The JSON array of names ["hinge", ...], the whole /losses catalog, or one
+ * entry (name not NULL; NULL return when unknown).  malloc'd, *len set. */
+char *srv_catalog_names_json(size_t *len);
+char *srv_catalog_json(const char *name, size_t *len);
+
+/* Fills *out with an error body {"error": {"code", "message", "field"}}.
+ * field may be NULL.  On out-of-memory the body is a static fallback that
+ * srv_reply_cleanup knows not to free. */
+void srv_reply_error(srv_reply *out, int status, const char *code,
+                     const char *field, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+
+void srv_reply_cleanup(srv_reply *r);
+
+#endif
