@@ -1,0 +1,670 @@
+/* triplet.c -- metric-learning losses on distances between embeddings: the
+ * triplet loss on explicit triplets or on triplets mined from a labelled
+ * batch (batch-hard, batch-all), the quadruplet loss and the margin sample
+ * mining loss (MSML).  Each one pulls embeddings of the same class together
+ * and pushes embeddings of different classes apart by a margin.
+ *
+ * Conventions shared by every loss in this file:
+ *   - d(u, v) is ||u - v|| (LOSS_DIST_EUCLIDEAN) or ||u - v||^2
+ *     (LOSS_DIST_SQUARED_EUCLIDEAN).  Where a Euclidean distance is 0 its
+ *     gradient is taken as 0, never NaN.
+ *   - A hinge max(z, 0) is active only when z > 0: at z = 0 exactly the value
+ *     and the gradient are both 0 (the subgradient that agrees with the
+ *     active_fraction metric, which counts strictly positive losses).
+ *   - Margins are finite and >= 0; anything else is LOSS_E_PARAM.
+ *   - Gradients are first accumulated for the summed loss and divided by the
+ *     "mean" divisor at the end, so each loss needs only one pass.
+ */
+#include <assert.h>
+#include <math.h>
+#include <stdint.h>
+
+#include "loss.h"
+
+/* Below this sum of squares (or when it overflows) the Euclidean distance is
+ * recomputed with the differences scaled by the largest of them, so that
+ * coordinates differing by 1e-200 or 1e200 still have an accurate distance
+ * and gradient.  Ordinary inputs take the plain path, which is exact
+ * whenever the squares and their sum are. */
+#define SQ_TINY 0x1p-960
+
+/* ---- Distances and their gradients ---------------------------------------- */
+
+static double sq_dist(const double *u, const double *v, size_t d)
+{
+    double s = 0.0;
+    size_t i;
+
+    for (i = 0; i < d; i++) {
+        double t = u[i] - v[i];
+        s += t * t;
+    }
+    return s;
+}
+
+static double euclid(const double *u, const double *v, size_t d)
+{
+    double s = sq_dist(u, v, d), m = 0.0, r = 0.0;
+    size_t i;
+
+    if (s >= SQ_TINY && s <= 0x1p1000)
+        return sqrt(s);
+    for (i = 0; i < d; i++)
+        m = fmax(m, fabs(u[i] - v[i]));
+    if (m == 0.0 || isinf(m))
+        return m;
+    for (i = 0; i < d; i++) {
+        double t = (u[i] - v[i]) / m;
+        r += t * t;
+    }
+    return m * sqrt(r);
+}
+
+static double distance(const double *u, const double *v, size_t d,
+                       loss_distance k)
+{
+    return k == LOSS_DIST_EUCLIDEAN ? euclid(u, v, d) : sq_dist(u, v, d);
+}
+
+/* Adds w * dD/du to gu and w * dD/dv = -w * dD/du to gv, either of which may
+ * be NULL, where D = dist is d(u, v).  The Euclidean gradient divides each
+ * difference by D before weighting it, so a tiny D cannot overflow. */
+static void dist_grad(double *gu, double *gv, const double *u,
+                      const double *v, size_t d, double dist, double w,
+                      loss_distance k)
+{
+    size_t i;
+
+    if (k == LOSS_DIST_EUCLIDEAN && dist == 0.0)
+        return;
+    for (i = 0; i < d; i++) {
+        double t = k == LOSS_DIST_EUCLIDEAN ? w * ((u[i] - v[i]) / dist)
+                                            : 2.0 * w * (u[i] - v[i]);
+        if (gu)
+            gu[i] += t;
+        if (gv)
+            gv[i] -= t;
+    }
+}
+
+/* ---- Small helpers ---------------------------------------------------------- */
+
+/* Row i of an [n][d] array that may be NULL (no pointer arithmetic on NULL). */
+static double *row(double *x, size_t i, size_t d)
+{
+    return x ? x + i * d : NULL;
+}
+
+static void zero(double *x, size_t len)
+{
+    size_t i;
+
+    if (x)
+        for (i = 0; i < len; i++)
+            x[i] = 0.0;
+}
+
+/* Turns an accumulated gradient of the sum into one of the mean. */
+static void grad_mean(double *g, size_t len, double count)
+{
+    size_t i;
+
+    if (g && count > 0.0)
+        for (i = 0; i < len; i++)
+            g[i] /= count;
+}
+
+static double reduce(double sum, double count, loss_reduction r)
+{
+    if (r == LOSS_REDUCE_SUM)
+        return sum;
+    return count > 0.0 ? sum / count : 0.0;
+}
+
+/* ---- Validation ---------------------------------------------------------------- */
+
+static int check_margin(double m, const char *name, loss_error *err)
+{
+    if (isfinite(m) && m >= 0.0)
+        return LOSS_OK;
+    return loss_error_set(err, LOSS_E_PARAM, name, 0, 0, 0, 0,
+                          "%s must be a finite number >= 0, got %g.", name, m);
+}
+
+/* The checks every loss here shares: a non-empty batch (first names the
+ * first input, for the error), a margin, a distance and a reduction. */
+static int check_common(size_t n, const char *first, double margin,
+                        loss_distance k, loss_reduction r, loss_error *err)
+{
+    if (n == 0)
+        return loss_error_set(err, LOSS_E_EMPTY, first, 0, 0, 0, 0,
+                              "The batch is empty: %s has no rows.", first);
+    if (check_margin(margin, "margin", err) != LOSS_OK)
+        return LOSS_E_PARAM;
+    if (k != LOSS_DIST_EUCLIDEAN && k != LOSS_DIST_SQUARED_EUCLIDEAN)
+        return loss_error_set(err, LOSS_E_PARAM, "distance", 0, 0, 0, 0,
+                              "distance must be \"euclidean\" or "
+                              "\"squared_euclidean\" (got code %d).",
+                              (int)k);
+    if (r != LOSS_REDUCE_MEAN && r != LOSS_REDUCE_SUM)
+        return loss_error_set(err, LOSS_E_PARAM, "reduction", 0, 0, 0, 0,
+                              "reduction must be \"mean\" or \"sum\" "
+                              "(got code %d).",
+                              (int)r);
+    return LOSS_OK;
+}
+
+static int check_finite(const double *x, size_t n, size_t d,
+                        const char *field, loss_error *err)
+{
+    size_t i, j;
+
+    for (i = 0; i < n; i++)
+        for (j = 0; j < d; j++)
+            if (!isfinite(x[i * d + j]))
+                return loss_error_set(
+                    err, LOSS_E_NONFINITE, field, 2, i, j, 0,
+                    "%s[%zu][%zu] is %s; inputs must be finite numbers.",
+                    field, i, j, isnan(x[i * d + j]) ? "NaN" : "infinite");
+    return LOSS_OK;
+}
+
+/* ---- triplet: explicit triplets ----------------------------------------------
+ *
+ * Method: per sample i, with a, p, n its anchor, positive and negative,
+ *     l_i = max(d(a, p) - d(a, n) + margin, 0).
+ * With swap, d(a, n) is replaced by d(p, n) when d(p, n) < d(a, n) strictly
+ * (PyTorch's distance swap; ties keep d(a, n)).  "mean" divides by n.
+ * Gradient: for an active sample (l_i > 0), +dd(a,p) on a and p and
+ * -dd(x,n) on the ends x of the negative distance used (a, or p when
+ * swapped) and on n; Euclidean dd/du = (u - v)/d(u, v), squared 2(u - v).
+ * Metrics: valid = n; active_fraction = fraction of samples with l_i > 0.
+ * Special cases: coincident points have distance 0 and gradient 0; l_i = 0
+ * exactly has gradient 0.
+ * Accuracy: a few ulps per distance; squared distances of coordinates that
+ * differ by more than about 1e154 overflow to infinity.  No scratch.
+ */
+
+size_t loss_triplet_work(const loss_triplet_args *a)
+{
+    (void)a;
+    return 0;
+}
+
+static int triplet_check(const loss_triplet_args *a, loss_error *err)
+{
+    int rc = check_common(a->n, "anchor", a->margin, a->distance,
+                          a->reduction, err);
+
+    if (rc == LOSS_OK && a->swap != 0 && a->swap != 1)
+        rc = loss_error_set(err, LOSS_E_PARAM, "swap", 0, 0, 0, 0,
+                            "swap must be true or false (got %d).", a->swap);
+    if (rc == LOSS_OK)
+        rc = check_finite(a->anchor, a->n, a->d, "anchor", err);
+    if (rc == LOSS_OK)
+        rc = check_finite(a->positive, a->n, a->d, "positive", err);
+    if (rc == LOSS_OK)
+        rc = check_finite(a->negative, a->n, a->d, "negative", err);
+    return rc;
+}
+
+/* Sample i's loss; adds its gradient (of the sum) to the outputs. */
+static double triplet_one(const loss_triplet_args *a, loss_triplet_out *o,
+                          size_t i)
+{
+    size_t d = a->d, off = i * d;
+    loss_distance k = a->distance;
+    const double *x = a->anchor + off, *p = a->positive + off;
+    const double *ng = a->negative + off, *from = x;
+    double *gfrom = row(o->grad_anchor, i, d);
+    double dap = distance(x, p, d, k), dn = distance(x, ng, d, k), z;
+
+    if (a->swap) {
+        double dpn = distance(p, ng, d, k);
+        if (dpn < dn) {
+            dn = dpn;
+            from = p;
+            gfrom = row(o->grad_positive, i, d);
+        }
+    }
+    z = dap - dn + a->margin;
+    if (z <= 0.0)
+        return 0.0;
+    dist_grad(row(o->grad_anchor, i, d), row(o->grad_positive, i, d), x, p,
+              d, dap, 1.0, k);
+    dist_grad(gfrom, row(o->grad_negative, i, d), from, ng, d, dn, -1.0, k);
+    return z;
+}
+
+int loss_triplet(const loss_triplet_args *a, loss_triplet_out *o,
+                 loss_error *err)
+{
+    size_t i, active = 0, len;
+    double sum = 0.0, cnt;
+    int rc;
+
+    assert(a != NULL && o != NULL);
+    rc = triplet_check(a, err);
+    if (rc != LOSS_OK)
+        return rc;
+    len = a->n * a->d;
+    cnt = (double)a->n;
+    zero(o->grad_anchor, len);
+    zero(o->grad_positive, len);
+    zero(o->grad_negative, len);
+    for (i = 0; i < a->n; i++) {
+        double l = triplet_one(a, o, i);
+        if (o->per_sample)
+            o->per_sample[i] = l;
+        sum += l;
+        active += l > 0.0;
+    }
+    o->loss = reduce(sum, cnt, a->reduction);
+    if (a->reduction == LOSS_REDUCE_MEAN) {
+        grad_mean(o->grad_anchor, len, cnt);
+        grad_mean(o->grad_positive, len, cnt);
+        grad_mean(o->grad_negative, len, cnt);
+    }
+    o->valid = cnt;
+    o->active_fraction = (double)active / cnt;
+    return LOSS_OK;
+}
+
+/* ---- triplet: mined from a labelled batch ------------------------------------
+ *
+ * Method: the n x n distance matrix D of the embeddings goes to args->work.
+ * A positive of anchor i is j != i with labels[j] == labels[i]; a negative
+ * is j with labels[j] != labels[i].  Labels are arbitrary integers.
+ *   batch_hard: an anchor is valid when it has a positive and a negative;
+ *     l_i = max(D[i][p*] - D[i][n*] + margin, 0) with p* the farthest
+ *     positive and n* the nearest negative (lowest index on ties).  Invalid
+ *     anchors have l_i = 0.  "mean" divides by the number of valid anchors.
+ *   batch_all: every valid (i, p, n) is a triplet with loss
+ *     max(D[i][p] - D[i][n] + margin, 0); l_i is the sum over anchor i's
+ *     triplets and "mean" divides by the number of valid triplets.
+ * Gradient: each active term adds +dD[i][p] and -dD[i][n] to the embeddings
+ * at both ends of each distance.  batch_all sums, for each pair (i, j), the
+ * net number of active triplets using D[i][j] (positive as p, negative as
+ * n), so the work is O(n^3 + n^2 d) with no scratch beyond D.
+ * Metrics: valid = the number of valid anchors (hard) or triplets (all);
+ * active_fraction = the fraction of those with a positive loss, NaN when
+ * valid = 0.
+ * Special cases: no valid anchor or triplet gives loss 0 and zero gradients;
+ * duplicate embeddings have distance 0 and gradient 0 between them.
+ * Accuracy: as for explicit triplets; batch_all counts triplets in a double,
+ * exact below 2^53.
+ */
+
+size_t loss_triplet_mined_work(const loss_triplet_mined_args *a)
+{
+    size_t n = a->n;
+
+    /* SIZE_MAX when n * n doubles cannot be addressed, so a caller's
+     * n * n * sizeof(double) never wraps: allocating it simply fails. */
+    if (n != 0 && n > SIZE_MAX / sizeof(double) / n)
+        return SIZE_MAX;
+    return n * n;
+}
+
+static int mined_check(const loss_triplet_mined_args *a, loss_error *err)
+{
+    int rc = check_common(a->n, "embeddings", a->margin, a->distance,
+                          a->reduction, err);
+
+    if (rc == LOSS_OK && a->mining != LOSS_MINING_BATCH_HARD &&
+        a->mining != LOSS_MINING_BATCH_ALL)
+        rc = loss_error_set(err, LOSS_E_PARAM, "mining", 0, 0, 0, 0,
+                            "mining must be \"batch_hard\" or \"batch_all\" "
+                            "(got code %d).",
+                            (int)a->mining);
+    if (rc == LOSS_OK)
+        rc = check_finite(a->embeddings, a->n, a->d, "embeddings", err);
+    if (rc == LOSS_OK && a->work == NULL)
+        rc = loss_error_set(err, LOSS_E_NOMEM, NULL, 0, 0, 0, 0,
+                            "No scratch memory for the %zu x %zu distance "
+                            "matrix.",
+                            a->n, a->n);
+    return rc;
+}
+
+static void pair_distances(const loss_triplet_mined_args *a, double *dm)
+{
+    size_t i, j, n = a->n, d = a->d;
+
+    for (i = 0; i < n; i++) {
+        dm[i * n + i] = 0.0;
+        for (j = i + 1; j < n; j++)
+            dm[i * n + j] = dm[j * n + i] =
+                distance(a->embeddings + i * d, a->embeddings + j * d, d,
+                         a->distance);
+    }
+}
+
+/* Running totals of a mined loss: the summed loss, the valid anchors or
+ * triplets, and how many of those are active. */
+typedef struct mined_tally {
+    double sum, valid, active;
+} mined_tally;
+
+/* Adds w * dD[i][j] to the embedding gradient g (when not NULL). */
+static void pair_grad(const loss_triplet_mined_args *a, const double *dm,
+                      double *g, size_t i, size_t j, double w)
+{
+    size_t d = a->d;
+
+    if (g)
+        dist_grad(g + i * d, g + j * d, a->embeddings + i * d,
+                  a->embeddings + j * d, d, dm[i * a->n + j], w, a->distance);
+}
+
+/* Anchor i's batch-hard loss; 0 when it has no positive or no negative. */
+static double hard_anchor(const loss_triplet_mined_args *a, const double *dm,
+                          double *g, size_t i, mined_tally *t)
+{
+    const double *r = dm + i * a->n;
+    const int64_t *y = a->labels;
+    size_t j, p = SIZE_MAX, q = SIZE_MAX;
+    double z;
+
+    for (j = 0; j < a->n; j++) {
+        if (y[j] != y[i]) {
+            if (q == SIZE_MAX || r[j] < r[q])
+                q = j;
+        } else if (j != i && (p == SIZE_MAX || r[j] > r[p])) {
+            p = j;
+        }
+    }
+    if (p == SIZE_MAX || q == SIZE_MAX)
+        return 0.0;
+    t->valid += 1.0;
+    z = r[p] - r[q] + a->margin;
+    if (z <= 0.0)
+        return 0.0;
+    t->active += 1.0;
+    pair_grad(a, dm, g, i, p, 1.0);
+    pair_grad(a, dm, g, i, q, -1.0);
+    return z;
+}
+
+/* For positive j of anchor i: the loss of the triplets (i, j, *), and in *c
+ * the number of them that are active. */
+static double all_as_positive(const loss_triplet_mined_args *a,
+                              const double *r, size_t i, size_t j,
+                              double *c, mined_tally *t)
+{
+    const int64_t *y = a->labels;
+    double l = 0.0;
+    size_t q;
+
+    for (q = 0; q < a->n; q++) {
+        double z = r[j] - r[q] + a->margin;
+        if (y[q] == y[i])
+            continue;
+        t->valid += 1.0;
+        if (z > 0.0) {
+            l += z;
+            *c += 1.0;
+            t->active += 1.0;
+        }
+    }
+    return l;
+}
+
+/* For negative j of anchor i: the number of active triplets (i, *, j). */
+static double all_as_negative(const loss_triplet_mined_args *a,
+                              const double *r, size_t i, size_t j)
+{
+    const int64_t *y = a->labels;
+    double c = 0.0;
+    size_t p;
+
+    for (p = 0; p < a->n; p++)
+        if (p != i && y[p] == y[i] && r[p] - r[j] + a->margin > 0.0)
+            c += 1.0;
+    return c;
+}
+
+/* Anchor i's batch-all loss: the sum over its valid triplets. */
+static double all_anchor(const loss_triplet_mined_args *a, const double *dm,
+                         double *g, size_t i, mined_tally *t)
+{
+    const double *r = dm + i * a->n;
+    double l = 0.0;
+    size_t j;
+
+    for (j = 0; j < a->n; j++) {
+        double c = 0.0;
+        if (j == i)
+            continue;
+        if (a->labels[j] == a->labels[i])
+            l += all_as_positive(a, r, i, j, &c, t);
+        else
+            c = -all_as_negative(a, r, i, j);
+        if (c != 0.0)
+            pair_grad(a, dm, g, i, j, c);
+    }
+    return l;
+}
+
+int loss_triplet_mined(const loss_triplet_mined_args *a,
+                       loss_triplet_mined_out *o, loss_error *err)
+{
+    mined_tally t = {0.0, 0.0, 0.0};
+    size_t i, len;
+    int rc;
+
+    assert(a != NULL && o != NULL);
+    rc = mined_check(a, err);
+    if (rc != LOSS_OK)
+        return rc;
+    len = a->n * a->d;
+    zero(o->grad_embeddings, len);
+    pair_distances(a, a->work);
+    for (i = 0; i < a->n; i++) {
+        double l = a->mining == LOSS_MINING_BATCH_HARD
+                       ? hard_anchor(a, a->work, o->grad_embeddings, i, &t)
+                       : all_anchor(a, a->work, o->grad_embeddings, i, &t);
+        if (o->per_sample)
+            o->per_sample[i] = l;
+        t.sum += l;
+    }
+    o->loss = reduce(t.sum, t.valid, a->reduction);
+    if (a->reduction == LOSS_REDUCE_MEAN)
+        grad_mean(o->grad_embeddings, len, t.valid);
+    o->valid = t.valid;
+    o->active_fraction = t.valid > 0.0 ? t.active / t.valid : NAN;
+    return LOSS_OK;
+}
+
+/* ---- quadruplet (Chen et al., 2017) -------------------------------------------
+ *
+ * Method: per sample, with a, p, n, n2 its anchor, positive and two
+ * negatives (n2 of yet another class),
+ *     l_i = max(d(a,p) - d(a,n) + margin, 0) + max(d(a,p) - d(n,n2) + margin2, 0).
+ * "mean" divides by n.  The contract's default distance here is
+ * squared_euclidean (the caller passes it).
+ * Gradient: each active hinge adds +dd(a,p) on a and p; the first adds
+ * -dd(a,n) on a and n, the second -dd(n,n2) on n and n2.
+ * Special cases: as for triplets (zero distance, z = 0 exactly).
+ * Accuracy: as for triplets.  No scratch.
+ */
+
+size_t loss_quadruplet_work(const loss_quadruplet_args *a)
+{
+    (void)a;
+    return 0;
+}
+
+static int quad_check(const loss_quadruplet_args *a, loss_error *err)
+{
+    int rc = check_common(a->n, "anchor", a->margin, a->distance,
+                          a->reduction, err);
+
+    if (rc == LOSS_OK)
+        rc = check_margin(a->margin2, "margin2", err);
+    if (rc == LOSS_OK)
+        rc = check_finite(a->anchor, a->n, a->d, "anchor", err);
+    if (rc == LOSS_OK)
+        rc = check_finite(a->positive, a->n, a->d, "positive", err);
+    if (rc == LOSS_OK)
+        rc = check_finite(a->negative, a->n, a->d, "negative", err);
+    if (rc == LOSS_OK)
+        rc = check_finite(a->negative2, a->n, a->d, "negative2", err);
+    return rc;
+}
+
+/* Sample i's loss; adds its gradient (of the sum) to the outputs. */
+static double quad_one(const loss_quadruplet_args *a, loss_quadruplet_out *o,
+                       size_t i)
+{
+    size_t d = a->d, off = i * d;
+    loss_distance k = a->distance;
+    const double *x = a->anchor + off, *p = a->positive + off;
+    const double *n1 = a->negative + off, *n2 = a->negative2 + off;
+    double *ga = row(o->grad_anchor, i, d), *gp = row(o->grad_positive, i, d);
+    double *gn = row(o->grad_negative, i, d);
+    double dap = distance(x, p, d, k), dan = distance(x, n1, d, k);
+    double dnn = distance(n1, n2, d, k), l = 0.0;
+    double z1 = dap - dan + a->margin, z2 = dap - dnn + a->margin2;
+
+    if (z1 > 0.0) {
+        l += z1;
+        dist_grad(ga, gp, x, p, d, dap, 1.0, k);
+        dist_grad(ga, gn, x, n1, d, dan, -1.0, k);
+    }
+    if (z2 > 0.0) {
+        l += z2;
+        dist_grad(ga, gp, x, p, d, dap, 1.0, k);
+        dist_grad(gn, row(o->grad_negative2, i, d), n1, n2, d, dnn, -1.0, k);
+    }
+    return l;
+}
+
+int loss_quadruplet(const loss_quadruplet_args *a, loss_quadruplet_out *o,
+                    loss_error *err)
+{
+    size_t i, len;
+    double sum = 0.0, cnt;
+    int rc;
+
+    assert(a != NULL && o != NULL);
+    rc = quad_check(a, err);
+    if (rc != LOSS_OK)
+        return rc;
+    len = a->n * a->d;
+    cnt = (double)a->n;
+    zero(o->grad_anchor, len);
+    zero(o->grad_positive, len);
+    zero(o->grad_negative, len);
+    zero(o->grad_negative2, len);
+    for (i = 0; i < a->n; i++) {
+        double l = quad_one(a, o, i);
+        if (o->per_sample)
+            o->per_sample[i] = l;
+        sum += l;
+    }
+    o->loss = reduce(sum, cnt, a->reduction);
+    if (a->reduction == LOSS_REDUCE_MEAN) {
+        grad_mean(o->grad_anchor, len, cnt);
+        grad_mean(o->grad_positive, len, cnt);
+        grad_mean(o->grad_negative, len, cnt);
+        grad_mean(o->grad_negative2, len, cnt);
+    }
+    return LOSS_OK;
+}
+
+/* ---- msml: Margin Sample Mining Loss (Xiao et al., 2017) -----------------------
+ *
+ * Method: over the pairs i < j of the batch, a positive pair has equal
+ * labels and a negative pair different ones.  With P the positive pair of
+ * largest distance and Q the negative pair of smallest distance (ties: the
+ * lowest (i, j) in lexicographic order),
+ *     loss = max(d(P) - d(Q) + margin, 0),
+ * one value for the whole batch: there is no per-sample value and the
+ * reduction has no effect (it is still validated).
+ * Gradient: when the loss is positive, +dd on both ends of P and -dd on both
+ * ends of Q (an embedding in both pairs gets both terms).
+ * Special cases: no positive pair or no negative pair gives loss 0 and zero
+ * gradients; so does n = 1.
+ * Accuracy: as for triplets.  Distances are computed pair by pair, so no
+ * scratch is needed.
+ */
+
+size_t loss_msml_work(const loss_msml_args *a)
+{
+    (void)a;
+    return 0;
+}
+
+/* A pair (i, j) and its distance; found is 0 until one is recorded. */
+typedef struct msml_pair {
+    double d;
+    size_t i, j;
+    int found;
+} msml_pair;
+
+static void msml_keep(msml_pair *m, double dij, size_t i, size_t j, int far)
+{
+    if (m->found && (far ? !(dij > m->d) : !(dij < m->d)))
+        return;
+    m->d = dij;
+    m->i = i;
+    m->j = j;
+    m->found = 1;
+}
+
+/* Scans the pairs in lexicographic order; strict comparisons keep the
+ * lowest pair on ties. */
+static void msml_scan(const loss_msml_args *a, msml_pair *pos,
+                      msml_pair *neg)
+{
+    size_t i, j, d = a->d;
+
+    for (i = 0; i < a->n; i++)
+        for (j = i + 1; j < a->n; j++) {
+            double dij = distance(a->embeddings + i * d,
+                                  a->embeddings + j * d, d, a->distance);
+            if (a->labels[i] == a->labels[j])
+                msml_keep(pos, dij, i, j, 1);
+            else
+                msml_keep(neg, dij, i, j, 0);
+        }
+}
+
+static void msml_grad(const loss_msml_args *a, double *g, const msml_pair *m,
+                      double w)
+{
+    size_t d = a->d;
+
+    dist_grad(g + m->i * d, g + m->j * d, a->embeddings + m->i * d,
+              a->embeddings + m->j * d, d, m->d, w, a->distance);
+}
+
+int loss_msml(const loss_msml_args *a, loss_msml_out *o, loss_error *err)
+{
+    msml_pair pos = {0.0, 0, 0, 0}, neg = {0.0, 0, 0, 0};
+    double z;
+    int rc;
+
+    assert(a != NULL && o != NULL);
+    rc = check_common(a->n, "embeddings", a->margin, a->distance,
+                      a->reduction, err);
+    if (rc == LOSS_OK)
+        rc = check_finite(a->embeddings, a->n, a->d, "embeddings", err);
+    if (rc != LOSS_OK)
+        return rc;
+    zero(o->grad_embeddings, a->n * a->d);
+    o->loss = 0.0;
+    msml_scan(a, &pos, &neg);
+    if (!pos.found || !neg.found)
+        return LOSS_OK;
+    z = pos.d - neg.d + a->margin;
+    if (z <= 0.0)
+        return LOSS_OK;
+    o->loss = z;
+    if (o->grad_embeddings) {
+        msml_grad(a, o->grad_embeddings, &pos, 1.0);
+        msml_grad(a, o->grad_embeddings, &neg, -1.0);
+    }
+    return LOSS_OK;
+}
