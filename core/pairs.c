@@ -1,0 +1,426 @@
+/* pairs.c -- losses over pairs and clusters of embeddings: the Siamese
+ * contrastive loss (three variants, summed over one or several layers) and the
+ * Coupled Clusters loss of Liu et al. (2016).  Both are built from squared
+ * Euclidean distances and return the gradient of the reduced loss with
+ * respect to every embedding. */
+#include <assert.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "loss.h"
+
+/* ---- shared helpers -------------------------------------------------------- */
+
+/* ||u - v|| over k components.  The differences are scaled by the largest
+ * |u_j - v_j| before squaring, so the result neither overflows for
+ * components near 1e154 nor underflows to 0 for components near 1e-160. */
+static double pair_norm(const double *u, const double *v, size_t k)
+{
+    double scale = 0.0, s = 0.0, t;
+    size_t j;
+
+    for (j = 0; j < k; j++) {
+        t = fabs(u[j] - v[j]);
+        if (t > scale)
+            scale = t;
+    }
+    if (scale == 0.0 || !isfinite(scale))
+        return scale;
+    for (j = 0; j < k; j++) {
+        t = (u[j] - v[j]) / scale;
+        s += t * t;
+    }
+    return scale * sqrt(s);
+}
+
+/* ||u - v||^2 over k components, summed directly. */
+static double pair_sqdist(const double *u, const double *v, size_t k)
+{
+    double s = 0.0, t;
+    size_t j;
+
+    for (j = 0; j < k; j++) {
+        t = u[j] - v[j];
+        s += t * t;
+    }
+    return s;
+}
+
+/* A parameter that must be a finite number >= 0. */
+static int check_nonneg(loss_error *err, const char *name, double v)
+{
+    if (!isfinite(v) || v < 0.0)
+        return loss_error_set(err, LOSS_E_PARAM, name, 0, 0, 0, 0,
+                              "%s must be a finite number >= 0, got %g.",
+                              name, v);
+    return LOSS_OK;
+}
+
+static int check_reduction(loss_error *err, loss_reduction r)
+{
+    if (r != LOSS_REDUCE_MEAN && r != LOSS_REDUCE_SUM)
+        return loss_error_set(err, LOSS_E_PARAM, "reduction", 0, 0, 0, 0,
+                              "reduction must be \"mean\" or \"sum\".");
+    return LOSS_OK;
+}
+
+/* Every element of an [n][k] matrix is finite.  When layered, the error is
+ * reported at depth 3 as field[layer][row][col], else at depth 2. */
+static int check_finite(loss_error *err, const char *field, const double *x,
+                        size_t n, size_t k, int layered, size_t layer)
+{
+    size_t i, j;
+
+    for (i = 0; i < n; i++)
+        for (j = 0; j < k; j++) {
+            if (isfinite(x[i * k + j]))
+                continue;
+            if (layered)
+                return loss_error_set(err, LOSS_E_NONFINITE, field, 3, layer,
+                                      i, j,
+                                      "%s[%zu][%zu][%zu] is not a finite "
+                                      "number.", field, layer, i, j);
+            return loss_error_set(err, LOSS_E_NONFINITE, field, 2, i, j, 0,
+                                  "%s[%zu][%zu] is not a finite number.",
+                                  field, i, j);
+        }
+    return LOSS_OK;
+}
+
+/* ---- contrastive -------------------------------------------------------------
+ *
+ * For a pair (x1, x2) with label y (1 = matching) and, in each layer l,
+ * D = ||x1_l - x2_l|| and d = D^2, the layer's term is
+ *   seed:          1/2 [y d + (1-y) max(margin - d, 0)]
+ *   hadsell:       1/2 [y D^2 + (1-y) max(margin - D, 0)^2]
+ *   double_margin: 1/2 [y max(d - pos_margin, 0) + (1-y) max(neg_margin - d, 0)]
+ * and the pair's per-sample value is the sum of its layers' terms.  "mean"
+ * divides the sum of the per-sample values by n.
+ *
+ * Method: each term is a function t(D) of the layer's distance alone, so its
+ * gradient is t'(D) (x1_l - x2_l) / D with respect to x1_l and the negative of
+ * that with respect to x2_l.  D comes from a scaled norm (pair_norm) and the
+ * unit vector (x1_l - x2_l) / D is formed before multiplying by t'(D), so
+ * the hadsell gradient stays finite for distances down to the smallest
+ * subnormal.  A hinge whose argument is exactly 0 has a zero gradient.
+ *
+ * Metrics: mean_distance_pos is the mean over the pairs labelled 1 of the
+ * pair's Euclidean distance ||x1 - x2||, which with several layers is the sum
+ * over the layers of each layer's distance; mean_distance_neg is the same
+ * over the pairs labelled 0.  Either is NaN when the batch has no such pair.
+ *
+ * Special cases: where D = 0 the gradient is 0 (the direction is undefined),
+ * which is exact for every variant except a non-matching hadsell pair, where
+ * the contract takes it as 0.  n = 0 or layers = 0 is LOSS_E_EMPTY ("x1").
+ * Labels other than 0 and 1 are LOSS_E_LABEL; margin, pos_margin and
+ * neg_margin must be finite and >= 0 whatever the variant (LOSS_E_PARAM).  A
+ * non-finite element of x1 or x2 is LOSS_E_NONFINITE located at depth 3
+ * (x1[l][i][j]) when layers > 1 and depth 2 (x1[i][j]) when layers == 1: a
+ * caller that received a single layer as an [1][N][D] array must prepend the
+ * layer index 0 itself.
+ *
+ * Accuracy: a few ulps per term; the reductions are plain sums, so the loss
+ * is within about n ulps of the exact value.  d = D^2 overflows to infinity
+ * only when the true distance exceeds about 1.3e154.
+ */
+
+size_t loss_contrastive_work(const loss_contrastive_args *a)
+{
+    (void)a;
+    return 0;
+}
+
+static int contrastive_check(const loss_contrastive_args *a, loss_error *err)
+{
+    size_t i, l;
+    int rc;
+
+    if (a->layers == 0 || a->n == 0)
+        return loss_error_set(err, LOSS_E_EMPTY, "x1", 0, 0, 0, 0,
+                              "The batch is empty: x1 has no pairs.");
+    if ((rc = check_nonneg(err, "margin", a->margin)) != LOSS_OK ||
+        (rc = check_nonneg(err, "pos_margin", a->pos_margin)) != LOSS_OK ||
+        (rc = check_nonneg(err, "neg_margin", a->neg_margin)) != LOSS_OK ||
+        (rc = check_reduction(err, a->reduction)) != LOSS_OK)
+        return rc;
+    if (a->variant != LOSS_CONTRASTIVE_SEED &&
+        a->variant != LOSS_CONTRASTIVE_HADSELL &&
+        a->variant != LOSS_CONTRASTIVE_DOUBLE_MARGIN)
+        return loss_error_set(err, LOSS_E_PARAM, "variant", 0, 0, 0, 0,
+                              "variant must be \"seed\", \"hadsell\" or "
+                              "\"double_margin\".");
+    for (i = 0; i < a->n; i++)
+        if (a->labels[i] != 0 && a->labels[i] != 1)
+            return loss_error_set(err, LOSS_E_LABEL, "labels", 1, i, 0, 0,
+                                  "labels[%zu] is %lld, but a pair's label "
+                                  "must be 0 or 1.",
+                                  i, (long long)a->labels[i]);
+    for (l = 0; l < a->layers; l++)
+        if ((rc = check_finite(err, "x1", a->x1[l], a->n, a->d[l],
+                               a->layers > 1, l)) != LOSS_OK ||
+            (rc = check_finite(err, "x2", a->x2[l], a->n, a->d[l],
+                               a->layers > 1, l)) != LOSS_OK)
+            return rc;
+    return LOSS_OK;
+}
+
+/* One layer's term t(D) for a pair with label y; *slope = t'(D). */
+static double contrastive_term(const loss_contrastive_args *a, int y,
+                               double dist, double *slope)
+{
+    double sq = dist * dist, gap;
+
+    *slope = 0.0;
+    if (a->variant == LOSS_CONTRASTIVE_DOUBLE_MARGIN) {
+        gap = y ? sq - a->pos_margin : a->neg_margin - sq;
+        if (gap <= 0.0)
+            return 0.0;
+        *slope = y ? dist : -dist;
+        return 0.5 * gap;
+    }
+    if (y) {
+        *slope = dist;
+        return 0.5 * sq;
+    }
+    if (a->variant == LOSS_CONTRASTIVE_HADSELL) {
+        gap = a->margin - dist;
+        if (gap <= 0.0)
+            return 0.0;
+        *slope = -gap;
+        return 0.5 * gap * gap;
+    }
+    gap = a->margin - sq;
+    if (gap <= 0.0)
+        return 0.0;
+    *slope = -dist;
+    return 0.5 * gap;
+}
+
+/* Writes the gradient rows of pair i in layer l: scale * (x1 - x2) / dist
+ * for x1 and its negative for x2 (zero rows when dist is 0). */
+static void contrastive_grad_rows(const loss_contrastive_args *a,
+                                  loss_contrastive_out *o, size_t l, size_t i,
+                                  double scale, double dist)
+{
+    size_t k = a->d[l], j;
+    const double *u = a->x1[l] + i * k, *v = a->x2[l] + i * k;
+    double g;
+
+    for (j = 0; j < k; j++) {
+        g = dist > 0.0 ? scale * ((u[j] - v[j]) / dist) : 0.0;
+        if (o->grad_x1 != NULL)
+            o->grad_x1[l][i * k + j] = g;
+        if (o->grad_x2 != NULL)
+            o->grad_x2[l][i * k + j] = -g;
+    }
+}
+
+/* Pair i: its per-sample value; *dist receives the sum of its layers'
+ * distances, and its gradient rows are written with weight w. */
+static double contrastive_pair(const loss_contrastive_args *a,
+                               loss_contrastive_out *o, size_t i, double w,
+                               double *dist)
+{
+    int y = a->labels[i] == 1;
+    double value = 0.0, dl, slope;
+    size_t l, k;
+
+    *dist = 0.0;
+    for (l = 0; l < a->layers; l++) {
+        k = a->d[l];
+        dl = pair_norm(a->x1[l] + i * k, a->x2[l] + i * k, k);
+        value += contrastive_term(a, y, dl, &slope);
+        *dist += dl;
+        if (o->grad_x1 != NULL || o->grad_x2 != NULL)
+            contrastive_grad_rows(a, o, l, i, w * slope, dl);
+    }
+    return value;
+}
+
+int loss_contrastive(const loss_contrastive_args *a, loss_contrastive_out *o,
+                     loss_error *err)
+{
+    double w, total = 0.0, sum[2] = {0.0, 0.0}, v, dist;
+    size_t count[2] = {0, 0}, i;
+    int rc, y;
+
+    if ((rc = contrastive_check(a, err)) != LOSS_OK)
+        return rc;
+    w = a->reduction == LOSS_REDUCE_MEAN ? 1.0 / (double)a->n : 1.0;
+    for (i = 0; i < a->n; i++) {
+        v = contrastive_pair(a, o, i, w, &dist);
+        if (o->per_sample != NULL)
+            o->per_sample[i] = v;
+        total += v;
+        y = a->labels[i] == 1;
+        sum[y] += dist;
+        count[y]++;
+    }
+    o->loss = a->reduction == LOSS_REDUCE_MEAN ? total / (double)a->n : total;
+    o->mean_distance_pos = count[1] ? sum[1] / (double)count[1] : NAN;
+    o->mean_distance_neg = count[0] ? sum[0] / (double)count[0] : NAN;
+    return LOSS_OK;
+}
+
+/* ---- coupled_cluster ---------------------------------------------------------
+ *
+ * With c the mean of the np positives and z* the negative nearest to c by
+ * squared distance (the lowest index among equals), each positive p_i has
+ *   h_i = ||p_i - c||^2 - ||z* - c||^2 + margin,  value 1/2 max(h_i, 0),
+ * and "mean" divides the sum of the values by np.
+ *
+ * Method: with a_i = w [h_i > 0] (w = 1/np for mean, 1 for sum) and
+ * A = sum a_i, the gradient with respect to c is
+ *   g_c = A (z* - c) - sum_i a_i (p_i - c),
+ * so the gradient with respect to p_k is a_k (p_k - c) + g_c / np (c moves
+ * with every positive) and with respect to z* is -A (z* - c); every other
+ * negative has a zero gradient.  The choice of z* is held constant, as an
+ * arg-min is.  args->work holds c and g_c: loss_coupled_cluster_work gives
+ * 2 d doubles.
+ *
+ * Special cases: np = 0 or nn = 0 is LOSS_E_EMPTY ("positives",
+ * "negatives"); margin must be finite and >= 0.  A non-finite element is
+ * LOSS_E_NONFINITE at depth 2.  A hinge whose argument is exactly 0 has a
+ * zero gradient; when np = 1 the positive is c itself and its distance is 0.
+ *
+ * Accuracy: c carries about np ulps of rounding from its sum; each h_i is the
+ * difference of two squared distances, so it loses relative accuracy only
+ * when they nearly cancel (and then h_i is near the hinge's kink).  Squared
+ * distances overflow when coordinates differ by more than about 1e154.
+ */
+
+size_t loss_coupled_cluster_work(const loss_coupled_cluster_args *a)
+{
+    return 2 * a->d;
+}
+
+static int coupled_cluster_check(const loss_coupled_cluster_args *a,
+                                 loss_error *err)
+{
+    int rc;
+
+    if (a->np == 0)
+        return loss_error_set(err, LOSS_E_EMPTY, "positives", 0, 0, 0, 0,
+                              "positives is empty: the loss needs at least "
+                              "one positive.");
+    if (a->nn == 0)
+        return loss_error_set(err, LOSS_E_EMPTY, "negatives", 0, 0, 0, 0,
+                              "negatives is empty: the loss needs at least "
+                              "one negative.");
+    if ((rc = check_nonneg(err, "margin", a->margin)) != LOSS_OK ||
+        (rc = check_reduction(err, a->reduction)) != LOSS_OK ||
+        (rc = check_finite(err, "positives", a->positives, a->np, a->d, 0,
+                           0)) != LOSS_OK ||
+        (rc = check_finite(err, "negatives", a->negatives, a->nn, a->d, 0,
+                           0)) != LOSS_OK)
+        return rc;
+    return LOSS_OK;
+}
+
+/* c = the mean of the positives, into c[0..d-1]. */
+static void cluster_center(const loss_coupled_cluster_args *a, double *c)
+{
+    size_t i, j, d = a->d;
+
+    for (j = 0; j < d; j++)
+        c[j] = 0.0;
+    for (i = 0; i < a->np; i++)
+        for (j = 0; j < d; j++)
+            c[j] += a->positives[i * d + j];
+    for (j = 0; j < d; j++)
+        c[j] /= (double)a->np;
+}
+
+/* Index of the negative nearest to c (lowest index on ties); *sq its d^2. */
+static size_t nearest_negative(const loss_coupled_cluster_args *a,
+                               const double *c, double *sq)
+{
+    size_t j, best = 0;
+    double s;
+
+    *sq = pair_sqdist(a->negatives, c, a->d);
+    for (j = 1; j < a->nn; j++) {
+        s = pair_sqdist(a->negatives + j * a->d, c, a->d);
+        if (s < *sq) {
+            *sq = s;
+            best = j;
+        }
+    }
+    return best;
+}
+
+/* Per-sample values and the direct gradient a_i (p_i - c) of each positive;
+ * accumulates sum_i a_i (p_i - c) into s[0..d-1] and returns the loss sum. */
+static double cluster_hinges(const loss_coupled_cluster_args *a,
+                             loss_coupled_cluster_out *o, const double *c,
+                             double neg_sq, double w, double *s, double *big_a)
+{
+    size_t i, j, d = a->d;
+    const double *p;
+    double h, total = 0.0, ai;
+
+    *big_a = 0.0;
+    for (j = 0; j < d; j++)
+        s[j] = 0.0;
+    for (i = 0; i < a->np; i++) {
+        p = a->positives + i * d;
+        h = pair_sqdist(p, c, d) - neg_sq + a->margin;
+        h = h > 0.0 ? h : 0.0;
+        if (o->per_sample != NULL)
+            o->per_sample[i] = 0.5 * h;
+        total += 0.5 * h;
+        ai = h > 0.0 ? w : 0.0;
+        *big_a += ai;
+        for (j = 0; j < d; j++) {
+            s[j] += ai * (p[j] - c[j]);
+            if (o->grad_positives != NULL)
+                o->grad_positives[i * d + j] = ai * (p[j] - c[j]);
+        }
+    }
+    return total;
+}
+
+/* Adds the gradient through c to every positive and writes the negatives'
+ * gradient; s holds sum_i a_i (p_i - c) on entry. */
+static void cluster_backward(const loss_coupled_cluster_args *a,
+                             loss_coupled_cluster_out *o, const double *c,
+                             size_t star, double big_a, double *s)
+{
+    size_t i, j, d = a->d;
+    const double *z = a->negatives + star * d;
+
+    for (j = 0; j < d; j++)
+        s[j] = (big_a * (z[j] - c[j]) - s[j]) / (double)a->np;
+    if (o->grad_positives != NULL)
+        for (i = 0; i < a->np; i++)
+            for (j = 0; j < d; j++)
+                o->grad_positives[i * d + j] += s[j];
+    if (o->grad_negatives != NULL) {
+        for (i = 0; i < a->nn * d; i++)
+            o->grad_negatives[i] = 0.0;
+        for (j = 0; j < d; j++)
+            o->grad_negatives[star * d + j] = -big_a * (z[j] - c[j]);
+    }
+}
+
+int loss_coupled_cluster(const loss_coupled_cluster_args *a,
+                         loss_coupled_cluster_out *o, loss_error *err)
+{
+    double *c = a->work, *s, w, neg_sq, big_a, total;
+    size_t star;
+    int rc;
+
+    if ((rc = coupled_cluster_check(a, err)) != LOSS_OK)
+        return rc;
+    assert(a->d == 0 || a->work != NULL);
+    s = c != NULL ? c + a->d : NULL;
+    w = a->reduction == LOSS_REDUCE_MEAN ? 1.0 / (double)a->np : 1.0;
+    cluster_center(a, c);
+    star = nearest_negative(a, c, &neg_sq);
+    total = cluster_hinges(a, o, c, neg_sq, w, s, &big_a);
+    o->loss = a->reduction == LOSS_REDUCE_MEAN ? total / (double)a->np
+                                               : total;
+    cluster_backward(a, o, c, star, big_a, s);
+    return LOSS_OK;
+}
