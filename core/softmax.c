@@ -1,0 +1,300 @@
+/* softmax.c -- softmax cross-entropy with class-index labels or class-
+ * probability targets, class weights, ignore_index and label smoothing: the
+ * semantics of PyTorch's torch.nn.functional.cross_entropy, with the gradient
+ * of the reduced loss with respect to the logits and the accuracy and mean
+ * entropy metrics.  See API.md, section "softmax". */
+#include <math.h>
+
+#include "loss.h"
+
+/* ---- softmax ------------------------------------------------------------------
+ * Softmax cross-entropy, identical to torch.nn.functional.cross_entropy.
+ *
+ * Method:   with log p_j = z_j - lse(z) and eps = label_smoothing, each row
+ *           has a coefficient vector t and l = sum_j t_j * (-log p_j), where
+ *             labels:  t_j = (1-eps)*w_y*[j = y] + (eps/K)*w_j, and t = 0 for
+ *                      a row whose label is ignore_index;
+ *             targets: t_j = w_j*((1-eps)*q_j + eps/K);
+ *           w is the class weight (1 when absent).  This is PyTorch's
+ *           (1-eps)*nll + (eps/K)*sum_j w_j*(-log p_j) for labels and its
+ *           smoothed probability target for targets; per_sample is its
+ *           reduction='none' output.  "mean" divides the sum of the l by
+ *           W = sum of w_y over the rows that are not ignored (labels), or
+ *           by N (targets), both exactly as PyTorch.  lse is max-shifted, so
+ *           logits of +-1000 are exact and -log p_j >= 0 is formed as
+ *           lse(z - m) - (z_j - m) without cancellation.
+ * Gradient: dl/dz_j = (sum_c t_c)*p_j - t_j, divided by W or N for "mean".
+ * Special cases: ignore_index applies only with labels and has no effect
+ *           with targets.  When W = 0 under "mean" (every label is ignored,
+ *           or every counted label has weight 0), PyTorch returns NaN; here
+ *           the loss is 0 and every gradient is 0, while per_sample still
+ *           holds each row's value.  Exactly one of labels and targets must
+ *           be given (LOSS_E_PARAM).  A label outside [0, K) that is not
+ *           ignore_index is LOSS_E_LABEL.  Each targets element must be >= 0
+ *           and each row sum to 1 within 1e-6 (LOSS_E_PROB on
+ *           "targets[i][j]" or "targets[i]").  weight must be >= 0
+ *           (LOSS_E_PARAM on "weight[j]"), label_smoothing in [0, 1)
+ *           (LOSS_E_PARAM).  Any NaN or infinity is LOSS_E_NONFINITE with
+ *           its field and index.  N = 0 is LOSS_E_EMPTY, K = 0 LOSS_E_SHAPE.
+ * Metrics:  accuracy is the fraction of counted rows (not ignored) whose
+ *           arg-max logit (lowest index on ties) is the label, or with
+ *           targets the arg-max of the target row; NaN when no row counts.
+ *           mean_entropy is the mean over all N rows of
+ *           H = sum_j p_j * (-log p_j) in nats; a p_j that underflows to 0
+ *           contributes 0, never 0*log 0.
+ * Accuracy: lse and each -log p_j are within a few ulps (log of a sum of
+ *           terms in (0, 1] that includes 1); l and H are sums of K
+ *           non-negative terms, so their relative error is at most about
+ *           K ulps, and the reductions add N ulps.
+ */
+
+/* Largest acceptable |sum of a targets row - 1|. */
+#define SOFTMAX_PROB_TOL 1e-6
+
+size_t loss_softmax_work(const loss_softmax_args *a)
+{
+    (void)a;
+    return 0;
+}
+
+/* Reports the first non-finite element of the [n][k] array x. */
+static int check_finite(const double *x, size_t n, size_t k,
+                        const char *field, loss_error *err)
+{
+    size_t i;
+
+    for (i = 0; i < n * k; i++)
+        if (!isfinite(x[i]))
+            return loss_error_set(err, LOSS_E_NONFINITE, field, 2, i / k,
+                                  i % k, 0,
+                                  "%s[%zu][%zu] is not a finite number.",
+                                  field, i / k, i % k);
+    return LOSS_OK;
+}
+
+/* Parameters, sizes and the presence of the inputs. */
+static int check_params(const loss_softmax_args *a, loss_error *err)
+{
+    double eps = a->label_smoothing;
+
+    if (a->reduction != LOSS_REDUCE_MEAN && a->reduction != LOSS_REDUCE_SUM)
+        return loss_error_set(err, LOSS_E_PARAM, "reduction", 0, 0, 0, 0,
+                              "reduction must be \"mean\" or \"sum\".");
+    if (!isfinite(eps))
+        return loss_error_set(err, LOSS_E_NONFINITE, "label_smoothing", 0, 0,
+                              0, 0, "label_smoothing must be finite.");
+    if (!(eps >= 0.0 && eps < 1.0))
+        return loss_error_set(err, LOSS_E_PARAM, "label_smoothing", 0, 0, 0,
+                              0, "label_smoothing is %g; it must be in "
+                              "[0, 1).", eps);
+    if (a->n == 0)
+        return loss_error_set(err, LOSS_E_EMPTY, "logits", 0, 0, 0, 0,
+                              "The batch is empty: logits has no rows.");
+    if (a->k == 0)
+        return loss_error_set(err, LOSS_E_SHAPE, "logits", 0, 0, 0, 0,
+                              "logits has no classes: its rows are empty.");
+    if (a->logits == NULL)
+        return loss_error_set(err, LOSS_E_PARAM, "logits", 0, 0, 0, 0,
+                              "logits is missing.");
+    if ((a->labels == NULL) == (a->targets == NULL))
+        return loss_error_set(err, LOSS_E_PARAM,
+                              a->labels ? "targets" : "labels", 0, 0, 0, 0,
+                              "Exactly one of labels and targets must be "
+                              "given.");
+    return LOSS_OK;
+}
+
+static int check_weight(const loss_softmax_args *a, loss_error *err)
+{
+    size_t j;
+
+    for (j = 0; a->weight && j < a->k; j++) {
+        if (!isfinite(a->weight[j]))
+            return loss_error_set(err, LOSS_E_NONFINITE, "weight", 1, j, 0, 0,
+                                  "weight[%zu] is not a finite number.", j);
+        if (a->weight[j] < 0.0)
+            return loss_error_set(err, LOSS_E_PARAM, "weight", 1, j, 0, 0,
+                                  "weight[%zu] is %g; class weights must be "
+                                  ">= 0.", j, a->weight[j]);
+    }
+    return LOSS_OK;
+}
+
+static int check_labels(const loss_softmax_args *a, loss_error *err)
+{
+    size_t i;
+
+    for (i = 0; i < a->n; i++) {
+        int64_t y = a->labels[i];
+
+        if (y != a->ignore_index && (y < 0 || (uint64_t)y >= a->k))
+            return loss_error_set(err, LOSS_E_LABEL, "labels", 1, i, 0, 0,
+                                  "label %lld at index %zu is out of range "
+                                  "[0, %zu) and is not ignore_index %lld.",
+                                  (long long)y, i, a->k,
+                                  (long long)a->ignore_index);
+    }
+    return LOSS_OK;
+}
+
+static int check_targets(const loss_softmax_args *a, loss_error *err)
+{
+    size_t i, j, k = a->k;
+    int rc = check_finite(a->targets, a->n, k, "targets", err);
+
+    for (i = 0; rc == LOSS_OK && i < a->n; i++) {
+        const double *q = a->targets + i * k;
+        double sum = 0.0;
+
+        for (j = 0; j < k; j++) {
+            if (q[j] < 0.0)
+                return loss_error_set(err, LOSS_E_PROB, "targets", 2, i, j, 0,
+                                      "targets[%zu][%zu] is %g; "
+                                      "probabilities must be >= 0.",
+                                      i, j, q[j]);
+            sum += q[j];
+        }
+        if (fabs(sum - 1.0) > SOFTMAX_PROB_TOL)
+            return loss_error_set(err, LOSS_E_PROB, "targets", 1, i, 0, 0,
+                                  "targets row %zu sums to %.9g, not 1.", i,
+                                  sum);
+    }
+    return rc;
+}
+
+static int softmax_validate(const loss_softmax_args *a, loss_error *err)
+{
+    int rc = check_params(a, err);
+
+    if (rc == LOSS_OK)
+        rc = check_finite(a->logits, a->n, a->k, "logits", err);
+    if (rc == LOSS_OK)
+        rc = check_weight(a, err);
+    if (rc == LOSS_OK)
+        rc = a->labels ? check_labels(a, err) : check_targets(a, err);
+    return rc;
+}
+
+static double weight_of(const loss_softmax_args *a, size_t j)
+{
+    return a->weight ? a->weight[j] : 1.0;
+}
+
+static int is_ignored(const loss_softmax_args *a, size_t i)
+{
+    return a->labels && a->labels[i] == a->ignore_index;
+}
+
+/* The coefficient t_j of row i (see the doc block). */
+static double coef(const loss_softmax_args *a, size_t i, size_t j)
+{
+    double eps = a->label_smoothing, w = weight_of(a, j);
+    double smooth = eps / (double)a->k * w;
+
+    if (a->targets)
+        return w * ((1.0 - eps) * a->targets[i * a->k + j] +
+                    eps / (double)a->k);
+    if (is_ignored(a, i))
+        return 0.0;
+    return ((size_t)a->labels[i] == j ? (1.0 - eps) * w : 0.0) + smooth;
+}
+
+/* The "mean" divisor: W for labels, N for targets. */
+static double mean_divisor(const loss_softmax_args *a)
+{
+    double w = 0.0;
+    size_t i;
+
+    if (a->targets)
+        return (double)a->n;
+    for (i = 0; i < a->n; i++)
+        if (!is_ignored(a, i))
+            w += weight_of(a, (size_t)a->labels[i]);
+    return w;
+}
+
+/* Index of the largest x[j], the lowest among ties. */
+static size_t argmax(const double *x, size_t k)
+{
+    size_t j, best = 0;
+
+    for (j = 1; j < k; j++)
+        if (x[j] > x[best])
+            best = j;
+    return best;
+}
+
+/* Max-shifted log-sum-exp of z[0..k-1]: returns lse(z - m) with m = max z. */
+static double shifted_lse(const double *z, size_t k, double *m)
+{
+    double s = 0.0;
+    size_t j;
+
+    *m = z[argmax(z, k)];
+    for (j = 0; j < k; j++)
+        s += exp(z[j] - *m);
+    return log(s);
+}
+
+/* Row i: returns its loss, adds its entropy to *entropy and, when g is not
+ * NULL, writes its gradient times scale into g[0..k-1]. */
+static double softmax_row(const loss_softmax_args *a, size_t i, double scale,
+                          double *g, double *entropy)
+{
+    const double *z = a->logits + i * a->k;
+    double m, lse = shifted_lse(z, a->k, &m), l = 0.0, tsum = 0.0, h = 0.0;
+    size_t j;
+
+    for (j = 0; j < a->k; j++) {
+        double nlp = lse - (z[j] - m), p = exp(-nlp), t = coef(a, i, j);
+
+        l += t * nlp;
+        tsum += t;
+        h += p * nlp;
+        if (g)
+            g[j] = p;
+    }
+    for (j = 0; g && j < a->k; j++)
+        g[j] = (tsum * g[j] - coef(a, i, j)) * scale;
+    *entropy += h;
+    return l;
+}
+
+/* Counts row i toward accuracy: *counted and *hits grow by 0 or 1. */
+static void softmax_hit(const loss_softmax_args *a, size_t i, double *counted,
+                        double *hits)
+{
+    size_t k = a->k, pred = argmax(a->logits + i * k, k), truth;
+
+    if (is_ignored(a, i))
+        return;
+    truth = a->targets ? argmax(a->targets + i * k, k) : (size_t)a->labels[i];
+    *counted += 1.0;
+    *hits += pred == truth ? 1.0 : 0.0;
+}
+
+int loss_softmax(const loss_softmax_args *a, loss_softmax_out *o,
+                 loss_error *err)
+{
+    int rc = softmax_validate(a, err);
+    double div, scale, sum = 0.0, entropy = 0.0, counted = 0.0, hits = 0.0;
+    size_t i;
+
+    if (rc != LOSS_OK)
+        return rc;
+    div = a->reduction == LOSS_REDUCE_MEAN ? mean_divisor(a) : 1.0;
+    scale = div > 0.0 ? 1.0 / div : 0.0;
+    for (i = 0; i < a->n; i++) {
+        double *g = o->grad_logits ? o->grad_logits + i * a->k : NULL;
+        double l = softmax_row(a, i, scale, g, &entropy);
+
+        if (o->per_sample)
+            o->per_sample[i] = l;
+        sum += l;
+        softmax_hit(a, i, &counted, &hits);
+    }
+    o->loss = div > 0.0 ? sum / div : 0.0;
+    o->accuracy = counted > 0.0 ? hits / counted : NAN;
+    o->mean_entropy = entropy / (double)a->n;
+    return LOSS_OK;
+}
