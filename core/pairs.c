@@ -12,28 +12,6 @@
 
 /* ---- shared helpers -------------------------------------------------------- */
 
-/* ||u - v|| over k components.  The differences are scaled by the largest
- * |u_j - v_j| before squaring, so the result neither overflows for
- * components near 1e154 nor underflows to 0 for components near 1e-160. */
-static double pair_norm(const double *u, const double *v, size_t k)
-{
-    double scale = 0.0, s = 0.0, t;
-    size_t j;
-
-    for (j = 0; j < k; j++) {
-        t = fabs(u[j] - v[j]);
-        if (t > scale)
-            scale = t;
-    }
-    if (scale == 0.0 || !isfinite(scale))
-        return scale;
-    for (j = 0; j < k; j++) {
-        t = (u[j] - v[j]) / scale;
-        s += t * t;
-    }
-    return scale * sqrt(s);
-}
-
 /* ||u - v||^2 over k components, summed directly. */
 static double pair_sqdist(const double *u, const double *v, size_t k)
 {
@@ -45,6 +23,31 @@ static double pair_sqdist(const double *u, const double *v, size_t k)
         s += t * t;
     }
     return s;
+}
+
+/* ||u - v|| over k components.  The plain sum of squares is used while it
+ * is safely inside the normal range; otherwise the differences are scaled by
+ * the largest |u_j - v_j| before squaring, so that distances near 1e-200 or
+ * 1e200 keep their full accuracy instead of underflowing or overflowing. */
+static double pair_norm(const double *u, const double *v, size_t k)
+{
+    double scale = 0.0, s = pair_sqdist(u, v, k), t;
+    size_t j;
+
+    if (s >= 0x1p-960 && s <= 0x1p1000)
+        return sqrt(s);
+    for (j = 0; j < k; j++) {
+        t = fabs(u[j] - v[j]);
+        if (t > scale)
+            scale = t;
+    }
+    if (scale == 0.0 || !isfinite(scale))
+        return scale;
+    for (s = 0.0, j = 0; j < k; j++) {
+        t = (u[j] - v[j]) / scale;
+        s += t * t;
+    }
+    return scale * sqrt(s);
 }
 
 /* A parameter that must be a finite number >= 0. */
@@ -98,12 +101,15 @@ static int check_finite(loss_error *err, const char *field, const double *x,
  * and the pair's per-sample value is the sum of its layers' terms.  "mean"
  * divides the sum of the per-sample values by n.
  *
- * Method: each term is a function t(D) of the layer's distance alone, so its
- * gradient is t'(D) (x1_l - x2_l) / D with respect to x1_l and the negative of
- * that with respect to x2_l.  D comes from a scaled norm (pair_norm) and the
- * unit vector (x1_l - x2_l) / D is formed before multiplying by t'(D), so
- * the hadsell gradient stays finite for distances down to the smallest
- * subnormal.  A hinge whose argument is exactly 0 has a zero gradient.
+ * Method: each term is a function t(D) of the layer's distance alone.  D
+ * comes from pair_norm, which rescales the differences when their squares
+ * would underflow or overflow; d is D^2.
+ *
+ * Gradient: t'(D) (x1_l - x2_l) / D with respect to x1_l and the negative of
+ * that with respect to x2_l, times 1/n for "mean".  The unit vector
+ * (x1_l - x2_l) / D is formed before multiplying by t'(D), so the hadsell
+ * gradient stays finite for distances down to the smallest subnormal.  A
+ * hinge whose argument is exactly 0 is inactive (zero value and gradient).
  *
  * Metrics: mean_distance_pos is the mean over the pairs labelled 1 of the
  * pair's Euclidean distance ||x1 - x2||, which with several layers is the sum
@@ -121,8 +127,9 @@ static int check_finite(loss_error *err, const char *field, const double *x,
  * layer index 0 itself.
  *
  * Accuracy: a few ulps per term; the reductions are plain sums, so the loss
- * is within about n ulps of the exact value.  d = D^2 overflows to infinity
- * only when the true distance exceeds about 1.3e154.
+ * is within about n ulps of the exact value.  d = D^2 (seed, double_margin,
+ * matching hadsell pairs) overflows to infinity only when the true distance
+ * exceeds about 1.3e154; the metrics stay finite up to DBL_MAX.
  */
 
 size_t loss_contrastive_work(const loss_contrastive_args *a)
@@ -270,14 +277,18 @@ int loss_contrastive(const loss_contrastive_args *a, loss_contrastive_out *o,
  *   h_i = ||p_i - c||^2 - ||z* - c||^2 + margin,  value 1/2 max(h_i, 0),
  * and "mean" divides the sum of the values by np.
  *
- * Method: with a_i = w [h_i > 0] (w = 1/np for mean, 1 for sum) and
+ * Method: c is the plain column mean; z* is found by a linear scan that
+ * replaces the best only on a strictly smaller d^2.  args->work holds c and
+ * the gradient with respect to c: loss_coupled_cluster_work gives 2 d
+ * doubles.
+ *
+ * Gradient: with a_i = w [h_i > 0] (w = 1/np for mean, 1 for sum) and
  * A = sum a_i, the gradient with respect to c is
  *   g_c = A (z* - c) - sum_i a_i (p_i - c),
  * so the gradient with respect to p_k is a_k (p_k - c) + g_c / np (c moves
  * with every positive) and with respect to z* is -A (z* - c); every other
  * negative has a zero gradient.  The choice of z* is held constant, as an
- * arg-min is.  args->work holds c and g_c: loss_coupled_cluster_work gives
- * 2 d doubles.
+ * arg-min is.
  *
  * Special cases: np = 0 or nn = 0 is LOSS_E_EMPTY ("positives",
  * "negatives"); margin must be finite and >= 0.  A non-finite element is
