@@ -10,7 +10,7 @@
 
 #include "loss.h"
 
-/* ---- shared helpers -------------------------------------------------------- */
+/* ---- shared helpers ----------------------------------------------------- */
 
 /* ||u - v||^2 over k components, summed directly. */
 static double pair_sqdist(const double *u, const double *v, size_t k)
@@ -91,13 +91,14 @@ static int check_finite(loss_error *err, const char *field, const double *x,
     return LOSS_OK;
 }
 
-/* ---- contrastive -------------------------------------------------------------
+/* ---- contrastive -----------------------------------------------------------
  *
  * For a pair (x1, x2) with label y (1 = matching) and, in each layer l,
  * D = ||x1_l - x2_l|| and d = D^2, the layer's term is
  *   seed:          1/2 [y d + (1-y) max(margin - d, 0)]
  *   hadsell:       1/2 [y D^2 + (1-y) max(margin - D, 0)^2]
- *   double_margin: 1/2 [y max(d - pos_margin, 0) + (1-y) max(neg_margin - d, 0)]
+ *   double_margin: 1/2 [y max(d - pos_margin, 0)
+ *                       + (1-y) max(neg_margin - d, 0)]
  * and the pair's per-sample value is the sum of its layers' terms.  "mean"
  * divides the sum of the per-sample values by n.
  *
@@ -270,7 +271,7 @@ int loss_contrastive(const loss_contrastive_args *a, loss_contrastive_out *o,
     return LOSS_OK;
 }
 
-/* ---- coupled_cluster ---------------------------------------------------------
+/* ---- coupled_cluster -------------------------------------------------------
  *
  * With c the mean of the np positives and z* the negative nearest to c by
  * squared distance (the lowest index among equals), each positive p_i has

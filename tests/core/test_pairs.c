@@ -12,7 +12,7 @@
 
 #define MAXL 4
 
-/* ---- helpers ---------------------------------------------------------------- */
+/* ---- helpers ------------------------------------------------------------ */
 
 /* Flattens a JSON array (not a request field) like vec_tensor does. */
 static double *tensor_of(const cJSON *arr, size_t dims[3], size_t *rank)
@@ -76,7 +76,7 @@ static int is_loss(const cJSON *c, const char *loss)
     return strcmp(cJSON_GetObjectItem(c, "loss")->valuestring, loss) == 0;
 }
 
-/* ---- contrastive harness ------------------------------------------------------ */
+/* ---- contrastive harness ------------------------------------------------ */
 
 typedef struct ctr {
     size_t layers, n, d[MAXL];
@@ -221,7 +221,7 @@ static void ctr_expect_without_outputs(ctr *t, const char *name)
     cr_expect_eq(o.loss, t->o.loss, "%s: loss changes without outputs", name);
 }
 
-/* ---- contrastive: vectors ----------------------------------------------------- */
+/* ---- contrastive: vectors ----------------------------------------------- */
 
 Test(contrastive, vectors)
 {
@@ -254,7 +254,7 @@ Test(contrastive, vectors)
     cJSON_Delete(root);
 }
 
-/* ---- contrastive: finite differences ------------------------------------------ */
+/* ---- contrastive: finite differences ------------------------------------ */
 
 /* Random pairs whose per-layer distances are drawn from {0.35, 0.75, 1.25,
  * 1.6}, away from every hinge kink at margin = neg_margin = 1 and
@@ -313,7 +313,8 @@ static void ctr_fd(loss_contrastive_variant v, size_t layers,
     for (r = 0; r < 2; r++) {
         ctr t;
 
-        ctr_random(&t, layers, widths, UINT64_C(0x9E3779B97F4A7C15) + (unsigned)r);
+        ctr_random(&t, layers, widths,
+                   UINT64_C(0x9E3779B97F4A7C15) + (unsigned)r);
         t.a.variant = v;
         t.a.reduction = (loss_reduction)r;
         cr_assert_eq(loss_contrastive(&t.a, &t.o, &err), LOSS_OK);
@@ -332,7 +333,10 @@ static const size_t one_layer[1] = {4};
 static const size_t three_layers[3] = {3, 1, 5};
 
 Test(contrastive, fd_seed) { ctr_fd(LOSS_CONTRASTIVE_SEED, 1, one_layer); }
-Test(contrastive, fd_hadsell) { ctr_fd(LOSS_CONTRASTIVE_HADSELL, 1, one_layer); }
+Test(contrastive, fd_hadsell)
+{
+    ctr_fd(LOSS_CONTRASTIVE_HADSELL, 1, one_layer);
+}
 Test(contrastive, fd_double_margin)
 {
     ctr_fd(LOSS_CONTRASTIVE_DOUBLE_MARGIN, 1, one_layer);
@@ -350,7 +354,7 @@ Test(contrastive, fd_layers_double_margin)
     ctr_fd(LOSS_CONTRASTIVE_DOUBLE_MARGIN, 3, three_layers);
 }
 
-/* ---- contrastive: edge cases --------------------------------------------------- */
+/* ---- contrastive: edge cases -------------------------------------------- */
 
 /* A one-layer batch of n pairs in D = 2 over caller arrays. */
 static void ctr_small(ctr *t, size_t n, double *x1, double *x2,
@@ -482,7 +486,7 @@ Test(contrastive, work_is_zero)
     cr_expect_eq(loss_contrastive_work(&a), 0);
 }
 
-/* ---- contrastive: invalid inputs ----------------------------------------------- */
+/* ---- contrastive: invalid inputs ---------------------------------------- */
 
 Test(contrastive, invalid_labels)
 {
@@ -587,7 +591,7 @@ Test(contrastive, non_finite_inputs)
     ctr_free(&t);
 }
 
-/* ---- coupled_cluster harness ---------------------------------------------------- */
+/* ---- coupled_cluster harness -------------------------------------------- */
 
 typedef struct ccl {
     double *pos, *neg, *gp, *gn, *per, *work;
@@ -654,7 +658,7 @@ static void ccl_expect(ccl *t, const cJSON *c)
                  name);
 }
 
-/* ---- coupled_cluster: vectors ---------------------------------------------------- */
+/* ---- coupled_cluster: vectors ------------------------------------------- */
 
 Test(coupled_cluster, vectors)
 {
@@ -686,7 +690,7 @@ Test(coupled_cluster, vectors)
     cJSON_Delete(root);
 }
 
-/* ---- coupled_cluster: finite differences ------------------------------------------ */
+/* ---- coupled_cluster: finite differences -------------------------------- */
 
 static double sqdist(const double *u, const double *v, size_t d)
 {
@@ -784,7 +788,7 @@ Test(coupled_cluster, fd_margin_small) { ccl_fd(5, 3, 4, 0.4); }
 Test(coupled_cluster, fd_np1) { ccl_fd(1, 3, 2, 6.0); }
 Test(coupled_cluster, fd_nn1) { ccl_fd(4, 1, 3, 2.0); }
 
-/* ---- coupled_cluster: edge cases -------------------------------------------------- */
+/* ---- coupled_cluster: edge cases ---------------------------------------- */
 
 /* c = (0, 1); negatives 1, 2 and 3 are all at d^2 = 1: index 1 is z*. */
 Test(coupled_cluster, tie_goes_to_lowest_index)
@@ -870,7 +874,7 @@ Test(coupled_cluster, work_size)
     cr_expect_eq(loss_coupled_cluster_work(&a), 14);
 }
 
-/* ---- coupled_cluster: invalid inputs ----------------------------------------------- */
+/* ---- coupled_cluster: invalid inputs ------------------------------------ */
 
 Test(coupled_cluster, invalid_inputs)
 {
