@@ -312,3 +312,444 @@ Test(vectors, triplet_explicit) { run_vectors(run_explicit, 20, 3); }
 Test(vectors, triplet_mined) { run_vectors(run_mined, 28, 3); }
 Test(vectors, quadruplet) { run_vectors(run_quadruplet, 10, 3); }
 Test(vectors, msml) { run_vectors(run_msml, 11, 2); }
+
+/* ---- Finite differences ---------------------------------------------------------
+ * Random inputs, re-drawn until every hinge, every selection and every
+ * Euclidean distance in play is at least GAP away from a kink, so that the
+ * central differences see a smooth function. */
+
+#define GAP 1e-3
+
+static double tdist(const double *u, const double *v, size_t d,
+                    loss_distance k)
+{
+    double s = 0.0;
+    size_t i;
+
+    for (i = 0; i < d; i++)
+        s += (u[i] - v[i]) * (u[i] - v[i]);
+    return k == LOSS_DIST_EUCLIDEAN ? sqrt(s) : s;
+}
+
+/* The smallest distance of z from the hinge's kink and of a distance from 0. */
+static double kink_gap(double z, double dist)
+{
+    return fmin(fabs(z), dist);
+}
+
+static int any_nonzero(const double *g, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < len; i++)
+        if (g[i] != 0.0)
+            return 1;
+    return 0;
+}
+
+typedef struct explicit_fd {
+    loss_triplet_args a;
+    double x[3][24];
+} explicit_fd;
+
+static double explicit_eval(void *ctx)
+{
+    explicit_fd *f = ctx;
+    loss_triplet_out o = {0};
+
+    cr_assert_eq(loss_triplet(&f->a, &o, NULL), LOSS_OK);
+    return o.loss;
+}
+
+/* The explicit triplets' gap; counts in sw[0] the samples that swap and in
+ * sw[1] the active ones. */
+static double explicit_gap(const explicit_fd *f, size_t sw[2])
+{
+    const loss_triplet_args *a = &f->a;
+    double gap = INFINITY;
+    size_t i, d = a->d;
+
+    sw[0] = sw[1] = 0;
+    for (i = 0; i < a->n; i++) {
+        const double *x = f->x[0] + i * d, *p = f->x[1] + i * d;
+        const double *ng = f->x[2] + i * d;
+        double dap = tdist(x, p, d, a->distance);
+        double dan = tdist(x, ng, d, a->distance), dn = dan;
+        if (a->swap) {
+            double dpn = tdist(p, ng, d, a->distance);
+            gap = fmin(gap, fmin(fabs(dpn - dan), dpn));
+            sw[0] += dpn < dan;
+            dn = fmin(dn, dpn);
+        }
+        gap = fmin(gap, kink_gap(dap - dn + a->margin, fmin(dap, dan)));
+        sw[1] += dap - dn + a->margin > 0.0;
+    }
+    return gap;
+}
+
+static void explicit_fill(explicit_fd *f, uint64_t *seed)
+{
+    size_t sw[2], n = f->a.n, d = f->a.d, i;
+
+    do {
+        test_rand_fill(seed, f->x[0], n * d, -1.0, 1.0);
+        test_rand_fill(seed, f->x[1], n * d, -1.0, 1.0);
+        test_rand_fill(seed, f->x[2], n * d, -1.0, 1.0);
+        for (i = 0; f->a.swap && i < n * d / 2; i++)
+            f->x[1][i] = f->x[2][i] + test_rand(seed, -0.3, 0.3);
+    } while (explicit_gap(f, sw) < GAP || sw[1] == 0 || sw[1] == n ||
+             (f->a.swap && (sw[0] == 0 || sw[0] == n)));
+}
+
+static void explicit_fd_run(loss_distance k, int swap, loss_reduction r)
+{
+    explicit_fd f = {0};
+    double g[3][24];
+    loss_triplet_out o = {0};
+    uint64_t seed = 0x9e3779b97f4a7c15ULL + (uint64_t)k * 4 + (uint64_t)swap * 2 + r;
+    size_t j, len;
+    static const char *const what[3] = {"anchor", "positive", "negative"};
+
+    f.a.n = 8, f.a.d = 3, f.a.margin = 0.7, f.a.distance = k;
+    f.a.swap = swap, f.a.reduction = r;
+    f.a.anchor = f.x[0], f.a.positive = f.x[1], f.a.negative = f.x[2];
+    len = f.a.n * f.a.d;
+    explicit_fill(&f, &seed);
+    o.grad_anchor = g[0], o.grad_positive = g[1], o.grad_negative = g[2];
+    cr_assert_eq(loss_triplet(&f.a, &o, NULL), LOSS_OK);
+    cr_assert(o.active_fraction > 0.0 && o.active_fraction < 1.0,
+              "want active and inactive samples, got %g", o.active_fraction);
+    for (j = 0; j < 3; j++) {
+        cr_assert(any_nonzero(g[j], len), "%s gradient is 0", what[j]);
+        fd_check(explicit_eval, &f, f.x[j], g[j], len, FD_H, FD_RTOL,
+                 what[j]);
+    }
+}
+
+Test(fd, triplet_euclidean_mean)
+{
+    explicit_fd_run(LOSS_DIST_EUCLIDEAN, 0, LOSS_REDUCE_MEAN);
+}
+Test(fd, triplet_euclidean_sum)
+{
+    explicit_fd_run(LOSS_DIST_EUCLIDEAN, 0, LOSS_REDUCE_SUM);
+}
+Test(fd, triplet_squared_mean)
+{
+    explicit_fd_run(LOSS_DIST_SQUARED_EUCLIDEAN, 0, LOSS_REDUCE_MEAN);
+}
+Test(fd, triplet_squared_sum)
+{
+    explicit_fd_run(LOSS_DIST_SQUARED_EUCLIDEAN, 0, LOSS_REDUCE_SUM);
+}
+Test(fd, triplet_swap_euclidean_mean)
+{
+    explicit_fd_run(LOSS_DIST_EUCLIDEAN, 1, LOSS_REDUCE_MEAN);
+}
+Test(fd, triplet_swap_euclidean_sum)
+{
+    explicit_fd_run(LOSS_DIST_EUCLIDEAN, 1, LOSS_REDUCE_SUM);
+}
+Test(fd, triplet_swap_squared_mean)
+{
+    explicit_fd_run(LOSS_DIST_SQUARED_EUCLIDEAN, 1, LOSS_REDUCE_MEAN);
+}
+Test(fd, triplet_swap_squared_sum)
+{
+    explicit_fd_run(LOSS_DIST_SQUARED_EUCLIDEAN, 1, LOSS_REDUCE_SUM);
+}
+
+/* ---- mined --------------------------------------------------------------------- */
+
+#define MN 8
+#define MD 3
+static const int64_t MINED_LABELS[MN] = {0, 0, 1, 1, 1, 2, 2, 3};
+
+typedef struct mined_fd {
+    loss_triplet_mined_args a;
+    double e[MN * MD], work[MN * MN];
+} mined_fd;
+
+static double mined_eval(void *ctx)
+{
+    mined_fd *f = ctx;
+    loss_triplet_mined_out o = {0};
+
+    cr_assert_eq(loss_triplet_mined(&f->a, &o, NULL), LOSS_OK);
+    return o.loss;
+}
+
+/* How far anchor i's batch-hard selections are from a tie, and its hinge
+ * from the kink: the gaps between the best and second-best candidates. */
+static double hard_gap(const double *dm, const int64_t *y, size_t i,
+                       double margin)
+{
+    double p1 = -1, p2 = -1, q1 = INFINITY, q2 = INFINITY;
+    size_t j;
+
+    for (j = 0; j < MN; j++) {
+        double v = dm[i * MN + j];
+        if (y[j] != y[i]) {
+            q2 = v < q1 ? q1 : fmin(q2, v);
+            q1 = fmin(q1, v);
+        } else if (j != i) {
+            p2 = v > p1 ? p1 : fmax(p2, v);
+            p1 = fmax(p1, v);
+        }
+    }
+    if (p1 < 0 || isinf(q1))
+        return INFINITY;
+    return fmin(fmin(p1 - p2, q2 - q1), fabs(p1 - q1 + margin));
+}
+
+/* The smallest gap of every triplet of anchor i from its kink. */
+static double all_gap(const double *dm, const int64_t *y, size_t i,
+                      double margin)
+{
+    double gap = INFINITY;
+    size_t p, q;
+
+    for (p = 0; p < MN; p++)
+        for (q = 0; q < MN; q++)
+            if (p != i && y[p] == y[i] && y[q] != y[i])
+                gap = fmin(gap, fabs(dm[i * MN + p] - dm[i * MN + q] +
+                                     margin));
+    return gap;
+}
+
+static double mined_gap(const mined_fd *f)
+{
+    double dm[MN * MN], gap = INFINITY;
+    size_t i, j;
+
+    for (i = 0; i < MN; i++)
+        for (j = 0; j < MN; j++) {
+            dm[i * MN + j] =
+                tdist(f->e + i * MD, f->e + j * MD, MD, f->a.distance);
+            if (i != j)
+                gap = fmin(gap, dm[i * MN + j]);
+        }
+    for (i = 0; i < MN; i++)
+        gap = fmin(gap, f->a.mining == LOSS_MINING_BATCH_HARD
+                            ? hard_gap(dm, MINED_LABELS, i, f->a.margin)
+                            : all_gap(dm, MINED_LABELS, i, f->a.margin));
+    return gap;
+}
+
+/* 1 when some but not all of the valid anchors or triplets are active. */
+static int mined_mixed(const mined_fd *f)
+{
+    loss_triplet_mined_out o = {0};
+
+    cr_assert_eq(loss_triplet_mined(&f->a, &o, NULL), LOSS_OK);
+    return o.active_fraction > 0.0 && o.active_fraction < 1.0;
+}
+
+static void mined_fd_run(loss_mining m, loss_distance k, loss_reduction r)
+{
+    mined_fd f = {0};
+    double g[MN * MD];
+    loss_triplet_mined_out o = {0};
+    uint64_t seed = 0x2545f4914f6cdd1dULL + (uint64_t)(m * 4 + k * 2) + r;
+
+    f.a.n = MN, f.a.d = MD, f.a.embeddings = f.e, f.a.labels = MINED_LABELS;
+    f.a.margin = k == LOSS_DIST_EUCLIDEAN ? 0.8 : 1.5;
+    f.a.distance = k, f.a.mining = m, f.a.reduction = r, f.a.work = f.work;
+    do
+        test_rand_fill(&seed, f.e, MN * MD, -1.0, 1.0);
+    while (mined_gap(&f) < GAP || !mined_mixed(&f));
+    o.grad_embeddings = g;
+    cr_assert_eq(loss_triplet_mined(&f.a, &o, NULL), LOSS_OK);
+    cr_assert_eq(o.valid, m == LOSS_MINING_BATCH_HARD ? 7.0 : 54.0);
+    cr_assert(o.active_fraction > 0.0 && o.active_fraction < 1.0,
+              "want active and inactive terms, got %g", o.active_fraction);
+    cr_assert(any_nonzero(g, MN * MD));
+    fd_check(mined_eval, &f, f.e, g, MN * MD, FD_H, FD_RTOL, "embeddings");
+}
+
+Test(fd, mined_hard_euclidean_mean)
+{
+    mined_fd_run(LOSS_MINING_BATCH_HARD, LOSS_DIST_EUCLIDEAN,
+                 LOSS_REDUCE_MEAN);
+}
+Test(fd, mined_hard_euclidean_sum)
+{
+    mined_fd_run(LOSS_MINING_BATCH_HARD, LOSS_DIST_EUCLIDEAN,
+                 LOSS_REDUCE_SUM);
+}
+Test(fd, mined_hard_squared_mean)
+{
+    mined_fd_run(LOSS_MINING_BATCH_HARD, LOSS_DIST_SQUARED_EUCLIDEAN,
+                 LOSS_REDUCE_MEAN);
+}
+Test(fd, mined_hard_squared_sum)
+{
+    mined_fd_run(LOSS_MINING_BATCH_HARD, LOSS_DIST_SQUARED_EUCLIDEAN,
+                 LOSS_REDUCE_SUM);
+}
+Test(fd, mined_all_euclidean_mean)
+{
+    mined_fd_run(LOSS_MINING_BATCH_ALL, LOSS_DIST_EUCLIDEAN,
+                 LOSS_REDUCE_MEAN);
+}
+Test(fd, mined_all_euclidean_sum)
+{
+    mined_fd_run(LOSS_MINING_BATCH_ALL, LOSS_DIST_EUCLIDEAN, LOSS_REDUCE_SUM);
+}
+Test(fd, mined_all_squared_mean)
+{
+    mined_fd_run(LOSS_MINING_BATCH_ALL, LOSS_DIST_SQUARED_EUCLIDEAN,
+                 LOSS_REDUCE_MEAN);
+}
+Test(fd, mined_all_squared_sum)
+{
+    mined_fd_run(LOSS_MINING_BATCH_ALL, LOSS_DIST_SQUARED_EUCLIDEAN,
+                 LOSS_REDUCE_SUM);
+}
+
+/* ---- quadruplet ------------------------------------------------------------------ */
+
+typedef struct quad_fd {
+    loss_quadruplet_args a;
+    double x[4][24];
+} quad_fd;
+
+static double quad_eval(void *ctx)
+{
+    quad_fd *f = ctx;
+    loss_quadruplet_out o = {0};
+
+    cr_assert_eq(loss_quadruplet(&f->a, &o, NULL), LOSS_OK);
+    return o.loss;
+}
+
+static double quad_gap(const quad_fd *f, size_t *active)
+{
+    const loss_quadruplet_args *a = &f->a;
+    double gap = INFINITY;
+    size_t i, d = a->d;
+
+    *active = 0;
+    for (i = 0; i < a->n; i++) {
+        const double *x = f->x[0] + i * d, *p = f->x[1] + i * d;
+        const double *n1 = f->x[2] + i * d, *n2 = f->x[3] + i * d;
+        double dap = tdist(x, p, d, a->distance);
+        double dan = tdist(x, n1, d, a->distance);
+        double dnn = tdist(n1, n2, d, a->distance);
+        double z1 = dap - dan + a->margin, z2 = dap - dnn + a->margin2;
+        gap = fmin(gap, kink_gap(z1, fmin(dap, dan)));
+        gap = fmin(gap, kink_gap(z2, dnn));
+        *active += (size_t)(z1 > 0) + (size_t)(z2 > 0);
+    }
+    return gap;
+}
+
+static void quad_fd_run(loss_distance k, loss_reduction r)
+{
+    quad_fd f = {0};
+    double g[4][24];
+    loss_quadruplet_out o = {0};
+    uint64_t seed = 0x853c49e6748fea9bULL + (uint64_t)k * 2 + r;
+    size_t j, len, active;
+
+    f.a.n = 8, f.a.d = 3, f.a.margin = 0.6, f.a.margin2 = 0.3;
+    f.a.distance = k, f.a.reduction = r;
+    f.a.anchor = f.x[0], f.a.positive = f.x[1];
+    f.a.negative = f.x[2], f.a.negative2 = f.x[3];
+    len = f.a.n * f.a.d;
+    do
+        for (j = 0; j < 4; j++)
+            test_rand_fill(&seed, f.x[j], len, -1.0, 1.0);
+    while (quad_gap(&f, &active) < GAP || active == 0 ||
+           active == 2 * f.a.n);
+    o.grad_anchor = g[0], o.grad_positive = g[1];
+    o.grad_negative = g[2], o.grad_negative2 = g[3];
+    cr_assert_eq(loss_quadruplet(&f.a, &o, NULL), LOSS_OK);
+    for (j = 0; j < 4; j++) {
+        cr_assert(any_nonzero(g[j], len), "%s gradient is 0", QUAD_FIELDS[j]);
+        fd_check(quad_eval, &f, f.x[j], g[j], len, FD_H, FD_RTOL,
+                 QUAD_FIELDS[j]);
+    }
+}
+
+Test(fd, quadruplet_euclidean_mean)
+{
+    quad_fd_run(LOSS_DIST_EUCLIDEAN, LOSS_REDUCE_MEAN);
+}
+Test(fd, quadruplet_euclidean_sum)
+{
+    quad_fd_run(LOSS_DIST_EUCLIDEAN, LOSS_REDUCE_SUM);
+}
+Test(fd, quadruplet_squared_mean)
+{
+    quad_fd_run(LOSS_DIST_SQUARED_EUCLIDEAN, LOSS_REDUCE_MEAN);
+}
+Test(fd, quadruplet_squared_sum)
+{
+    quad_fd_run(LOSS_DIST_SQUARED_EUCLIDEAN, LOSS_REDUCE_SUM);
+}
+
+/* ---- msml -------------------------------------------------------------------------- */
+
+static const int64_t MSML_LABELS[MN] = {3, 1, 3, 2, 1, 2, 3, 7};
+
+typedef struct msml_fd {
+    loss_msml_args a;
+    double e[MN * MD];
+} msml_fd;
+
+static double msml_eval(void *ctx)
+{
+    msml_fd *f = ctx;
+    loss_msml_out o = {0};
+
+    cr_assert_eq(loss_msml(&f->a, &o, NULL), LOSS_OK);
+    return o.loss;
+}
+
+/* Gaps of the hardest positive and negative pairs from the runners-up, of
+ * the hinge from its kink and of the two distances from 0. */
+static double msml_gap(const msml_fd *f, double *z)
+{
+    double p1 = -1, p2 = -1, q1 = INFINITY, q2 = INFINITY;
+    size_t i, j;
+
+    for (i = 0; i < MN; i++)
+        for (j = i + 1; j < MN; j++) {
+            double v = tdist(f->e + i * MD, f->e + j * MD, MD, f->a.distance);
+            if (MSML_LABELS[i] == MSML_LABELS[j]) {
+                p2 = v > p1 ? p1 : fmax(p2, v);
+                p1 = fmax(p1, v);
+            } else {
+                q2 = v < q1 ? q1 : fmin(q2, v);
+                q1 = fmin(q1, v);
+            }
+        }
+    *z = p1 - q1 + f->a.margin;
+    return fmin(fmin(p1 - p2, q2 - q1), kink_gap(*z, q1));
+}
+
+static void msml_fd_run(loss_distance k, loss_reduction r)
+{
+    msml_fd f = {0};
+    double g[MN * MD], z;
+    loss_msml_out o = {0};
+    uint64_t seed = 0xda3e39cb94b95bdbULL + (uint64_t)k * 2 + r;
+
+    f.a.n = MN, f.a.d = MD, f.a.embeddings = f.e, f.a.labels = MSML_LABELS;
+    f.a.margin = 0.5, f.a.distance = k, f.a.reduction = r;
+    do
+        test_rand_fill(&seed, f.e, MN * MD, -1.0, 1.0);
+    while (msml_gap(&f, &z) < GAP || z <= 0.0);
+    o.grad_embeddings = g;
+    cr_assert_eq(loss_msml(&f.a, &o, NULL), LOSS_OK);
+    cr_assert_float_eq(o.loss, z, 1e-12);
+    cr_assert(any_nonzero(g, MN * MD));
+    fd_check(msml_eval, &f, f.e, g, MN * MD, FD_H, FD_RTOL, "embeddings");
+}
+
+Test(fd, msml_euclidean) { msml_fd_run(LOSS_DIST_EUCLIDEAN, LOSS_REDUCE_MEAN); }
+Test(fd, msml_squared_sum)
+{
+    msml_fd_run(LOSS_DIST_SQUARED_EUCLIDEAN, LOSS_REDUCE_SUM);
+}
