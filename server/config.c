@@ -1,0 +1,276 @@
+/* config.c -- reads the daemon's settings from defaults, LOSSD_* environment
+ * variables and command-line flags.  One table lists every setting with its
+ * flag, variable, default and parser, so --help, the environment and the
+ * flags can never disagree. */
+#include <ctype.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include "config.h"
+
+/* A parser stores the value of text in cfg, or returns a static phrase
+ * describing what was expected. */
+typedef const char *(*option_parser)(srv_config *cfg, const char *text);
+
+typedef struct option {
+    const char *flag;   /* without the leading "--" */
+    const char *env;
+    const char *dflt;   /* as shown by --help */
+    const char *help;
+    option_parser parse;
+} option;
+
+/* Parses a decimal integer in [lo, hi] with nothing around it. */
+static int parse_uint(const char *text, unsigned long long lo,
+                      unsigned long long hi, unsigned long long *out)
+{
+    char *end;
+    unsigned long long v;
+
+    if (!isdigit((unsigned char)text[0]))
+        return -1;
+    errno = 0;
+    v = strtoull(text, &end, 10);
+    if (errno != 0 || *end != '\0' || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static const char *parse_host(srv_config *cfg, const char *text)
+{
+    struct addrinfo hints, *res = NULL;
+
+    if (text[0] == '\0' || strlen(text) >= sizeof cfg->host)
+        return "an IP address or host name";
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    if (getaddrinfo(text, NULL, &hints, &res) != 0)
+        return "an IP address or a host name that resolves";
+    freeaddrinfo(res);
+    strcpy(cfg->host, text);
+    return NULL;
+}
+
+static const char *parse_port(srv_config *cfg, const char *text)
+{
+    unsigned long long v;
+
+    if (parse_uint(text, 0, 65535, &v) != 0)
+        return "a port number in [0, 65535] (0 picks a free port)";
+    cfg->port = (unsigned)v;
+    return NULL;
+}
+
+static const char *parse_threads(srv_config *cfg, const char *text)
+{
+    unsigned long long v;
+
+    if (parse_uint(text, 1, 1024, &v) != 0)
+        return "a number of threads in [1, 1024]";
+    cfg->threads = (unsigned)v;
+    return NULL;
+}
+
+/* Bytes, optionally followed by k, M or G (powers of 1024), themselves
+ * optionally followed by "iB" or "B": 65536, 64k, 64M, 64MiB, 1G. */
+static const char *parse_max_body(srv_config *cfg, const char *text)
+{
+    static const char *const what =
+        "a size in bytes in [1, 1T], optionally with a k, M or G suffix";
+    char *end;
+    unsigned long long v, mul = 1;
+
+    if (!isdigit((unsigned char)text[0]))
+        return what;
+    errno = 0;
+    v = strtoull(text, &end, 10);
+    if (errno != 0)
+        return what;
+    switch (*end) {
+    case 'k': case 'K': mul = 1ULL << 10; end++; break;
+    case 'm': case 'M': mul = 1ULL << 20; end++; break;
+    case 'g': case 'G': mul = 1ULL << 30; end++; break;
+    default: break;
+    }
+    if (mul > 1 && (strcmp(end, "iB") == 0 || strcmp(end, "B") == 0))
+        end += strlen(end);
+    if (*end != '\0' || v == 0 || v > (1ULL << 40) / mul)
+        return what;
+    cfg->max_body = (size_t)(v * mul);
+    return NULL;
+}
+
+static const char *parse_max_queue(srv_config *cfg, const char *text)
+{
+    unsigned long long v;
+
+    if (parse_uint(text, 1, 1000000, &v) != 0)
+        return "a queue length in [1, 1000000]";
+    cfg->max_queue = (unsigned)v;
+    return NULL;
+}
+
+static const char *parse_timeout(srv_config *cfg, const char *text)
+{
+    unsigned long long v;
+
+    if (parse_uint(text, 0, 86400, &v) != 0)
+        return "a number of seconds in [0, 86400] (0 disables the timeout)";
+    cfg->timeout = (unsigned)v;
+    return NULL;
+}
+
+static const char *parse_log_format(srv_config *cfg, const char *text)
+{
+    if (strcmp(text, "json") == 0)
+        cfg->log_format = SRV_LOG_JSON;
+    else if (strcmp(text, "text") == 0)
+        cfg->log_format = SRV_LOG_TEXT;
+    else
+        return "\"json\" or \"text\"";
+    return NULL;
+}
+
+static const option options[] = {
+    {"host", "LOSSD_HOST", "0.0.0.0", "address to listen on", parse_host},
+    {"port", "LOSSD_PORT", "8080", "TCP port; 0 picks a free one",
+     parse_port},
+    {"threads", "LOSSD_THREADS", "CPU count", "compute worker threads",
+     parse_threads},
+    {"max-body", "LOSSD_MAX_BODY", "64M",
+     "largest request body; k, M, G suffixes", parse_max_body},
+    {"max-queue", "LOSSD_MAX_QUEUE", "64",
+     "requests waiting for a worker before 503", parse_max_queue},
+    {"timeout", "LOSSD_TIMEOUT", "30",
+     "seconds a request may take to arrive; 0 = none", parse_timeout},
+    {"log-format", "LOSSD_LOG_FORMAT", "json", "json or text",
+     parse_log_format},
+};
+#define NOPTIONS (sizeof options / sizeof options[0])
+
+static void config_defaults(srv_config *cfg)
+{
+    unsigned cpus = uv_available_parallelism();
+
+    memset(cfg, 0, sizeof *cfg);
+    strcpy(cfg->host, "0.0.0.0");
+    cfg->port = 8080;
+    cfg->threads = cpus < 1 ? 1 : cpus > 1024 ? 1024 : cpus;
+    cfg->max_body = (size_t)64 << 20;
+    cfg->max_queue = 64;
+    cfg->timeout = 30;
+    cfg->log_format = SRV_LOG_JSON;
+}
+
+static void config_usage(const char *prog)
+{
+    size_t i;
+
+    printf("Usage: %s [options]\n"
+           "Serves loss functions, their gradients and metrics over HTTP.\n\n"
+           "Each option may also be set by its environment variable; a flag\n"
+           "overrides the variable.\n\n",
+           prog);
+    for (i = 0; i < NOPTIONS; i++)
+        printf("  --%-11s %-17s %s (default: %s)\n", options[i].flag,
+               options[i].env, options[i].help, options[i].dflt);
+    printf("  --%-11s %-17s %s\n", "help", "", "print this help and exit");
+    printf("  --%-11s %-17s %s\n", "version", "", "print the version and exit");
+}
+
+/* Applies one value; on failure prints the single error line. */
+static int config_apply(srv_config *cfg, const option *o, const char *source,
+                        const char *text)
+{
+    const char *want = o->parse(cfg, text);
+
+    if (want == NULL)
+        return 0;
+    fprintf(stderr, "lossd: %s: invalid value '%s': expected %s\n", source,
+            text, want);
+    return -1;
+}
+
+static int config_from_env(srv_config *cfg)
+{
+    size_t i;
+
+    for (i = 0; i < NOPTIONS; i++) {
+        const char *v = getenv(options[i].env);
+        if (v != NULL && config_apply(cfg, &options[i], options[i].env, v))
+            return -1;
+    }
+    return 0;
+}
+
+static const option *option_find(const char *name, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < NOPTIONS; i++)
+        if (strlen(options[i].flag) == len &&
+            strncmp(options[i].flag, name, len) == 0)
+            return &options[i];
+    return NULL;
+}
+
+/* Handles argv[*i], "--flag value" or "--flag=value", advancing *i. */
+static int config_flag(srv_config *cfg, int argc, char **argv, int *i)
+{
+    const char *arg = argv[*i], *name = arg + 2, *eq, *value;
+    const option *o;
+    char source[32];
+
+    if (strncmp(arg, "--", 2) != 0) {
+        fprintf(stderr, "lossd: unexpected argument '%s' (see --help)\n",
+                arg);
+        return -1;
+    }
+    eq = strchr(name, '=');
+    o = option_find(name, eq ? (size_t)(eq - name) : strlen(name));
+    if (o == NULL) {
+        fprintf(stderr, "lossd: unknown option '%s' (see --help)\n", arg);
+        return -1;
+    }
+    if (eq != NULL) {
+        value = eq + 1;
+    } else if (*i + 1 < argc) {
+        value = argv[++*i];
+    } else {
+        fprintf(stderr, "lossd: --%s needs a value (see --help)\n", o->flag);
+        return -1;
+    }
+    snprintf(source, sizeof source, "--%s", o->flag);
+    return config_apply(cfg, o, source, value);
+}
+
+srv_config_action srv_config_parse(srv_config *cfg, int argc, char **argv)
+{
+    int i;
+
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            config_usage(argv[0]);
+            return SRV_CONFIG_EXIT;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("lossd %s\n", LOSSD_VERSION);
+            return SRV_CONFIG_EXIT;
+        }
+    }
+    config_defaults(cfg);
+    if (config_from_env(cfg) != 0)
+        return SRV_CONFIG_ERROR;
+    for (i = 1; i < argc; i++)
+        if (config_flag(cfg, argc, argv, &i) != 0)
+            return SRV_CONFIG_ERROR;
+    return SRV_CONFIG_RUN;
+}

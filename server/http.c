@@ -1,0 +1,517 @@
+/* http.c -- libmicrohttpd glue: the access handler, body accumulation,
+ * suspend/resume around the compute pool, responses and their headers, and
+ * the per-request log line and metrics.
+ *
+ * Threading: libmicrohttpd calls http_access and http_completed on its
+ * polling threads, never twice at once for one connection.  A request
+ * belongs to the HTTP thread except between srv_pool_submit and
+ * MHD_resume_connection, when it belongs to one worker, which touches only
+ * the body, the reply and the timestamps, and nothing after the resume.
+ * While suspended, libmicrohttpd does not call back for the connection. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+#include <uv.h>
+
+#include "handler.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "pool.h"
+#include "route.h"
+
+typedef enum req_state {
+    REQ_ANSWERED,  /* a response is queued; any further body is discarded */
+    REQ_DEFERRED,  /* answer holds the response to send once the request
+                      has been read (no body, or a body over the limit) */
+    REQ_RECEIVING, /* a loss request's body is arriving */
+    REQ_COMPUTING, /* suspended; a worker owns the request */
+    REQ_COMPUTED   /* resumed; reply holds the answer to send */
+} req_state;
+
+typedef struct request {
+    srv_job job; /* first member: the pool hands back &job */
+    struct MHD_Connection *conn;
+    req_state state;
+    const char *method, *path; /* libmicrohttpd's, valid until completion */
+    const char *loss;          /* a known loss name inside path, or NULL */
+    char *body;                /* the one body buffer */
+    size_t len, cap;
+    uint64_t t_start, t_queued, t_run, t_done; /* uv_hrtime, ns */
+    srv_reply reply;           /* the worker's result */
+    srv_answer answer;         /* REQ_DEFERRED's response */
+    int status;                /* 0 until a response is queued */
+    size_t bytes_out;
+} request;
+
+static struct {
+    struct MHD_Daemon *daemon;
+    const srv_config *cfg; /* read-only while the daemon runs */
+    atomic_int draining;
+} http;
+
+/* ---- responses ---------------------------------------------------------- */
+
+static void reply_free(void *cls)
+{
+    srv_reply_cleanup(cls);
+    free(cls);
+}
+
+/* A response that owns the answer's body (no copy); NULL when out of
+ * memory, the body released either way. */
+static struct MHD_Response *response_new(srv_answer *a)
+{
+    struct MHD_Response *r = NULL;
+    srv_reply *owned;
+
+    if (a->kind == SRV_BODY_STATIC)
+        return MHD_create_response_from_buffer(a->len, (void *)a->body,
+                                               MHD_RESPMEM_PERSISTENT);
+    if (a->kind == SRV_BODY_FREE) {
+        r = MHD_create_response_from_buffer_with_free_callback(
+            a->len, (void *)a->body, free);
+        if (r == NULL)
+            srv_answer_cleanup(a);
+        return r;
+    }
+    owned = malloc(sizeof *owned);
+    if (owned != NULL) {
+        *owned = a->reply;
+        r = MHD_create_response_from_buffer_with_free_callback_cls(
+            a->len, (void *)a->body, reply_free, owned);
+        if (r == NULL)
+            reply_free(owned);
+        return r;
+    }
+    r = MHD_create_response_from_buffer(a->len, (void *)a->body,
+                                        MHD_RESPMEM_MUST_COPY);
+    srv_answer_cleanup(a);
+    return r;
+}
+
+static void response_headers(struct MHD_Response *r, const srv_answer *a,
+                             const char *timing)
+{
+    char retry[16];
+
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, a->content_type);
+    if (a->allow != NULL)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, a->allow);
+    if (a->retry_after > 0) {
+        snprintf(retry, sizeof retry, "%d", a->retry_after);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, retry);
+    }
+    if (timing != NULL)
+        MHD_add_response_header(r, "Server-Timing", timing);
+    if (atomic_load(&http.draining))
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+}
+
+/* Queues the answer (taking its body) and marks the request answered. */
+static enum MHD_Result http_answer(request *rq, srv_answer *a,
+                                   const char *timing)
+{
+    struct MHD_Response *r;
+    enum MHD_Result ret;
+    int status = a->status;
+    size_t len = a->len;
+
+    rq->state = REQ_ANSWERED;
+    r = response_new(a);
+    if (r == NULL)
+        return MHD_NO;
+    response_headers(r, a, timing);
+    ret = MHD_queue_response(rq->conn, (unsigned)status, r);
+    MHD_destroy_response(r);
+    if (ret == MHD_YES) {
+        rq->status = status;
+        rq->bytes_out = len;
+    }
+    return ret;
+}
+
+static double ms(uint64_t from, uint64_t to)
+{
+    return (double)(to - from) / 1e6;
+}
+
+/* Sends the worker's reply with its Server-Timing breakdown. */
+static enum MHD_Result http_send_reply(request *rq)
+{
+    char timing[160];
+    srv_answer a;
+
+    snprintf(timing, sizeof timing,
+             "parse;dur=%.3f, queue;dur=%.3f, compute;dur=%.3f, "
+             "encode;dur=%.3f",
+             rq->reply.parse_s * 1e3, ms(rq->t_queued, rq->t_run),
+             rq->reply.compute_s * 1e3, rq->reply.encode_s * 1e3);
+    srv_answer_from_reply(&a, &rq->reply);
+    return http_answer(rq, &a, timing);
+}
+
+/* ---- loss requests ------------------------------------------------------ */
+
+/* Runs on a worker thread; see the threading note at the top. */
+static void http_job_run(srv_job *job)
+{
+    request *rq = (request *)job;
+
+    rq->t_run = uv_hrtime();
+    srv_loss_run(rq->loss, rq->body, rq->len, &rq->reply);
+    free(rq->body);
+    rq->body = NULL;
+    rq->t_done = uv_hrtime();
+    rq->state = REQ_COMPUTED;
+    MHD_resume_connection(rq->conn); /* the last touch of rq here */
+}
+
+/* The body is complete: hand it to the pool, or answer 503 at once. */
+static enum MHD_Result http_dispatch(request *rq)
+{
+    srv_answer a;
+
+    if (srv_pool_reserve() != 0) {
+        srv_answer_error(&a, 503, "overloaded",
+                         "Every worker is busy and the queue is full; retry "
+                         "shortly.");
+        return http_answer(rq, &a, NULL);
+    }
+    rq->state = REQ_COMPUTING;
+    rq->job.run = http_job_run;
+    rq->t_queued = uv_hrtime();
+    /* Suspend before submitting, so the worker's resume always follows. */
+    MHD_suspend_connection(rq->conn);
+    srv_pool_submit(&rq->job);
+    return MHD_YES;
+}
+
+/* Grows the body buffer of a chunked request to hold need bytes; the limit
+ * was checked by the caller. */
+static int body_reserve(request *rq, size_t need)
+{
+    size_t cap = rq->cap ? rq->cap : 65536;
+    char *grown;
+
+    if (need <= rq->cap)
+        return 0;
+    while (cap < need)
+        cap *= 2;
+    if (cap > http.cfg->max_body + 1)
+        cap = http.cfg->max_body + 1;
+    grown = realloc(rq->body, cap);
+    if (grown == NULL)
+        return -1;
+    rq->body = grown;
+    rq->cap = cap;
+    return 0;
+}
+
+static int request_timed_out(const request *rq)
+{
+    unsigned t = http.cfg->timeout;
+
+    return t > 0 && uv_hrtime() - rq->t_start > (uint64_t)t * 1000000000u;
+}
+
+/* Appends one piece of the body.  A body that outgrows the limit (only a
+ * chunked one can: libmicrohttpd stops at Content-Length) is cut off: the
+ * buffer is freed, the rest is read and dropped, and the 413 goes out when
+ * the body ends (libmicrohttpd cannot queue a response in mid-body); the
+ * timeout bounds how long that can last. */
+static enum MHD_Result http_receive(request *rq, const char *data,
+                                    size_t *size)
+{
+    size_t n = *size;
+    srv_answer a;
+
+    *size = 0;
+    if (request_timed_out(rq))
+        return MHD_NO;
+    if (n > http.cfg->max_body - rq->len) {
+        free(rq->body);
+        rq->body = NULL;
+        srv_answer_error(&rq->answer, 413, "body_too_large",
+                         "The body is larger than the limit of %zu bytes.",
+                         http.cfg->max_body);
+        rq->state = REQ_DEFERRED;
+        return MHD_YES;
+    }
+    if (body_reserve(rq, rq->len + n) != 0) {
+        srv_answer_error(&a, 503, "out_of_memory",
+                         "The server is out of memory; retry later.");
+        return http_answer(rq, &a, NULL);
+    }
+    memcpy(rq->body + rq->len, data, n);
+    rq->len += n;
+    return MHD_YES;
+}
+
+/* ---- request headers ---------------------------------------------------- */
+
+static enum MHD_Result head_visit(void *cls, enum MHD_ValueKind kind,
+                                  const char *key, const char *value)
+{
+    srv_head *h = cls;
+    char *end;
+
+    (void)kind;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        h->content_length_count++;
+        if (value == NULL || value[0] < '0' || value[0] > '9')
+            h->content_length_bad = 1;
+        else
+            h->content_length = strtoull(value, &end, 10);
+        if (value != NULL && *value != '\0' && *end != '\0')
+            h->content_length_bad = 1;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        h->chunked = 1;
+    }
+    return MHD_YES;
+}
+
+static void head_gather(request *rq, srv_head *h)
+{
+    memset(h, 0, sizeof *h);
+    h->method = rq->method;
+    h->path = rq->path;
+    h->content_type = MHD_lookup_connection_value(
+        rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    MHD_get_connection_values(rq->conn, MHD_HEADER_KIND, head_visit, h);
+    h->max_body = http.cfg->max_body;
+    h->draining = atomic_load(&http.draining);
+}
+
+/* An answer decided on the headers.  A request without a body is answered
+ * on the next call, once libmicrohttpd has seen the whole request, so that
+ * the connection stays open for the next one; a request with a body is
+ * answered now, before its body is read (no 100 Continue is sent), and its
+ * connection is then closed. */
+static enum MHD_Result http_answer_early(request *rq, const srv_head *h,
+                                         srv_answer *a)
+{
+    int has_body = h->chunked || h->content_length_bad ||
+                   h->content_length_count > 1 ||
+                   (h->content_length_count == 1 && h->content_length > 0);
+
+    if (has_body)
+        return http_answer(rq, a, NULL);
+    rq->answer = *a;
+    rq->state = REQ_DEFERRED;
+    return MHD_YES;
+}
+
+/* The first call for a request: route it on its headers. */
+static enum MHD_Result http_begin(struct MHD_Connection *conn,
+                                  const char *url, const char *method,
+                                  void **con_cls)
+{
+    request *rq = calloc(1, sizeof *rq);
+    srv_head h;
+    srv_answer a;
+    const char *loss;
+
+    if (rq == NULL)
+        return MHD_NO;
+    rq->conn = conn;
+    rq->method = method;
+    rq->path = url;
+    rq->t_start = uv_hrtime();
+    *con_cls = rq;
+    srv_metrics_request_begin();
+    head_gather(rq, &h);
+    if (srv_route_head(&h, &a, &loss) == SRV_ROUTE_ANSWER) {
+        rq->loss = loss != NULL && srv_loss_exists(loss) ? loss : NULL;
+        return http_answer_early(rq, &h, &a);
+    }
+    rq->loss = loss;
+    rq->state = REQ_RECEIVING;
+    if (h.content_length_count == 1) {
+        rq->cap = (size_t)h.content_length + 1;
+        rq->body = malloc(rq->cap);
+        if (rq->body == NULL) {
+            srv_answer_error(&a, 503, "out_of_memory",
+                             "The server is out of memory; retry later.");
+            return http_answer(rq, &a, NULL);
+        }
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn,
+                                   const char *url, const char *method,
+                                   const char *version,
+                                   const char *upload_data,
+                                   size_t *upload_data_size, void **con_cls)
+{
+    request *rq = *con_cls;
+
+    (void)cls;
+    (void)version;
+    if (rq == NULL)
+        return http_begin(conn, url, method, con_cls);
+    switch (rq->state) {
+    case REQ_RECEIVING:
+        if (*upload_data_size > 0)
+            return http_receive(rq, upload_data, upload_data_size);
+        return http_dispatch(rq);
+    case REQ_COMPUTED:
+        return http_send_reply(rq);
+    case REQ_DEFERRED:
+        if (*upload_data_size == 0)
+            return http_answer(rq, &rq->answer, NULL);
+        if (request_timed_out(rq))
+            return MHD_NO;
+        break;
+    case REQ_ANSWERED:
+    case REQ_COMPUTING:
+        break;
+    }
+    *upload_data_size = 0; /* the rest of an answered request's body */
+    return MHD_YES;
+}
+
+/* Logs the request, counts it and frees it. */
+static void http_completed(void *cls, struct MHD_Connection *conn,
+                           void **con_cls,
+                           enum MHD_RequestTerminationCode toe)
+{
+    request *rq = *con_cls;
+    srv_log_request line;
+    uint64_t t = uv_hrtime();
+
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    if (rq == NULL)
+        return;
+    line.method = rq->method;
+    line.path = rq->path;
+    line.loss = rq->loss;
+    line.status = rq->status;
+    line.bytes_in = rq->len;
+    line.bytes_out = rq->bytes_out;
+    line.micros = (long long)((t - rq->t_start) / 1000);
+    srv_log_request_write(&line);
+    srv_metrics_request_end(rq->loss, rq->status, rq->len, rq->bytes_out,
+                            (double)(t - rq->t_start) / 1e9);
+    if (rq->state == REQ_COMPUTED)
+        srv_reply_cleanup(&rq->reply);
+    if (rq->state == REQ_DEFERRED)
+        srv_answer_cleanup(&rq->answer);
+    free(rq->body);
+    free(rq);
+    *con_cls = NULL;
+}
+
+/* ---- the daemon --------------------------------------------------------- */
+
+static void http_mhd_log(void *cls, const char *fmt, va_list ap)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 0)))
+#endif
+    ;
+
+static void http_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+
+    (void)cls;
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    srv_log_warn("libmicrohttpd: %s", msg);
+}
+
+/* A listening socket on host:port; -1 after a line on stderr. */
+static int http_listen(const srv_config *cfg, int *family, unsigned *port)
+{
+    struct addrinfo hints, *res = NULL;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    char service[8];
+    int fd = -1, one = 1;
+
+    memset(&hints, 0, sizeof hints);
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    snprintf(service, sizeof service, "%u", cfg->port);
+    if (getaddrinfo(cfg->host, service, &hints, &res) != 0 || res == NULL) {
+        fprintf(stderr, "lossd: cannot resolve host '%s'\n", cfg->host);
+        return -1;
+    }
+    fd = socket(res->ai_family, res->ai_socktype, res->ai_protocol);
+    if (fd >= 0)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0 ||
+        listen(fd, 1024) != 0 ||
+        getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
+        fprintf(stderr, "lossd: cannot listen on %s port %u: %s\n", cfg->host,
+                cfg->port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(res);
+        return -1;
+    }
+    *family = res->ai_family;
+    *port = ntohs(ss.ss_family == AF_INET6
+                      ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                      : ((struct sockaddr_in *)&ss)->sin_port);
+    freeaddrinfo(res);
+    return fd;
+}
+
+int srv_http_start(const srv_config *cfg, unsigned *port)
+{
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    unsigned io_threads = uv_available_parallelism();
+    int family = AF_INET, fd;
+
+    http.cfg = cfg;
+    atomic_store(&http.draining, 0);
+    fd = http_listen(cfg, &family, port);
+    if (fd < 0)
+        return -1;
+    if (family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    io_threads = io_threads < 1 ? 1 : io_threads > 4 ? 4 : io_threads;
+    http.daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, http_access, NULL, MHD_OPTION_EXTERNAL_LOGGER,
+        http_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
+        MHD_OPTION_THREAD_POOL_SIZE, io_threads,
+        MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout,
+        MHD_OPTION_NOTIFY_COMPLETED, http_completed, NULL, MHD_OPTION_END);
+    if (http.daemon == NULL) {
+        fprintf(stderr, "lossd: cannot start the HTTP daemon\n");
+        close(fd);
+        return -1;
+    }
+    return 0;
+}
+
+void srv_http_drain(void)
+{
+    atomic_store(&http.draining, 1);
+}
+
+int srv_http_draining(void)
+{
+    return atomic_load(&http.draining);
+}
+
+void srv_http_stop(void)
+{
+    if (http.daemon != NULL)
+        MHD_stop_daemon(http.daemon);
+    http.daemon = NULL;
+}

@@ -1,0 +1,48 @@
+/* main.c -- lossd: parse the configuration, start the compute pool and the
+ * HTTP daemon, serve until SIGTERM or SIGINT, then drain and exit 0. */
+#include <stdio.h>
+
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "pool.h"
+#include "signals.h"
+
+int main(int argc, char **argv)
+{
+    srv_config cfg;
+    unsigned port = 0;
+    int sig;
+    long left;
+
+    switch (srv_config_parse(&cfg, argc, argv)) {
+    case SRV_CONFIG_EXIT:
+        return 0;
+    case SRV_CONFIG_ERROR:
+        return 2;
+    case SRV_CONFIG_RUN:
+        break;
+    }
+    srv_signals_block();
+    srv_log_init(cfg.log_format);
+    srv_metrics_init();
+    if (srv_pool_start(cfg.threads, cfg.max_queue) != 0) {
+        fprintf(stderr, "lossd: cannot start %u worker threads\n",
+                cfg.threads);
+        return 1;
+    }
+    if (srv_http_start(&cfg, &port) != 0) {
+        srv_pool_stop();
+        return 1;
+    }
+    srv_log_start_write(&cfg, port);
+    sig = srv_signals_wait();
+    srv_http_drain();
+    srv_log_event_write("draining", "signal", sig);
+    left = srv_signals_wait_idle();
+    srv_http_stop();
+    srv_pool_stop();
+    srv_log_event_write("stopped", "in_flight", left);
+    return 0;
+}

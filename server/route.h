@@ -1,0 +1,73 @@
+/* route.h -- what a request is, decided from its request line and headers
+ * alone: a loss request whose body must be received and computed, or an
+ * answer that is complete at once (the service endpoints and every error
+ * that does not need the body: 400, 404, 405, 413, 415, 503).
+ *
+ * Knows nothing of libmicrohttpd: http.c gathers the facts into a
+ * srv_head and sends the srv_answer.
+ *
+ * Thread-safety: srv_route_head runs on any HTTP thread at once; it reads
+ * only its arguments and the thread-safe modules (metrics, pool, catalog). */
+#ifndef SRV_ROUTE_H
+#define SRV_ROUTE_H
+
+#include <stddef.h>
+
+#include "handler.h"
+
+/* The facts about a request that routing needs. */
+typedef struct srv_head {
+    const char *method;
+    const char *path;            /* without the query string */
+    const char *content_type;    /* NULL when absent */
+    unsigned content_length_count; /* Content-Length headers seen */
+    int content_length_bad;      /* a Content-Length that is not a number */
+    unsigned long long content_length; /* valid when count == 1 */
+    int chunked;                 /* Transfer-Encoding present */
+    size_t max_body;
+    int draining;                /* SIGTERM received */
+} srv_head;
+
+typedef enum srv_body_kind {
+    SRV_BODY_STATIC, /* body is a static string */
+    SRV_BODY_FREE,   /* body is malloc'd: free() */
+    SRV_BODY_REPLY   /* body belongs to reply: srv_reply_cleanup() */
+} srv_body_kind;
+
+/* A complete answer. */
+typedef struct srv_answer {
+    int status;
+    const char *content_type;
+    srv_body_kind kind;
+    const char *body;
+    size_t len;
+    srv_reply reply;         /* when kind == SRV_BODY_REPLY */
+    const char *allow;       /* Allow header (405), or NULL */
+    int retry_after;         /* seconds for Retry-After, 0 for none */
+} srv_answer;
+
+typedef enum srv_route_result {
+    SRV_ROUTE_ANSWER, /* *a holds the whole answer */
+    SRV_ROUTE_LOSS    /* receive the body and run the loss *loss */
+} srv_route_result;
+
+/* Decides on the headers.  For SRV_ROUTE_LOSS, *loss points into
+ * head->path. */
+srv_route_result srv_route_head(const srv_head *head, srv_answer *a,
+                                const char **loss);
+
+/* Fills *a with a JSON error (srv_reply_error) and its headers. */
+void srv_answer_error(srv_answer *a, int status, const char *code,
+                      const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
+/* Wraps a reply from srv_loss_run (taking ownership of its body). */
+void srv_answer_from_reply(srv_answer *a, srv_reply *r);
+
+/* Releases the body according to its kind. */
+void srv_answer_cleanup(srv_answer *a);
+
+#endif

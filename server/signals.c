@@ -1,0 +1,52 @@
+/* signals.c -- waits for the shutdown signals and for the drain that
+ * follows them. */
+#include <signal.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "metrics.h"
+#include "signals.h"
+
+static void signals_set(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+}
+
+void srv_signals_block(void)
+{
+    struct sigaction ign;
+    sigset_t set;
+
+    signals_set(&set);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    ign.sa_handler = SIG_IGN;
+    ign.sa_flags = 0;
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGPIPE, &ign, NULL);
+}
+
+int srv_signals_wait(void)
+{
+    sigset_t set;
+    int sig = 0;
+
+    signals_set(&set);
+    while (sigwait(&set, &sig) != 0)
+        ;
+    return sig;
+}
+
+long srv_signals_wait_idle(void)
+{
+    const struct timespec tick = {0, 10 * 1000 * 1000};
+    sigset_t set;
+    long n;
+
+    signals_set(&set);
+    while ((n = srv_metrics_in_flight()) > 0)
+        if (sigtimedwait(&set, NULL, &tick) > 0)
+            break;
+    return n;
+}

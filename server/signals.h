@@ -1,0 +1,21 @@
+/* signals.h -- the daemon's lifecycle signals.  SIGTERM and SIGINT are
+ * blocked in every thread (the mask is set before any thread starts and
+ * inherited) and taken synchronously by the main thread with sigwait, so no
+ * code runs in a signal handler.  SIGPIPE is ignored.
+ *
+ * Thread-safety: main thread only. */
+#ifndef SRV_SIGNALS_H
+#define SRV_SIGNALS_H
+
+/* Blocks SIGTERM and SIGINT, ignores SIGPIPE.  Call before any thread. */
+void srv_signals_block(void);
+
+/* Waits for SIGTERM or SIGINT; returns the signal number. */
+int srv_signals_wait(void);
+
+/* Waits until no request is in flight, or until another SIGTERM/SIGINT
+ * asks to stop at once.  Returns the number of requests still in flight
+ * (0 after a clean drain). */
+long srv_signals_wait_idle(void);
+
+#endif
