@@ -1,0 +1,449 @@
+/* divergence.c -- Kullback-Leibler divergence, Jensen-Shannon divergence and
+ * cross-entropy between the rows of two discrete distributions p (the
+ * reference) and q (the prediction), given as probabilities, logits or
+ * log-probabilities, with the gradients of the reduced loss and the family's
+ * metrics (API.md, "kl, js, cross_entropy"). */
+#include <assert.h>
+#include <math.h>
+#include <stddef.h>
+
+#include "loss.h"
+
+/* loss_divergence -- kl, js and cross_entropy.
+ *
+ * Method:
+ *   Each row of p and of q is first turned into a distribution u:
+ *     probs      u = x (every x >= 0 and |sum x - 1| <= 1e-6), or with
+ *                normalize u = x / sum x, computed as (x/max)/sum(x/max) so
+ *                that rows near DBL_MAX do not overflow;
+ *     logits     log u = x - logsumexp(x), max-shifted;
+ *     log_probs  log u = x as given (|logsumexp(x)| <= 1e-6), or with
+ *                normalize log u = x - logsumexp(x).
+ *   Then, in every input mode, eps > 0 smooths it: v = (u + eps)/(1 + K eps),
+ *   log v = log(u + eps) - log1p(K eps); with eps = 0, v = u.  Every sum
+ *   below works on log v (l), so logits of +-1000 give exact finite answers
+ *   where v itself underflows.  With P, Q the final rows of p and q and
+ *   M = (P + Q)/2, per sample (natural logs, 0 log 0 = 0):
+ *     kl             sum P (lP - lQ)
+ *     cross_entropy  -sum P lQ
+ *     js             1/2 sum [P a(lP - lQ) + Q a(lQ - lP)], where
+ *                    a(t) = log(P/M) = log 2 - log(1 + e^-t) is evaluated as
+ *                    -log1p(expm1(-t)/2) for t >= -1 (exact 0 at P = Q) and
+ *                    log 2 + t - log1p(e^t) below;
+ *     js, distance   sqrt(JSD / ln base), as scipy's jensenshannon.
+ *   Every value is divided by ln(base); "mean" divides the sum by N.
+ *
+ * Gradient:
+ *   With respect to the final values: kl and cross_entropy dL/dQ = -P/Q,
+ *   dL/dlQ = -P; js dL/dQ = a(lQ - lP)/2, dL/dP = a(lP - lQ)/2.  These are
+ *   carried back to the input as given: through eps (factor 1/(1 + K eps)),
+ *   through normalize (dL/dx = (g - sum u g)/sum x), through softmax for
+ *   logits and normalised log_probs (dL/dx = g_l - u sum g_l), or directly
+ *   (probs and log_probs as given: the partial derivative with respect to
+ *   each entry, the sum constraint not imposed).  The distance form
+ *   multiplies by 1/(2 sqrt(JSD)), and by 0 where JSD = 0.
+ *
+ * Special cases:
+ *   - kl, cross_entropy: P_j > 0 with Q_j = 0 is LOSS_E_INFINITE on q[row];
+ *     eps > 0 removes it.  P_j = 0 gives a 0 gradient on q_j.
+ *   - js with probs and eps = 0: the derivative for Q_j = 0 < P_j is
+ *     -INFINITY (and for P_j = 0 < Q_j on p); where P_j = Q_j = 0 it is the
+ *     one-sided limit log(2)/2.  Infinite components stay infinite through
+ *     normalize.
+ *   - Metrics kl_pq, kl_qp and cross_entropy are +INFINITY where undefined.
+ *   - JSD is clamped at 0 before the square root (rounding can leave -1e-17).
+ *   - With base < 1 every value is negative (1/ln base < 0): the distance
+ *     form is then LOSS_E_PARAM on base, and the js_distance metric NaN.
+ *   - NaN and +-Inf inputs are LOSS_E_NONFINITE in every mode (a log-
+ *     probability of -Inf is rejected: use probs for exact zeros).
+ *
+ * Accuracy:
+ *   A few ulps per term, summed left to right over the row; the tests hold
+ *   values and gradients to 1e-10 relative of float64 references, with
+ *   probabilities down to 1e-300 and logits of +-1000.
+ */
+
+#define DIV_SUM_TOL 1e-6
+#define DIV_LN2 0.693147180559945309417232121458176568
+
+/* One prepared row of p or q: u before eps, v after, l = log v (-INFINITY
+ * where v = 0).  m and s undo the normalisation of probs rows in the
+ * gradient (the row sum is m * s). */
+typedef struct div_side {
+    double *u, *v, *l;
+    double m, s;
+} div_side;
+
+/* Per-row sums in nats. */
+typedef struct div_stats {
+    double kl_pq, kl_qp, js, ce, h_p, h_q;
+} div_stats;
+
+static const char *const div_names[] = {"kl", "js", "cross_entropy"};
+
+static int div_check_params(const loss_divergence_args *a, loss_error *err)
+{
+    if (a->n == 0)
+        return loss_error_set(err, LOSS_E_EMPTY, "p", 0, 0, 0, 0,
+                              "the batch is empty: p has no rows");
+    if (a->k == 0)
+        return loss_error_set(err, LOSS_E_SHAPE, "p", 0, 0, 0, 0,
+                              "p and q must have at least one column");
+    if ((unsigned)a->kind > (unsigned)LOSS_DIV_CROSS_ENTROPY)
+        return loss_error_set(err, LOSS_E_PARAM, NULL, 0, 0, 0, 0,
+                              "unknown divergence %d", (int)a->kind);
+    if ((unsigned)a->input > (unsigned)LOSS_INPUT_LOG_PROBS)
+        return loss_error_set(err, LOSS_E_PARAM, "input", 0, 0, 0, 0,
+                              "input must be probs, logits or log_probs");
+    if ((unsigned)a->reduction > (unsigned)LOSS_REDUCE_SUM)
+        return loss_error_set(err, LOSS_E_PARAM, "reduction", 0, 0, 0, 0,
+                              "reduction must be mean or sum");
+    if (!isfinite(a->base) || a->base <= 0 || a->base == 1)
+        return loss_error_set(err, LOSS_E_PARAM, "base", 0, 0, 0, 0,
+                              "base must be a finite number > 0 and not 1, "
+                              "got %g",
+                              a->base);
+    if (!isfinite(a->eps) || a->eps < 0 || !isfinite((double)a->k * a->eps))
+        return loss_error_set(err, LOSS_E_PARAM, "eps", 0, 0, 0, 0,
+                              "eps must be a finite number >= 0 (and K*eps "
+                              "finite), got %g",
+                              a->eps);
+    if (a->kind == LOSS_DIV_JS && a->distance && a->base < 1)
+        return loss_error_set(err, LOSS_E_PARAM, "base", 0, 0, 0, 0,
+                              "the Jensen-Shannon distance needs base > 1 "
+                              "(JSD is negative in base %g)",
+                              a->base);
+    return LOSS_OK;
+}
+
+static int div_check_finite(const double *x, size_t n, size_t k,
+                            const char *field, loss_error *err)
+{
+    size_t i;
+
+    for (i = 0; i < n * k; i++)
+        if (!isfinite(x[i]))
+            return loss_error_set(
+                err, LOSS_E_NONFINITE, field, 2, i / k, i % k, 0,
+                "%s[%zu][%zu] is %s; every value must be a "
+                "finite number",
+                field, i / k, i % k, isnan(x[i]) ? "NaN" : "infinite");
+    return LOSS_OK;
+}
+
+/* Probabilities: checks the row and fills s->u and s->l = log u. */
+static int div_prep_probs(const double *x, size_t k, int normalize,
+                          const char *field, size_t row, div_side *s,
+                          loss_error *err)
+{
+    double m = 0, sum = 0;
+    size_t j;
+
+    for (j = 0; j < k; j++) {
+        if (x[j] < 0)
+            return loss_error_set(err, LOSS_E_PROB, field, 2, row, j, 0,
+                                  "%s[%zu][%zu] = %g is negative; "
+                                  "probabilities must be >= 0",
+                                  field, row, j, x[j]);
+        m = fmax(m, x[j]);
+    }
+    if (normalize && m == 0)
+        return loss_error_set(err, LOSS_E_PROB, field, 1, row, 0, 0,
+                              "row %zu of %s sums to 0 and cannot be "
+                              "normalized",
+                              row, field);
+    s->m = normalize ? m : 1.0;
+    for (j = 0; j < k; j++)
+        sum += x[j] / s->m;
+    if (!normalize && fabs(sum - 1.0) > DIV_SUM_TOL)
+        return loss_error_set(err, LOSS_E_PROB, field, 1, row, 0, 0,
+                              "row %zu of %s sums to %.17g, not 1 (set "
+                              "normalize to divide rows by their sum)",
+                              row, field, sum);
+    s->s = normalize ? sum : 1.0;
+    for (j = 0; j < k; j++) {
+        s->u[j] = normalize ? x[j] / s->m / s->s : x[j];
+        s->l[j] = log(s->u[j]);
+    }
+    return LOSS_OK;
+}
+
+static double div_logsumexp(const double *x, size_t k)
+{
+    double mx = x[0], sum = 0;
+    size_t j;
+
+    for (j = 1; j < k; j++)
+        mx = fmax(mx, x[j]);
+    for (j = 0; j < k; j++)
+        sum += exp(x[j] - mx);
+    return mx + log(sum);
+}
+
+/* Logits and log-probabilities: fills s->l = log u and s->u. */
+static int div_prep_logs(const double *x, size_t k, int softmax,
+                         const char *field, size_t row, div_side *s,
+                         loss_error *err)
+{
+    double lse = div_logsumexp(x, k);
+    size_t j;
+
+    if (!softmax && fabs(lse) > DIV_SUM_TOL)
+        return loss_error_set(err, LOSS_E_PROB, field, 1, row, 0, 0,
+                              "row %zu of %s has log-sum-exp %.17g, not 0 "
+                              "(set normalize to normalize it)",
+                              row, field, lse);
+    for (j = 0; j < k; j++) {
+        s->l[j] = softmax ? x[j] - lse : x[j];
+        s->u[j] = exp(s->l[j]);
+    }
+    return LOSS_OK;
+}
+
+/* Prepares row `row` of p or q: conversion, normalisation, then eps. */
+static int div_prep(const loss_divergence_args *a, const double *x,
+                    const char *field, size_t row, div_side *s, loss_error *err)
+{
+    size_t j, k = a->k;
+    double keps = (double)k * a->eps, lden = log1p(keps);
+    int rc;
+
+    if (a->input == LOSS_INPUT_PROBS)
+        rc = div_prep_probs(x, k, a->normalize, field, row, s, err);
+    else
+        rc = div_prep_logs(x, k, a->input == LOSS_INPUT_LOGITS || a->normalize,
+                           field, row, s, err);
+    if (rc != LOSS_OK)
+        return rc;
+    for (j = 0; j < k; j++) {
+        if (a->eps > 0) {
+            s->v[j] = (s->u[j] + a->eps) / (1.0 + keps);
+            s->l[j] = log(s->u[j] + a->eps) - lden;
+        } else {
+            s->v[j] = s->u[j];
+        }
+    }
+    return LOSS_OK;
+}
+
+/* a(lx - ly) = log(X/M), M = (X + Y)/2, from the logs of X and Y.  Where
+ * both are 0 it returns the limit log 2 that the js gradient needs. */
+static double div_mid_log_ratio(double lx, double ly)
+{
+    double t;
+
+    if (lx == -INFINITY && ly == -INFINITY)
+        return DIV_LN2;
+    t = lx - ly;
+    if (t >= -1.0)
+        return -log1p(0.5 * expm1(-t));
+    return DIV_LN2 + t - log1p(exp(t));
+}
+
+/* x log(x/y) from x and the logs; 0 where x = 0, +INFINITY where y = 0. */
+static double div_rel_entr(double x, double lx, double ly)
+{
+    if (lx == -INFINITY)
+        return 0.0;
+    if (ly == -INFINITY)
+        return INFINITY;
+    return x * (lx - ly);
+}
+
+static double div_js_half(double x, double lx, double ly)
+{
+    return lx == -INFINITY ? 0.0 : x * div_mid_log_ratio(lx, ly);
+}
+
+static void div_row_stats(const div_side *p, const div_side *q, size_t k,
+                          div_stats *st)
+{
+    size_t j;
+    div_stats z = {0, 0, 0, 0, 0, 0};
+
+    for (j = 0; j < k; j++) {
+        double pv = p->v[j], lp = p->l[j], qv = q->v[j], lq = q->l[j];
+
+        z.kl_pq += div_rel_entr(pv, lp, lq);
+        z.kl_qp += div_rel_entr(qv, lq, lp);
+        z.js += 0.5 * (div_js_half(pv, lp, lq) + div_js_half(qv, lq, lp));
+        z.ce += lp == -INFINITY ? 0.0 : (lq == -INFINITY ? INFINITY : -pv * lq);
+        z.h_p += lp == -INFINITY ? 0.0 : -pv * lp;
+        z.h_q += lq == -INFINITY ? 0.0 : -qv * lq;
+    }
+    z.js = fmax(z.js, 0.0);
+    *st = z;
+}
+
+/* The first column where p > 0 and q = 0 (k when there is none). */
+static size_t div_first_infinite(const div_side *p, const div_side *q, size_t k)
+{
+    size_t j;
+
+    for (j = 0; j < k; j++)
+        if (p->l[j] > -INFINITY && q->l[j] == -INFINITY)
+            break;
+    return j;
+}
+
+/* Derivative of the per-sample value (nats) with respect to the final
+ * value self->v[j] (*gv) and to its log (*gl).  self is q, or p for js. */
+static void div_elem_grad(loss_divergence_kind kind, const div_side *self,
+                          const div_side *other, size_t j, double *gv,
+                          double *gl)
+{
+    double a;
+
+    if (kind != LOSS_DIV_JS) {
+        *gl = -other->v[j];
+        *gv = other->l[j] == -INFINITY ? 0.0 : -other->v[j] / self->v[j];
+        return;
+    }
+    a = div_mid_log_ratio(self->l[j], other->l[j]);
+    *gv = 0.5 * a;
+    *gl = self->v[j] == 0.0 ? 0.0 : 0.5 * self->v[j] * a;
+}
+
+/* Gradient with respect to log u (the distribution before eps). */
+static double div_grad_log_u(const loss_divergence_args *a,
+                             const div_side *self, const div_side *other,
+                             size_t j, double *gv_u)
+{
+    double gv, gl, w;
+
+    div_elem_grad(a->kind, self, other, j, &gv, &gl);
+    w = a->eps > 0 ? self->u[j] / (self->u[j] + a->eps) : 1.0;
+    *gv_u = gv / (1.0 + (double)a->k * a->eps);
+    return gl * w;
+}
+
+/* Writes factor * dL/dx for one row of the input x of side self. */
+static void div_side_grad(const loss_divergence_args *a, const div_side *self,
+                          const div_side *other, double factor, double *g)
+{
+    size_t j, k = a->k;
+    double total = 0, gv_u, gl_u;
+    int probs = a->input == LOSS_INPUT_PROBS;
+    int softmax = a->input == LOSS_INPUT_LOGITS ||
+                  (a->input == LOSS_INPUT_LOG_PROBS && a->normalize);
+
+    for (j = 0; j < k && factor != 0; j++)
+        total += div_grad_log_u(a, self, other, j, &gv_u);
+    for (j = 0; j < k; j++) {
+        gl_u = div_grad_log_u(a, self, other, j, &gv_u);
+        if (factor == 0)
+            g[j] = 0.0;
+        else if (probs && a->normalize)
+            g[j] = factor * ((gv_u - total) / self->m / self->s);
+        else if (probs)
+            g[j] = factor * gv_u;
+        else if (softmax)
+            g[j] = factor * (gl_u - self->u[j] * total);
+        else
+            g[j] = factor * gl_u;
+    }
+}
+
+/* The per-sample value of the requested loss, in the requested base. */
+static double div_value(const loss_divergence_args *a, const div_stats *st,
+                        double scale)
+{
+    if (a->kind == LOSS_DIV_KL)
+        return st->kl_pq * scale;
+    if (a->kind == LOSS_DIV_CROSS_ENTROPY)
+        return st->ce * scale;
+    return a->distance ? sqrt(st->js * scale) : st->js * scale;
+}
+
+static void div_accumulate(div_stats *sum, const div_stats *st, double *dist,
+                           double scale)
+{
+    sum->kl_pq += st->kl_pq;
+    sum->kl_qp += st->kl_qp;
+    sum->js += st->js;
+    sum->ce += st->ce;
+    sum->h_p += st->h_p;
+    sum->h_q += st->h_q;
+    *dist += scale > 0 ? sqrt(st->js * scale) : NAN;
+}
+
+/* Everything for row i: preparation, checks, values and gradients. */
+static int div_row(const loss_divergence_args *a, size_t i, div_side *p,
+                   div_side *q, loss_divergence_out *o, double *value,
+                   div_stats *st, loss_error *err)
+{
+    size_t k = a->k, bad;
+    double scale = 1.0 / log(a->base), factor;
+    int rc;
+
+    if ((rc = div_prep(a, a->p + i * k, "p", i, p, err)) != LOSS_OK ||
+        (rc = div_prep(a, a->q + i * k, "q", i, q, err)) != LOSS_OK)
+        return rc;
+    bad = div_first_infinite(p, q, k);
+    if (a->kind != LOSS_DIV_JS && bad < k)
+        return loss_error_set(err, LOSS_E_INFINITE, "q", 1, i, 0, 0,
+                              "%s is infinite in row %zu: q[%zu][%zu] is 0 "
+                              "where p is not (use eps to smooth q)",
+                              div_names[a->kind], i, i, bad);
+    div_row_stats(p, q, k, st);
+    *value = div_value(a, st, scale);
+    factor = scale / (a->reduction == LOSS_REDUCE_MEAN ? (double)a->n : 1.0);
+    if (a->kind == LOSS_DIV_JS && a->distance)
+        factor = *value > 0 ? factor / (2.0 * *value) : 0.0;
+    if (o->grad_q != NULL)
+        div_side_grad(a, q, p, factor, o->grad_q + i * k);
+    if (o->grad_p != NULL && a->kind == LOSS_DIV_JS)
+        div_side_grad(a, p, q, factor, o->grad_p + i * k);
+    return LOSS_OK;
+}
+
+static void div_finish(const loss_divergence_args *a, const div_stats *sum,
+                       double dist, double total, loss_divergence_out *o)
+{
+    double scale = 1.0 / log(a->base), nn = (double)a->n;
+
+    o->loss = a->reduction == LOSS_REDUCE_MEAN ? total / nn : total;
+    o->kl_pq = sum->kl_pq * scale / nn;
+    o->kl_qp = sum->kl_qp * scale / nn;
+    o->js = sum->js * scale / nn;
+    o->js_distance = dist / nn;
+    o->cross_entropy = sum->ce * scale / nn;
+    o->entropy_p = sum->h_p * scale / nn;
+    o->entropy_q = sum->h_q * scale / nn;
+}
+
+size_t loss_divergence_work(const loss_divergence_args *a)
+{
+    return 6 * a->k;
+}
+
+int loss_divergence(const loss_divergence_args *a, loss_divergence_out *o,
+                    loss_error *err)
+{
+    div_side p, q;
+    div_stats st = {0, 0, 0, 0, 0, 0}, sum = st;
+    double dist = 0, total = 0, value = 0, scale;
+    size_t i;
+    int rc;
+
+    assert(a != NULL && o != NULL);
+    if ((rc = div_check_params(a, err)) != LOSS_OK ||
+        (rc = div_check_finite(a->p, a->n, a->k, "p", err)) != LOSS_OK ||
+        (rc = div_check_finite(a->q, a->n, a->k, "q", err)) != LOSS_OK)
+        return rc;
+    assert(a->work != NULL);
+    p.u = a->work, p.v = p.u + a->k, p.l = p.v + a->k;
+    q.u = p.l + a->k, q.v = q.u + a->k, q.l = q.v + a->k;
+    scale = 1.0 / log(a->base);
+    for (i = 0; i < a->n; i++) {
+        rc = div_row(a, i, &p, &q, o, &value, &st, err);
+        if (rc != LOSS_OK)
+            return rc;
+        if (o->per_sample != NULL)
+            o->per_sample[i] = value;
+        total += value;
+        div_accumulate(&sum, &st, &dist, scale);
+    }
+    div_finish(a, &sum, dist, total, o);
+    return LOSS_OK;
+}
