@@ -18,7 +18,7 @@
  * divergence at the optimal discriminator. */
 #define LOG_4 1.38629436111989061883
 
-/* ---- Shared numerics ------------------------------------------------------ */
+/* ---- Shared numerics ---------------------------------------------------- */
 
 /* log(1 + e^t) without overflow or loss of the small tail. */
 static double softplus(double t)
@@ -64,9 +64,9 @@ static double clamped_log1m(double p, double *dp)
 }
 
 /* Writes "field[i]" (depth 1) or "field[i][j]" (depth 2) failures. */
-static int element_error(loss_error *err, loss_status status,
-                         const char *field, size_t depth, size_t i, size_t j,
-                         const char *why, double v)
+static int element_error(loss_error *err, loss_status status, const char *field,
+                         size_t depth, size_t i, size_t j, const char *why,
+                         double v)
 {
     if (depth == 1)
         return loss_error_set(err, status, field, 1, i, 0, 0,
@@ -77,16 +77,15 @@ static int element_error(loss_error *err, loss_status status,
 
 /* Reports the first non-finite element of the rows x cols array v; depth 1
  * for a vector (cols = 1), 2 for a matrix. */
-static int check_finite(const double *v, size_t rows, size_t cols,
-                        size_t depth, const char *field, loss_error *err)
+static int check_finite(const double *v, size_t rows, size_t cols, size_t depth,
+                        const char *field, loss_error *err)
 {
     size_t i;
 
     for (i = 0; i < rows * cols; i++)
         if (!isfinite(v[i]))
-            return element_error(err, LOSS_E_NONFINITE, field, depth,
-                                 i / cols, i % cols,
-                                 "is not a finite number", v[i]);
+            return element_error(err, LOSS_E_NONFINITE, field, depth, i / cols,
+                                 i % cols, "is not a finite number", v[i]);
     return LOSS_OK;
 }
 
@@ -112,7 +111,7 @@ static int check_reduction(loss_reduction r, loss_error *err)
     return LOSS_OK;
 }
 
-/* ---- vae ---------------------------------------------------------------------
+/* ---- vae --------------------------------------------------------------------
  * Negative evidence lower bound of a variational auto-encoder.
  *
  * Method:   per sample i, rec_i + beta * kl_i with
@@ -159,8 +158,8 @@ typedef double (*vae_term_fn)(double x, double r, double *dr);
 static double vae_bernoulli(double x, double r, double *dr)
 {
     double d_log, d_log1m;
-    double v = x * clamped_log(r, &d_log) +
-               (1.0 - x) * clamped_log1m(r, &d_log1m);
+    double v =
+        x * clamped_log(r, &d_log) + (1.0 - x) * clamped_log1m(r, &d_log1m);
 
     *dr = -(x * d_log + (1.0 - x) * d_log1m);
     return -v;
@@ -200,8 +199,18 @@ static int vae_check_params(const loss_vae_args *a, loss_error *err)
     return LOSS_OK;
 }
 
+static int require(const double *field, const char *name, loss_error *err)
+{
+    if (field != NULL)
+        return LOSS_OK;
+    return loss_error_set(err, LOSS_E_PARAM, name, 0, 0, 0, 0,
+                          "%s is required.", name);
+}
+
 static int vae_check_fields(const loss_vae_args *a, loss_error *err)
 {
+    int rc;
+
     if (a->recon != NULL && a->recon_logits != NULL)
         return loss_error_set(err, LOSS_E_PARAM, "recon_logits", 0, 0, 0, 0,
                               "Give exactly one of recon and recon_logits, "
@@ -213,10 +222,10 @@ static int vae_check_fields(const loss_vae_args *a, loss_error *err)
         return loss_error_set(err, LOSS_E_PARAM, "recon_logits", 0, 0, 0, 0,
                               "recon_logits is only valid with the "
                               "\"bernoulli\" likelihood.");
-    if (a->x == NULL || a->mu == NULL || a->logvar == NULL)
-        return loss_error_set(err, LOSS_E_PARAM,
-                              a->x == NULL ? "x" : a->mu ? "logvar" : "mu",
-                              0, 0, 0, 0, "x, mu and logvar are required.");
+    if ((rc = require(a->x, "x", err)) != LOSS_OK ||
+        (rc = require(a->mu, "mu", err)) != LOSS_OK ||
+        (rc = require(a->logvar, "logvar", err)) != LOSS_OK)
+        return rc;
     if (a->n == 0)
         return loss_error_set(err, LOSS_E_EMPTY, "x", 0, 0, 0, 0,
                               "The batch is empty: x has no rows.");
@@ -230,10 +239,9 @@ static int vae_check_overflow(const loss_vae_args *a, loss_error *err)
 
     for (i = 0; i < a->n * a->z; i++) {
         if (isinf(exp(a->logvar[i])))
-            return element_error(err, LOSS_E_NONFINITE, "logvar", 2,
-                                 i / a->z, i % a->z,
-                                 "is too large: exp(logvar) overflows",
-                                 a->logvar[i]);
+            return element_error(
+                err, LOSS_E_NONFINITE, "logvar", 2, i / a->z, i % a->z,
+                "is too large: exp(logvar) overflows", a->logvar[i]);
         if (isinf(a->mu[i] * a->mu[i]))
             return element_error(err, LOSS_E_NONFINITE, "mu", 2, i / a->z,
                                  i % a->z, "is too large: mu^2 overflows",
@@ -244,10 +252,9 @@ static int vae_check_overflow(const loss_vae_args *a, loss_error *err)
     for (i = 0; i < a->n * a->d; i++) {
         double diff = a->recon[i] - a->x[i];
         if (isinf(diff * diff))
-            return element_error(err, LOSS_E_NONFINITE, "recon", 2,
-                                 i / a->d, i % a->d,
-                                 "is too far from x: (x - recon)^2 overflows",
-                                 a->recon[i]);
+            return element_error(
+                err, LOSS_E_NONFINITE, "recon", 2, i / a->d, i % a->d,
+                "is too far from x: (x - recon)^2 overflows", a->recon[i]);
     }
     return LOSS_OK;
 }
@@ -264,14 +271,12 @@ static int vae_validate(const loss_vae_args *a, loss_error *err)
     if ((rc = check_finite(a->x, a->n, a->d, 2, "x", err)) != LOSS_OK ||
         (rc = check_finite(r, a->n, a->d, 2, rname, err)) != LOSS_OK ||
         (rc = check_finite(a->mu, a->n, a->z, 2, "mu", err)) != LOSS_OK ||
-        (rc = check_finite(a->logvar, a->n, a->z, 2, "logvar", err)) !=
-            LOSS_OK)
+        (rc = check_finite(a->logvar, a->n, a->z, 2, "logvar", err)) != LOSS_OK)
         return rc;
     if (a->likelihood == LOSS_LIKELIHOOD_BERNOULLI &&
         ((rc = check_unit(a->x, a->n, a->d, 2, "x", err)) != LOSS_OK ||
          (a->recon != NULL &&
-          (rc = check_unit(a->recon, a->n, a->d, 2, "recon", err)) !=
-              LOSS_OK)))
+          (rc = check_unit(a->recon, a->n, a->d, 2, "recon", err)) != LOSS_OK)))
         return rc;
     return vae_check_overflow(a, err);
 }
@@ -333,14 +338,15 @@ int loss_vae(const loss_vae_args *a, loss_vae_out *o, loss_error *err)
     scale = a->reduction == LOSS_REDUCE_MEAN ? 1.0 / (double)a->n : 1.0;
     for (i = 0; i < a->n; i++) {
         double rec = vae_rec_row(a, i, scale, o->grad_recon);
-        double kl = vae_kl_row(a, i, a->beta * scale, o->grad_mu,
-                               o->grad_logvar);
+        double kl =
+            vae_kl_row(a, i, a->beta * scale, o->grad_mu, o->grad_logvar);
         double v = a->beta > 0.0 ? rec + a->beta * kl : rec;
 
         if (!isfinite(v))
             return loss_error_set(err, LOSS_E_NONFINITE, NULL, 0, 0, 0, 0,
                                   "The loss of row %zu overflows double "
-                                  "precision.", i);
+                                  "precision.",
+                                  i);
         if (o->per_sample != NULL)
             o->per_sample[i] = v;
         rec_sum += rec;
@@ -358,7 +364,7 @@ int loss_vae(const loss_vae_args *a, loss_vae_out *o, loss_error *err)
     return LOSS_OK;
 }
 
-/* ---- gan ---------------------------------------------------------------------
+/* ---- gan --------------------------------------------------------------------
  * Discriminator and generator losses of a generative adversarial network.
  *
  * Method:   D is the discriminator's probability that a sample is real.
@@ -451,8 +457,8 @@ static int gan_validate(const loss_gan_args *a, loss_error *err)
                               "input must be \"logits\" or \"probs\".");
     if (a->generator_loss != LOSS_GAN_NON_SATURATING &&
         a->generator_loss != LOSS_GAN_MINIMAX)
-        return loss_error_set(err, LOSS_E_PARAM, "generator_loss", 0, 0, 0,
-                              0, "generator_loss must be \"non_saturating\" "
+        return loss_error_set(err, LOSS_E_PARAM, "generator_loss", 0, 0, 0, 0,
+                              "generator_loss must be \"non_saturating\" "
                               "or \"minimax\".");
     if (a->n == 0 || a->d_real == NULL)
         return loss_error_set(err, LOSS_E_EMPTY, "d_real", 0, 0, 0, 0,
@@ -535,8 +541,7 @@ int loss_gan(const loss_gan_args *a, loss_gan_out *o, loss_error *err)
     scale_real = mean ? 1.0 / n : 1.0;
     scale_fake = mean ? 1.0 / m : 1.0;
     gan_real_pass(a, scale_real, o->grad_d_real, &s);
-    gan_fake_pass(a, scale_fake, o->grad_d_fake, o->generator_grad_d_fake,
-                  &s);
+    gan_fake_pass(a, scale_fake, o->grad_d_fake, o->generator_grad_d_fake, &s);
     if ((rc = gan_check_sums(&s, err)) != LOSS_OK)
         return rc;
     o->loss = scale_real * s.nll_real + scale_fake * s.nll_fake;

@@ -43,8 +43,7 @@ static void expect_error(int rc, const loss_error *e, loss_status status,
 static void expect_vector_error(const cJSON *c, int rc, const loss_error *e)
 {
     const cJSON *want = cJSON_GetObjectItemCaseSensitive(c, "error");
-    const char *name =
-        cJSON_GetObjectItemCaseSensitive(c, "name")->valuestring;
+    const char *name = cJSON_GetObjectItemCaseSensitive(c, "name")->valuestring;
     const char *code =
         cJSON_GetObjectItemCaseSensitive(want, "code")->valuestring;
     const char *field =
@@ -58,7 +57,7 @@ static void expect_vector_error(const cJSON *c, int rc, const loss_error *e)
     cr_expect_str_eq(got, field, "%s: field %s, want %s", name, got, field);
 }
 
-/* ---- vae: inputs ------------------------------------------------------------ */
+/* ---- vae: inputs -------------------------------------------------------- */
 
 typedef struct vae_case {
     loss_vae_args a;
@@ -128,46 +127,49 @@ static void vae_from_request(const cJSON *req, vae_case *c)
     vae_alloc_out(c);
 }
 
+static void vae_compare(const cJSON *exp, const vae_case *c,
+                        const loss_vae_out *o, const char *name)
+{
+    const cJSON *grads = vec_field(exp, "gradients");
+    const cJSON *met = vec_field(exp, "metrics");
+    size_t nd = c->a.n * c->a.d, nz = c->a.n * c->a.z;
+
+    vec_expect_number(vec_field(exp, "loss"), o->loss, name, "loss");
+    vec_expect_array(vec_field(exp, "per_sample"), o->per_sample, c->a.n, name,
+                     "per_sample");
+    vec_expect_array(vec_field(grads, c->logits ? "recon_logits" : "recon"),
+                     o->grad_recon, nd, name, "grad_recon");
+    vec_expect_array(vec_field(grads, "mu"), o->grad_mu, nz, name, "grad_mu");
+    vec_expect_array(vec_field(grads, "logvar"), o->grad_logvar, nz, name,
+                     "grad_logvar");
+    vec_expect_number(vec_field(met, "reconstruction"), o->reconstruction, name,
+                      "reconstruction");
+    vec_expect_number(vec_field(met, "kl"), o->kl, name, "kl");
+    vec_expect_number(vec_field(met, "elbo"), o->elbo, name, "elbo");
+}
+
 static void vae_check_vector(const cJSON *cj)
 {
-    const cJSON *req = cJSON_GetObjectItemCaseSensitive(cj, "request");
-    const cJSON *exp = cJSON_GetObjectItemCaseSensitive(cj, "expected");
-    const cJSON *grads, *met;
-    const char *name =
-        cJSON_GetObjectItemCaseSensitive(cj, "name")->valuestring;
+    const cJSON *exp = vec_field(cj, "expected");
+    const char *name = vec_field(cj, "name")->valuestring;
     vae_case c;
     loss_vae_out o;
     loss_error e;
     int rc;
 
-    vae_from_request(req, &c);
+    vae_from_request(vec_field(cj, "request"), &c);
     o = vae_out(&c);
     rc = loss_vae(&c.a, &o, &e);
     if (exp == NULL) {
         expect_vector_error(cj, rc, &e);
-        vae_free(&c);
-        return;
+    } else {
+        cr_assert_eq(rc, LOSS_OK, "%s: %s", name, e.message);
+        vae_compare(exp, &c, &o, name);
     }
-    cr_assert_eq(rc, LOSS_OK, "%s: %s", name, e.message);
-    grads = cJSON_GetObjectItemCaseSensitive(exp, "gradients");
-    met = cJSON_GetObjectItemCaseSensitive(exp, "metrics");
-    vec_expect_number(vec_field(exp, "loss"), o.loss, name, "loss");
-    vec_expect_array(vec_field(exp, "per_sample"), o.per_sample, c.a.n, name,
-                     "per_sample");
-    vec_expect_array(vec_field(grads, c.logits ? "recon_logits" : "recon"),
-                     o.grad_recon, c.a.n * c.a.d, name, "grad_recon");
-    vec_expect_array(vec_field(grads, "mu"), o.grad_mu, c.a.n * c.a.z, name,
-                     "grad_mu");
-    vec_expect_array(vec_field(grads, "logvar"), o.grad_logvar,
-                     c.a.n * c.a.z, name, "grad_logvar");
-    vec_expect_number(vec_field(met, "reconstruction"), o.reconstruction,
-                      name, "reconstruction");
-    vec_expect_number(vec_field(met, "kl"), o.kl, name, "kl");
-    vec_expect_number(vec_field(met, "elbo"), o.elbo, name, "elbo");
     vae_free(&c);
 }
 
-/* ---- gan: inputs ------------------------------------------------------------ */
+/* ---- gan: inputs -------------------------------------------------------- */
 
 typedef struct gan_case {
     loss_gan_args a;
@@ -222,51 +224,59 @@ static void gan_from_request(const cJSON *req, gan_case *c)
     gan_alloc_out(c);
 }
 
+static void gan_compare(const cJSON *exp, const gan_case *c,
+                        const loss_gan_out *o, const char *name)
+{
+    const cJSON *grads = vec_field(exp, "gradients");
+    const cJSON *gen = vec_field(exp, "generator");
+
+    cr_assert_null(vec_field(exp, "per_sample"), "%s: gan has no per_sample",
+                   name);
+    vec_expect_number(vec_field(exp, "loss"), o->loss, name, "loss");
+    vec_expect_array(vec_field(grads, "d_real"), o->grad_d_real, c->a.n, name,
+                     "grad_d_real");
+    vec_expect_array(vec_field(grads, "d_fake"), o->grad_d_fake, c->a.m, name,
+                     "grad_d_fake");
+    vec_expect_number(vec_field(gen, "loss"), o->generator_loss, name,
+                      "generator.loss");
+    vec_expect_array(vec_field(vec_field(gen, "gradients"), "d_fake"),
+                     o->generator_grad_d_fake, c->a.m, name,
+                     "generator.gradients.d_fake");
+}
+
+static void gan_compare_metrics(const cJSON *met, const loss_gan_out *o,
+                                const char *name)
+{
+    vec_expect_number(vec_field(met, "value"), o->value, name, "value");
+    vec_expect_number(vec_field(met, "jsd_estimate"), o->jsd_estimate, name,
+                      "jsd_estimate");
+    vec_expect_number(vec_field(met, "d_real_mean"), o->d_real_mean, name,
+                      "d_real_mean");
+    vec_expect_number(vec_field(met, "d_fake_mean"), o->d_fake_mean, name,
+                      "d_fake_mean");
+    vec_expect_number(vec_field(met, "accuracy"), o->accuracy, name,
+                      "accuracy");
+}
+
 static void gan_check_vector(const cJSON *cj)
 {
-    const cJSON *req = cJSON_GetObjectItemCaseSensitive(cj, "request");
-    const cJSON *exp = cJSON_GetObjectItemCaseSensitive(cj, "expected");
-    const cJSON *grads, *met, *gen;
-    const char *name =
-        cJSON_GetObjectItemCaseSensitive(cj, "name")->valuestring;
+    const cJSON *exp = vec_field(cj, "expected");
+    const char *name = vec_field(cj, "name")->valuestring;
     gan_case c;
     loss_gan_out o;
     loss_error e;
     int rc;
 
-    gan_from_request(req, &c);
+    gan_from_request(vec_field(cj, "request"), &c);
     o = gan_out(&c);
     rc = loss_gan(&c.a, &o, &e);
     if (exp == NULL) {
         expect_vector_error(cj, rc, &e);
-        gan_free(&c);
-        return;
+    } else {
+        cr_assert_eq(rc, LOSS_OK, "%s: %s", name, e.message);
+        gan_compare(exp, &c, &o, name);
+        gan_compare_metrics(vec_field(exp, "metrics"), &o, name);
     }
-    cr_assert_eq(rc, LOSS_OK, "%s: %s", name, e.message);
-    cr_assert_null(vec_field(exp, "per_sample"), "%s: gan has no per_sample",
-                   name);
-    grads = vec_field(exp, "gradients");
-    met = vec_field(exp, "metrics");
-    gen = vec_field(exp, "generator");
-    vec_expect_number(vec_field(exp, "loss"), o.loss, name, "loss");
-    vec_expect_array(vec_field(grads, "d_real"), o.grad_d_real, c.a.n, name,
-                     "grad_d_real");
-    vec_expect_array(vec_field(grads, "d_fake"), o.grad_d_fake, c.a.m, name,
-                     "grad_d_fake");
-    vec_expect_number(vec_field(gen, "loss"), o.generator_loss, name,
-                      "generator.loss");
-    vec_expect_array(vec_field(vec_field(gen, "gradients"), "d_fake"),
-                     o.generator_grad_d_fake, c.a.m, name,
-                     "generator.gradients.d_fake");
-    vec_expect_number(vec_field(met, "value"), o.value, name, "value");
-    vec_expect_number(vec_field(met, "jsd_estimate"), o.jsd_estimate, name,
-                      "jsd_estimate");
-    vec_expect_number(vec_field(met, "d_real_mean"), o.d_real_mean, name,
-                      "d_real_mean");
-    vec_expect_number(vec_field(met, "d_fake_mean"), o.d_fake_mean, name,
-                      "d_fake_mean");
-    vec_expect_number(vec_field(met, "accuracy"), o.accuracy, name,
-                      "accuracy");
     gan_free(&c);
 }
 
@@ -309,7 +319,7 @@ Test(gan, pytorch_vectors)
     cr_assert_geq(errors, 5, "only %d gan error cases", errors);
 }
 
-/* ---- finite differences ------------------------------------------------------ */
+/* ---- finite differences ------------------------------------------------- */
 
 static double vae_eval(void *ctx)
 {
@@ -421,30 +431,39 @@ static double gan_eval(void *ctx)
     return f->generator ? o.generator_loss : o.loss;
 }
 
+/* A random GAN batch of 5 real and 4 generated samples: logits in (-5, 5)
+ * or probabilities in (0.05, 0.95). */
+static void gan_random(gan_case *c, uint64_t seed, int probs,
+                       loss_gan_generator gen, loss_reduction red)
+{
+    uint64_t s = seed;
+
+    memset(c, 0, sizeof *c);
+    c->a.n = 5;
+    c->a.m = 4;
+    c->d_real = malloc(c->a.n * sizeof(double));
+    c->d_fake = malloc(c->a.m * sizeof(double));
+    test_rand_fill(&s, c->d_real, c->a.n, probs ? 0.05 : -5.0,
+                   probs ? 0.95 : 5.0);
+    test_rand_fill(&s, c->d_fake, c->a.m, probs ? 0.05 : -5.0,
+                   probs ? 0.95 : 5.0);
+    c->a.d_real = c->d_real;
+    c->a.d_fake = c->d_fake;
+    c->a.probs = probs;
+    c->a.generator_loss = gen;
+    c->a.reduction = red;
+    gan_alloc_out(c);
+}
+
 static void gan_fd(int probs, loss_gan_generator gen, loss_reduction red,
                    uint64_t seed)
 {
-    uint64_t s = seed;
     gan_case c;
     gan_fd_ctx disc, genr;
     loss_gan_out o;
     loss_error e;
 
-    memset(&c, 0, sizeof c);
-    c.a.n = 5;
-    c.a.m = 4;
-    c.d_real = malloc(c.a.n * sizeof(double));
-    c.d_fake = malloc(c.a.m * sizeof(double));
-    test_rand_fill(&s, c.d_real, c.a.n, probs ? 0.05 : -5.0,
-                   probs ? 0.95 : 5.0);
-    test_rand_fill(&s, c.d_fake, c.a.m, probs ? 0.05 : -5.0,
-                   probs ? 0.95 : 5.0);
-    c.a.d_real = c.d_real;
-    c.a.d_fake = c.d_fake;
-    c.a.probs = probs;
-    c.a.generator_loss = gen;
-    c.a.reduction = red;
-    gan_alloc_out(&c);
+    gan_random(&c, seed, probs, gen, red);
     o = gan_out(&c);
     cr_assert_eq(loss_gan(&c.a, &o, &e), LOSS_OK, "%s", e.message);
     disc.a = genr.a = &c.a;
@@ -475,13 +494,13 @@ Test(gan, fd_probs)
     gan_fd(1, LOSS_GAN_MINIMAX, LOSS_REDUCE_SUM, 28);
 }
 
-/* ---- vae: edge cases -------------------------------------------------------- */
+/* ---- vae: edge cases ---------------------------------------------------- */
 
 /* A one-row VAE over caller arrays, with every output requested. */
 static int vae_run(size_t d, size_t z, const double *x, const double *recon,
-                   const double *logits, const double *mu,
-                   const double *logvar, loss_likelihood lik, double beta,
-                   loss_vae_out *o, double *buf, loss_error *e)
+                   const double *logits, const double *mu, const double *logvar,
+                   loss_likelihood lik, double beta, loss_vae_out *o,
+                   double *buf, loss_error *e)
 {
     loss_vae_args a;
 
@@ -582,8 +601,8 @@ Test(vae, extreme_logvar_and_beta)
     loss_vae_out o;
     loss_error e;
 
-    cr_assert_eq(vae_run(1, 1, &x, &r, NULL, &mu, &lv,
-                         LOSS_LIKELIHOOD_GAUSSIAN, 2.0, &o, buf, &e),
+    cr_assert_eq(vae_run(1, 1, &x, &r, NULL, &mu, &lv, LOSS_LIKELIHOOD_GAUSSIAN,
+                         2.0, &o, buf, &e),
                  LOSS_OK);
     cr_assert_float_eq(o.kl, 349.5, 1e-12);
     cr_assert_float_eq(o.loss, 699.0, 1e-12);
@@ -609,8 +628,8 @@ Test(vae, beta_zero_keeps_an_overflowing_kl_out_of_the_loss)
     cr_assert(isinf(o.kl) && o.kl > 0);
     cr_assert(isinf(o.elbo) && o.elbo < 0);
     cr_assert_eq(o.grad_logvar[0], 0.0);
-    rc = vae_run(1, 3, &x, &r, NULL, mu, lv, LOSS_LIKELIHOOD_GAUSSIAN, 1.0,
-                 &o, buf, &e);
+    rc = vae_run(1, 3, &x, &r, NULL, mu, lv, LOSS_LIKELIHOOD_GAUSSIAN, 1.0, &o,
+                 buf, &e);
     expect_error(rc, &e, LOSS_E_NONFINITE, "", "kl row overflow");
 }
 
@@ -643,8 +662,8 @@ Test(vae, mean_is_sum_over_n)
     cr_assert_eq(loss_vae(&c.a, &o, &e), LOSS_OK);
     sum = o.loss;
     g_sum = o.grad_mu[4];
-    cr_assert_float_eq(sum, o.per_sample[0] + o.per_sample[1] +
-                                o.per_sample[2], 1e-12);
+    cr_assert_float_eq(sum, o.per_sample[0] + o.per_sample[1] + o.per_sample[2],
+                       1e-12);
     c.a.reduction = LOSS_REDUCE_MEAN;
     cr_assert_eq(loss_vae(&c.a, &o, &e), LOSS_OK);
     cr_assert_float_eq(o.loss, sum / 3.0, 1e-12);
@@ -653,7 +672,7 @@ Test(vae, mean_is_sum_over_n)
     vae_free(&c);
 }
 
-/* ---- vae: invalid inputs ---------------------------------------------------- */
+/* ---- vae: invalid inputs ------------------------------------------------ */
 
 /* A valid two-row Bernoulli batch each invalid-input test breaks once. */
 typedef struct vae_bad {
@@ -763,6 +782,11 @@ Test(vae, recon_or_recon_logits)
     b.a.likelihood = LOSS_LIKELIHOOD_BERNOULLI;
     b.a.mu = NULL;
     vae_bad_expect(&b, LOSS_E_PARAM, "mu");
+    b.a.x = NULL;
+    vae_bad_expect(&b, LOSS_E_PARAM, "x");
+    vae_bad_init(&b);
+    b.a.logvar = NULL;
+    vae_bad_expect(&b, LOSS_E_PARAM, "logvar");
 }
 
 Test(vae, probabilities_out_of_range)
@@ -820,7 +844,7 @@ Test(vae, overflow)
     vae_bad_expect(&b, LOSS_E_NONFINITE, "");
 }
 
-/* ---- gan: edge cases -------------------------------------------------------- */
+/* ---- gan: edge cases ---------------------------------------------------- */
 
 static int gan_run(size_t n, const double *real, size_t m, const double *fake,
                    int probs, loss_gan_generator gen, loss_reduction red,
@@ -974,7 +998,7 @@ Test(gan, outputs_may_be_null)
     cr_assert_eq(bare.accuracy, full.accuracy);
 }
 
-/* ---- gan: invalid inputs ---------------------------------------------------- */
+/* ---- gan: invalid inputs ------------------------------------------------ */
 
 static void gan_expect(const double *real, size_t n, const double *fake,
                        size_t m, int probs, loss_gan_generator gen,
@@ -1014,8 +1038,8 @@ Test(gan, invalid_inputs)
         loss_gan_out o;
         loss_error e;
 
-        cr_assert_eq(
-            gan_run(3, ok_r, 2, hi, 0, ns, mean, &o, buf, &e), LOSS_OK);
+        cr_assert_eq(gan_run(3, ok_r, 2, hi, 0, ns, mean, &o, buf, &e),
+                     LOSS_OK);
     }
 }
 
@@ -1034,6 +1058,6 @@ Test(gan, overflow)
     gan_expect(ok, 2, low_f, 2, 0, ns, LOSS_REDUCE_SUM, LOSS_E_NONFINITE,
                "d_fake");
     /* Each sum is finite, the loss is not. */
-    gan_expect(&one_r, 1, &one_f, 1, 0, ns, LOSS_REDUCE_MEAN,
-               LOSS_E_NONFINITE, "");
+    gan_expect(&one_r, 1, &one_f, 1, 0, ns, LOSS_REDUCE_MEAN, LOSS_E_NONFINITE,
+               "");
 }
