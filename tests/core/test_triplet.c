@@ -753,3 +753,391 @@ Test(fd, msml_squared_sum)
 {
     msml_fd_run(LOSS_DIST_SQUARED_EUCLIDEAN, LOSS_REDUCE_SUM);
 }
+
+/* ---- Edge cases --------------------------------------------------------------------- */
+
+#define EXPECT_NEAR(got, want)                                                 \
+    cr_expect(fabs((got) - (want)) <= 1e-12 * fmax(1.0, fabs(want)),          \
+              "%s = %.17g, want %.17g", #got, (double)(got), (double)(want))
+
+static void expect_all(const double *got, const double *want, size_t len,
+                       const char *what)
+{
+    size_t i;
+
+    for (i = 0; i < len; i++)
+        cr_expect(fabs(got[i] - want[i]) <= 1e-12 * fmax(1.0, fabs(want[i])),
+                  "%s[%zu] = %.17g, want %.17g", what, i, got[i], want[i]);
+}
+
+Test(edge, triplet_n1_by_hand)
+{
+    /* d(a,p) = 5, d(a,n) = 1: loss 5 - 1 + 1 = 5. */
+    double x[2] = {0, 0}, p[2] = {3, 4}, n[2] = {0, 1};
+    double ga[2], gp[2], gn[2], ps[1];
+    loss_triplet_args a = {1, 2, x, p, n, 1.0, LOSS_DIST_EUCLIDEAN, 0,
+                           LOSS_REDUCE_MEAN, NULL};
+    loss_triplet_out o = {0, ps, ga, gp, gn, 0, 0};
+
+    cr_assert_eq(loss_triplet(&a, &o, NULL), LOSS_OK);
+    EXPECT_NEAR(o.loss, 5.0);
+    EXPECT_NEAR(ps[0], 5.0);
+    expect_all(ga, (double[]){-0.6, 0.2}, 2, "anchor");
+    expect_all(gp, (double[]){0.6, 0.8}, 2, "positive");
+    expect_all(gn, (double[]){0.0, -1.0}, 2, "negative");
+    EXPECT_NEAR(o.valid, 1.0);
+    EXPECT_NEAR(o.active_fraction, 1.0);
+    /* squared: 25 - 1 + 1 = 25, gradients 2(u - v). */
+    a.distance = LOSS_DIST_SQUARED_EUCLIDEAN;
+    cr_assert_eq(loss_triplet(&a, &o, NULL), LOSS_OK);
+    EXPECT_NEAR(o.loss, 25.0);
+    expect_all(ga, (double[]){-6.0, -6.0}, 2, "anchor");
+    expect_all(gn, (double[]){0.0, -2.0}, 2, "negative");
+}
+
+Test(edge, triplet_swap_by_hand)
+{
+    /* d(a,n) = 4 > d(p,n) = 1: swap uses the positive as the far end. */
+    double x[2] = {0, 0}, p[2] = {3, 0}, n[2] = {4, 0};
+    double ga[2], gp[2], gn[2];
+    loss_triplet_args a = {1, 2, x, p, n, 1.0, LOSS_DIST_EUCLIDEAN, 1,
+                           LOSS_REDUCE_SUM, NULL};
+    loss_triplet_out o = {0, NULL, ga, gp, gn, 0, 0};
+
+    cr_assert_eq(loss_triplet(&a, &o, NULL), LOSS_OK);
+    EXPECT_NEAR(o.loss, 3.0); /* 3 - 1 + 1 */
+    expect_all(ga, (double[]){-1.0, 0.0}, 2, "anchor");
+    expect_all(gp, (double[]){1.0 + 1.0, 0.0}, 2, "positive");
+    expect_all(gn, (double[]){-1.0, 0.0}, 2, "negative");
+    a.swap = 0; /* 3 - 4 + 1 = 0 exactly: the kink, gradient 0 */
+    cr_assert_eq(loss_triplet(&a, &o, NULL), LOSS_OK);
+    EXPECT_NEAR(o.loss, 0.0);
+    EXPECT_NEAR(o.active_fraction, 0.0);
+    expect_all(ga, (double[]){0.0, 0.0}, 2, "anchor");
+    expect_all(gn, (double[]){0.0, 0.0}, 2, "negative");
+}
+
+Test(edge, outputs_are_overwritten_and_optional)
+{
+    double x[4] = {0, 0, 1, 1}, p[4] = {1, 0, 1, 2}, n[4] = {0, 2, 3, 1};
+    double g[3][4], ps[2], again;
+    loss_triplet_args a = {2, 2, x, p, n, 1.0, LOSS_DIST_EUCLIDEAN, 0,
+                           LOSS_REDUCE_MEAN, NULL};
+    loss_triplet_out o = {0, ps, g[0], g[1], g[2], 0, 0}, bare = {0};
+    size_t i;
+
+    for (i = 0; i < 4; i++)
+        g[0][i] = g[1][i] = g[2][i] = 123.0;
+    cr_assert_eq(loss_triplet(&a, &o, NULL), LOSS_OK);
+    /* sample 0: 1 - 2 + 1 = 0 (kink); sample 1: 1 - 2 + 1 = 0 too. */
+    EXPECT_NEAR(o.loss, 0.0);
+    expect_all(g[0], (double[]){0, 0, 0, 0}, 4, "anchor");
+    a.margin = 1.5;
+    cr_assert_eq(loss_triplet(&a, &o, NULL), LOSS_OK);
+    cr_assert_eq(loss_triplet(&a, &bare, NULL), LOSS_OK);
+    again = bare.loss;
+    EXPECT_NEAR(again, o.loss);
+    EXPECT_NEAR(o.loss, 0.5);
+    EXPECT_NEAR(bare.active_fraction, 1.0);
+}
+
+Test(edge, zero_distances_have_zero_gradient)
+{
+    double e[6] = {0.5, -1, 0.5, -1, 0.5, -1}, g[6], w[9], ps[3];
+    int64_t y[3] = {1, 1, 2};
+    loss_triplet_mined_args m = {3, 2, e, y, 1.0, LOSS_DIST_EUCLIDEAN,
+                                 LOSS_MINING_BATCH_HARD, LOSS_REDUCE_MEAN, w};
+    loss_triplet_mined_out mo = {0, ps, g, 0, 0};
+    loss_msml_args s = {3, 2, e, y, 1.0, LOSS_DIST_EUCLIDEAN,
+                        LOSS_REDUCE_MEAN, NULL};
+    loss_msml_out so = {0, g};
+    size_t i;
+
+    for (m.mining = LOSS_MINING_BATCH_HARD; (int)m.mining < 2;
+         m.mining = (loss_mining)(m.mining + 1)) {
+        cr_assert_eq(loss_triplet_mined(&m, &mo, NULL), LOSS_OK);
+        EXPECT_NEAR(mo.loss, 1.0); /* 0 - 0 + margin for each */
+        EXPECT_NEAR(mo.valid, 2.0);
+        EXPECT_NEAR(mo.active_fraction, 1.0);
+        for (i = 0; i < 6; i++)
+            cr_expect_eq(g[i], 0.0, "grad[%zu] = %g", i, g[i]);
+    }
+    cr_assert_eq(loss_msml(&s, &so, NULL), LOSS_OK);
+    EXPECT_NEAR(so.loss, 1.0);
+    for (i = 0; i < 6; i++)
+        cr_expect_eq(g[i], 0.0, "msml grad[%zu] = %g", i, g[i]);
+}
+
+Test(edge, batch_hard_ties_go_to_lowest_index)
+{
+    /* Squared distances; anchor 0's positives 1 and 2 tie at 1, so 1 wins.
+     * Anchors: 0 -> (1, 3): 1 - 9 + 10 = 2; 1 -> (2, 3): 4 - 10 + 10 = 4;
+     * 2 -> (1, 3): 4; 3 has no positive. */
+    double e[8] = {0, 0, 1, 0, -1, 0, 0, 3}, g[8], w[16], ps[4];
+    int64_t y[4] = {0, 0, 0, 1};
+    loss_triplet_mined_args a = {4, 2, e, y, 10.0,
+                                 LOSS_DIST_SQUARED_EUCLIDEAN,
+                                 LOSS_MINING_BATCH_HARD, LOSS_REDUCE_SUM, w};
+    loss_triplet_mined_out o = {0, ps, g, 0, 0};
+
+    cr_assert_eq(loss_triplet_mined(&a, &o, NULL), LOSS_OK);
+    EXPECT_NEAR(o.loss, 10.0);
+    expect_all(ps, (double[]){2, 4, 4, 0}, 4, "per_sample");
+    expect_all(g + 2, (double[]){8, 6}, 2, "grad e1");
+    expect_all(g + 4, (double[]){-6, 6}, 2, "grad e2");
+    EXPECT_NEAR(o.valid, 3.0);
+}
+
+Test(edge, msml_ties_and_shared_embedding)
+{
+    /* Positive pairs (0,1) and (0,3) tie at distance 2 (e3 duplicates e1,
+     * so (1,3) is 0); negative pairs (0,2), (1,2) and (2,3) tie at 1.
+     * (0,1) and (0,2) win, and share e0. */
+    double e[8] = {0, 0, 2, 0, 1, 0, 2, 0}, g[8];
+    int64_t y[4] = {5, 5, 6, 5};
+    loss_msml_args a = {4, 2, e, y, 0.5, LOSS_DIST_EUCLIDEAN,
+                        LOSS_REDUCE_SUM, NULL};
+    loss_msml_out o = {0, g};
+
+    cr_assert_eq(loss_msml(&a, &o, NULL), LOSS_OK);
+    EXPECT_NEAR(o.loss, 2.0 - 1.0 + 0.5);
+    /* +d(0,1) on e0, e1; -d(0,2) on e0, e2. */
+    expect_all(g, (double[]){-1 + 1, 0, 1, 0, -1, 0, 0, 0}, 8, "grad");
+}
+
+Test(edge, nothing_valid_is_zero)
+{
+    double e[6] = {1, 2, 3, 4, 5, 6}, g[6] = {9, 9, 9, 9, 9, 9}, w[9], ps[3];
+    int64_t distinct[3] = {INT64_MIN, 0, INT64_MAX}, same[3] = {-7, -7, -7};
+    loss_triplet_mined_args a = {3, 2, e, distinct, 1.0, LOSS_DIST_EUCLIDEAN,
+                                 LOSS_MINING_BATCH_ALL, LOSS_REDUCE_MEAN, w};
+    loss_triplet_mined_out o = {0, ps, g, 0, 0};
+    loss_msml_args s = {3, 2, e, same, 1.0, LOSS_DIST_EUCLIDEAN,
+                        LOSS_REDUCE_MEAN, NULL};
+    loss_msml_out so = {5, g};
+    size_t i;
+
+    cr_assert_eq(loss_triplet_mined(&a, &o, NULL), LOSS_OK);
+    EXPECT_NEAR(o.loss, 0.0);
+    EXPECT_NEAR(o.valid, 0.0);
+    cr_expect(isnan(o.active_fraction));
+    for (i = 0; i < 6; i++)
+        cr_expect_eq(g[i], 0.0);
+    a.labels = same;
+    a.mining = LOSS_MINING_BATCH_HARD;
+    cr_assert_eq(loss_triplet_mined(&a, &o, NULL), LOSS_OK);
+    EXPECT_NEAR(o.loss, 0.0);
+    cr_expect(isnan(o.active_fraction));
+    cr_assert_eq(loss_msml(&s, &so, NULL), LOSS_OK);
+    EXPECT_NEAR(so.loss, 0.0);
+    s.labels = distinct;
+    s.n = 1;
+    cr_assert_eq(loss_msml(&s, &so, NULL), LOSS_OK);
+    EXPECT_NEAR(so.loss, 0.0);
+}
+
+Test(edge, msml_reduction_has_no_effect)
+{
+    double e[8] = {0, 0, 1, 0, 0.2, 0, 0.5, 0.5}, sum;
+    int64_t y[4] = {1, 1, 2, 2};
+    loss_msml_args a = {4, 2, e, y, 1.0, LOSS_DIST_EUCLIDEAN,
+                        LOSS_REDUCE_SUM, NULL};
+    loss_msml_out o = {0, NULL};
+
+    cr_assert_eq(loss_msml(&a, &o, NULL), LOSS_OK);
+    sum = o.loss;
+    a.reduction = LOSS_REDUCE_MEAN;
+    cr_assert_eq(loss_msml(&a, &o, NULL), LOSS_OK);
+    cr_expect_eq(o.loss, sum);
+    EXPECT_NEAR(sum, 1.0 - 0.2 + 1.0);
+}
+
+Test(edge, extreme_coordinates_stay_finite)
+{
+    double x[2] = {1e300, -1e300}, p[2] = {1.5e300, -1e300};
+    double n[2] = {1e300, 1e300}, ga[2], gp[2], gn[2];
+    loss_triplet_args a = {1, 2, x, p, n, 0.0, LOSS_DIST_EUCLIDEAN, 0,
+                           LOSS_REDUCE_SUM, NULL};
+    loss_triplet_out o = {0, NULL, ga, gp, gn, 0, 0};
+
+    /* d(a,p) = 5e299, d(a,n) = 2e300: inactive, so move n closer. */
+    n[1] = -0.9e300; /* d(a,n) = 1e299 */
+    cr_assert_eq(loss_triplet(&a, &o, NULL), LOSS_OK);
+    cr_expect(fabs(o.loss - 4e299) <= 1e-12 * 4e299, "loss %g", o.loss);
+    expect_all(ga, (double[]){-1.0, 1.0}, 2, "anchor");
+    x[0] = 1e-300, x[1] = 0, p[0] = 4e-300, p[1] = 4e-300;
+    n[0] = 1e-300, n[1] = 1e-300; /* d(a,p) = 5e-300, d(a,n) = 1e-300 */
+    cr_assert_eq(loss_triplet(&a, &o, NULL), LOSS_OK);
+    cr_expect(fabs(o.loss - 4e-300) <= 1e-12 * 4e-300, "loss %g", o.loss);
+    expect_all(ga, (double[]){-0.6, -0.8 + 1.0}, 2, "anchor");
+}
+
+Test(edge, mined_work_size)
+{
+    loss_triplet_mined_args a = {0};
+
+    cr_expect_eq(loss_triplet_mined_work(&a), 0);
+    a.n = 7;
+    cr_expect_eq(loss_triplet_mined_work(&a), 49);
+    a.n = (size_t)1 << 31;
+    cr_expect_eq(loss_triplet_mined_work(&a), SIZE_MAX);
+    a.n = SIZE_MAX;
+    cr_expect_eq(loss_triplet_mined_work(&a), SIZE_MAX);
+    a.n = (size_t)1 << 30; /* 2^60 doubles still have a byte count */
+    cr_expect_eq(loss_triplet_mined_work(&a), (size_t)1 << 60);
+}
+
+/* ---- Errors ---------------------------------------------------------------------------- */
+
+static void expect_err(int rc, const loss_error *e, loss_status st,
+                       const char *field, size_t depth, size_t i0, size_t i1)
+{
+    cr_assert_eq(rc, st, "status %d, want %d (%s)", rc, st, e->message);
+    cr_assert_eq(e->status, st);
+    if (field)
+        cr_expect_str_eq(e->field, field);
+    else
+        cr_expect_null(e->field);
+    cr_expect_eq(e->depth, depth, "%s: depth %zu", e->message, e->depth);
+    if (depth > 0)
+        cr_expect_eq(e->index[0], i0, "%s", e->message);
+    if (depth > 1)
+        cr_expect_eq(e->index[1], i1, "%s", e->message);
+    cr_expect(strlen(e->message) > 10 && e->message[0] != '\0');
+}
+
+Test(errors, triplet)
+{
+    double x[6] = {0}, p[6] = {0}, n[6] = {0};
+    loss_triplet_args a = {2, 3, x, p, n, 1.0, LOSS_DIST_EUCLIDEAN, 0,
+                           LOSS_REDUCE_MEAN, NULL}, b;
+    loss_triplet_out o = {0};
+    loss_error e;
+
+    b = a, b.n = 0, b.margin = NAN; /* the empty batch is reported first */
+    expect_err(loss_triplet(&b, &o, &e), &e, LOSS_E_EMPTY, "anchor", 0, 0, 0);
+    b = a, b.margin = -0.1;
+    expect_err(loss_triplet(&b, &o, &e), &e, LOSS_E_PARAM, "margin", 0, 0, 0);
+    b.margin = NAN;
+    expect_err(loss_triplet(&b, &o, &e), &e, LOSS_E_PARAM, "margin", 0, 0, 0);
+    b.margin = INFINITY;
+    expect_err(loss_triplet(&b, &o, &e), &e, LOSS_E_PARAM, "margin", 0, 0, 0);
+    b = a, b.distance = (loss_distance)2;
+    expect_err(loss_triplet(&b, &o, &e), &e, LOSS_E_PARAM, "distance", 0, 0,
+               0);
+    b = a, b.reduction = (loss_reduction)5;
+    expect_err(loss_triplet(&b, &o, &e), &e, LOSS_E_PARAM, "reduction", 0, 0,
+               0);
+    b = a, b.swap = 2;
+    expect_err(loss_triplet(&b, &o, &e), &e, LOSS_E_PARAM, "swap", 0, 0, 0);
+    x[5] = NAN;
+    expect_err(loss_triplet(&a, &o, &e), &e, LOSS_E_NONFINITE, "anchor", 2, 1,
+               2);
+    x[5] = 0, p[1] = INFINITY;
+    expect_err(loss_triplet(&a, &o, &e), &e, LOSS_E_NONFINITE, "positive", 2,
+               0, 1);
+    p[1] = 0, n[3] = -INFINITY;
+    expect_err(loss_triplet(&a, &o, &e), &e, LOSS_E_NONFINITE, "negative", 2,
+               1, 0);
+    n[3] = 0;
+    a.margin = 0.0; /* margin 0 is allowed */
+    cr_expect_eq(loss_triplet(&a, &o, &e), LOSS_OK);
+}
+
+Test(errors, mined)
+{
+    double x[6] = {0}, w[9];
+    int64_t y[3] = {0, 1, 0};
+    loss_triplet_mined_args a = {3, 2, x, y, 1.0, LOSS_DIST_EUCLIDEAN,
+                                 LOSS_MINING_BATCH_HARD, LOSS_REDUCE_MEAN, w},
+                            b;
+    loss_triplet_mined_out o = {0};
+    loss_error e;
+
+    b = a, b.n = 0;
+    expect_err(loss_triplet_mined(&b, &o, &e), &e, LOSS_E_EMPTY, "embeddings",
+               0, 0, 0);
+    b = a, b.margin = -1;
+    expect_err(loss_triplet_mined(&b, &o, &e), &e, LOSS_E_PARAM, "margin", 0,
+               0, 0);
+    b = a, b.mining = (loss_mining)7;
+    expect_err(loss_triplet_mined(&b, &o, &e), &e, LOSS_E_PARAM, "mining", 0,
+               0, 0);
+    b = a, b.distance = (loss_distance)-1;
+    expect_err(loss_triplet_mined(&b, &o, &e), &e, LOSS_E_PARAM, "distance",
+               0, 0, 0);
+    b = a, b.reduction = (loss_reduction)2;
+    expect_err(loss_triplet_mined(&b, &o, &e), &e, LOSS_E_PARAM, "reduction",
+               0, 0, 0);
+    b = a, b.work = NULL;
+    expect_err(loss_triplet_mined(&b, &o, &e), &e, LOSS_E_NOMEM, NULL, 0, 0,
+               0);
+    x[4] = NAN;
+    expect_err(loss_triplet_mined(&a, &o, &e), &e, LOSS_E_NONFINITE,
+               "embeddings", 2, 2, 0);
+}
+
+Test(errors, quadruplet)
+{
+    double x[4][4] = {{0}};
+    loss_quadruplet_args a = {2, 2, x[0], x[1], x[2], x[3], 1.0, 0.5,
+                              LOSS_DIST_SQUARED_EUCLIDEAN, LOSS_REDUCE_MEAN,
+                              NULL},
+                         b;
+    loss_quadruplet_out o = {0};
+    loss_error e;
+    static const char *const f[4] = {"anchor", "positive", "negative",
+                                     "negative2"};
+    size_t k;
+
+    b = a, b.n = 0;
+    expect_err(loss_quadruplet(&b, &o, &e), &e, LOSS_E_EMPTY, "anchor", 0, 0,
+               0);
+    b = a, b.margin = -1e-9;
+    expect_err(loss_quadruplet(&b, &o, &e), &e, LOSS_E_PARAM, "margin", 0, 0,
+               0);
+    b = a, b.margin2 = NAN;
+    expect_err(loss_quadruplet(&b, &o, &e), &e, LOSS_E_PARAM, "margin2", 0, 0,
+               0);
+    b.margin2 = -1;
+    expect_err(loss_quadruplet(&b, &o, &e), &e, LOSS_E_PARAM, "margin2", 0, 0,
+               0);
+    b = a, b.distance = (loss_distance)3;
+    expect_err(loss_quadruplet(&b, &o, &e), &e, LOSS_E_PARAM, "distance", 0,
+               0, 0);
+    b = a, b.reduction = (loss_reduction)3;
+    expect_err(loss_quadruplet(&b, &o, &e), &e, LOSS_E_PARAM, "reduction", 0,
+               0, 0);
+    for (k = 0; k < 4; k++) {
+        x[k][3] = k % 2 ? INFINITY : NAN;
+        expect_err(loss_quadruplet(&a, &o, &e), &e, LOSS_E_NONFINITE, f[k], 2,
+                   1, 1);
+        x[k][3] = 0;
+    }
+    cr_expect_eq(loss_quadruplet(&a, &o, &e), LOSS_OK);
+}
+
+Test(errors, msml)
+{
+    double x[6] = {0};
+    int64_t y[3] = {0, 1, 0};
+    loss_msml_args a = {3, 2, x, y, 1.0, LOSS_DIST_EUCLIDEAN,
+                        LOSS_REDUCE_MEAN, NULL},
+                   b;
+    loss_msml_out o = {0};
+    loss_error e;
+
+    b = a, b.n = 0;
+    expect_err(loss_msml(&b, &o, &e), &e, LOSS_E_EMPTY, "embeddings", 0, 0,
+               0);
+    b = a, b.margin = -INFINITY;
+    expect_err(loss_msml(&b, &o, &e), &e, LOSS_E_PARAM, "margin", 0, 0, 0);
+    b = a, b.distance = (loss_distance)9;
+    expect_err(loss_msml(&b, &o, &e), &e, LOSS_E_PARAM, "distance", 0, 0, 0);
+    b = a, b.reduction = (loss_reduction)9;
+    expect_err(loss_msml(&b, &o, &e), &e, LOSS_E_PARAM, "reduction", 0, 0, 0);
+    x[1] = INFINITY;
+    expect_err(loss_msml(&a, &o, &e), &e, LOSS_E_NONFINITE, "embeddings", 2,
+               0, 1);
+    cr_expect_eq(loss_msml_work(&a), 0);
+}
