@@ -31,7 +31,10 @@ int srv_loss_exists(const char *name);
 const char *srv_loss_names(void);
 
 /* The JSON array of names ["hinge", ...], the whole /losses catalog, or one
- * entry (name not NULL; NULL return when unknown).  malloc'd, *len set. */
+ * entry (name not NULL; NULL return when unknown).  malloc'd, *len set.
+ * The whole catalog is {"losses": [entry, ...]}; an entry is {"name",
+ * "summary", "inputs": [...], "parameters": [...], "outputs": {...}}.
+ * Both also return NULL when out of memory. */
 char *srv_catalog_names_json(size_t *len);
 char *srv_catalog_json(const char *name, size_t *len);
 

@@ -1,0 +1,247 @@
+/* handler.c -- one loss request from body bytes to a reply: parse and
+ * validate against the loss's table entry, allocate the outputs, call the
+ * core through the entry's adapter, and write the response, timing each
+ * stage. */
+#include "handler.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "json_in.h"
+#include "json_out.h"
+#include "loss.h"
+#include "table.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* ---- Names ---------------------------------------------------------------- */
+
+static char names_text[512];
+static pthread_once_t names_once = PTHREAD_ONCE_INIT;
+
+static void names_build(void)
+{
+    size_t i, at = 0;
+    int w;
+
+    for (i = 0; i < srv_nlosses; i++) {
+        w = snprintf(names_text + at, sizeof names_text - at, "%s%s",
+                     i ? ", " : "", srv_losses[i].name);
+        if (w < 0 || (size_t)w >= sizeof names_text - at)
+            return;
+        at += (size_t)w;
+    }
+}
+
+const char *srv_loss_names(void)
+{
+    pthread_once(&names_once, names_build);
+    return names_text;
+}
+
+int srv_loss_exists(const char *name)
+{
+    return srv_loss_find(name) != NULL;
+}
+
+/* ---- Outputs -------------------------------------------------------------- */
+
+static double *alloc_doubles(size_t n)
+{
+    if (n > SIZE_MAX / sizeof(double))
+        return NULL;
+    return malloc((n ? n : 1) * sizeof(double));
+}
+
+/* The value of a dimension symbol ("N") in the validated request. */
+static size_t symbol_value(const srv_request *rq, const char *sym)
+{
+    const srv_loss *L = rq->loss;
+    size_t i, a;
+
+    for (i = 0; i < L->ninputs; i++) {
+        const srv_tensor *t = &rq->in[i];
+        if (t->json == NULL)
+            continue;
+        for (a = 0; a < L->inputs[i].rank; a++)
+            if (strcmp(L->inputs[i].shape[a], sym) == 0)
+                return t->width ? t->dim[a + 1] : t->dim[a];
+    }
+    return 0;
+}
+
+static size_t input_index(const srv_loss *L, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < L->ninputs; i++)
+        if (strcmp(L->inputs[i].name, name) == 0)
+            break;
+    return i;
+}
+
+static int result_alloc(const srv_request *rq, srv_result *rs)
+{
+    const srv_loss *L = rq->loss;
+    size_t i;
+
+    if (L->per_sample && rq->per_sample) {
+        rs->per_sample_n = symbol_value(rq, L->per_sample);
+        if ((rs->per_sample = alloc_doubles(rs->per_sample_n)) == NULL)
+            return -1;
+    }
+    if (!rq->gradients)
+        return 0;
+    for (i = 0; i < L->ninputs; i++) {
+        if (rq->in[i].json == NULL || !(L->inputs[i].flags & SRV_IN_DIFF))
+            continue;
+        if ((rs->grad[i] = alloc_doubles(rq->in[i].count)) == NULL)
+            return -1;
+    }
+    if (L->generator_grad) {
+        i = input_index(L, L->generator_grad);
+        if ((rs->gen_grad = alloc_doubles(rq->in[i].count)) == NULL)
+            return -1;
+    }
+    return 0;
+}
+
+static void result_cleanup(srv_result *rs)
+{
+    size_t i;
+
+    free(rs->per_sample);
+    for (i = 0; i < SRV_MAX_INPUTS; i++)
+        free(rs->grad[i]);
+    free(rs->gen_grad);
+    free(rs->work);
+    free(rs->extra);
+}
+
+/* ---- Replies -------------------------------------------------------------- */
+
+static void reply_loss_error(srv_reply *out, int rc, const loss_error *err)
+{
+    char path[256];
+    size_t d;
+    int at;
+
+    if (rc == LOSS_E_NOMEM) {
+        srv_reply_error(out, 503, "out_of_memory", NULL,
+                        "the server is out of memory; retry later");
+        return;
+    }
+    if (rc > 0 || rc < LOSS_E_NOMEM || err->status != rc) {
+        srv_reply_error(out, 500, "internal_error", NULL,
+                        "the loss failed with an unexpected status %d", rc);
+        return;
+    }
+    path[0] = '\0';
+    if (err->field) {
+        at = snprintf(path, sizeof path, "%s", err->field);
+        for (d = 0; d < err->depth && at > 0 && (size_t)at < sizeof path; d++)
+            at += snprintf(path + at, sizeof path - (size_t)at, "[%zu]",
+                           err->index[d]);
+    }
+    srv_reply_error(out, 422, loss_status_code((loss_status)rc),
+                    path[0] ? path : NULL, "%s",
+                    err->message[0] ? err->message
+                                    : loss_status_message((loss_status)rc));
+}
+
+/* Rough size of the response, so the buffer rarely grows. */
+static size_t response_hint(const srv_request *rq, const srv_result *rs)
+{
+    size_t i, n = rs->per_sample_n, per = rq->float64 ? 25 : 14;
+
+    for (i = 0; i < rq->loss->ninputs; i++)
+        if (rs->grad[i])
+            n += rq->in[i].count;
+    if (n > (SIZE_MAX - 1024) / per / 2)
+        return 1024;
+    return 1024 + n * per;
+}
+
+static void reply_result(srv_reply *out, const srv_request *rq,
+                         const srv_result *rs)
+{
+    srv_buf b;
+
+    srv_buf_init(&b, response_hint(rq, rs));
+    if (srv_response_write(&b, rq, rs) != 0) {
+        srv_buf_free(&b);
+        srv_reply_error(out, 503, "out_of_memory", NULL,
+                        "the server is out of memory; retry later");
+        return;
+    }
+    out->status = 200;
+    out->body = b.p;
+    out->len = b.len;
+}
+
+static void reply_fail(srv_reply *out, const srv_fail *f)
+{
+    srv_reply_error(out, f->status, f->code, f->field[0] ? f->field : NULL,
+                    "%s", f->message);
+}
+
+/* ---- The request ---------------------------------------------------------- */
+
+static void compute(srv_reply *out, srv_request *rq, double t1)
+{
+    srv_result rs;
+    loss_error err;
+    double t2;
+    int rc;
+
+    memset(&rs, 0, sizeof rs);
+    memset(&err, 0, sizeof err);
+    if (result_alloc(rq, &rs) != 0)
+        rc = LOSS_E_NOMEM;
+    else
+        rc = rq->loss->run(rq, &rs, &err);
+    t2 = now_s();
+    out->compute_s = t2 - t1;
+    if (rc != LOSS_OK)
+        reply_loss_error(out, rc, &err);
+    else
+        reply_result(out, rq, &rs);
+    out->encode_s = now_s() - t2;
+    result_cleanup(&rs);
+}
+
+void srv_loss_run(const char *name, const char *body, size_t len,
+                  srv_reply *out)
+{
+    const srv_loss *L = srv_loss_find(name);
+    srv_request rq;
+    srv_fail f;
+    double t0 = now_s(), t1;
+
+    memset(out, 0, sizeof *out);
+    if (L == NULL) {
+        srv_reply_error(out, 404, "unknown_loss", NULL,
+                        "unknown loss \"%.64s\"; the losses are: %s",
+                        name ? name : "", srv_loss_names());
+        return;
+    }
+    if (srv_request_parse(L, body, len, &rq, &f) != 0) {
+        out->parse_s = now_s() - t0;
+        reply_fail(out, &f);
+        return;
+    }
+    t1 = now_s();
+    out->parse_s = t1 - t0;
+    compute(out, &rq, t1);
+    srv_request_cleanup(&rq);
+}

@@ -1,0 +1,57 @@
+/* json_in.h -- request bodies in: JSON text to a validated srv_request, or
+ * an HTTP error (status, contract error code, JSON path, message).
+ *
+ * Everything a loss accepts comes from its table entry (table.h): every key
+ * of the body must be an input, a parameter or a common field of that loss;
+ * tensors are flattened to row-major double (or int64 for labels) arrays
+ * with their shape; shapes of different fields are checked against the
+ * table's dimension symbols.
+ *
+ * Nesting deeper than any shape of the contract (an object holding arrays
+ * three deep) is rejected before a tree is built, by a scan of the brackets
+ * outside strings: 422 shape_mismatch naming the first element that is too
+ * deep.  This bounds the work and recursion a hostile body can cause.
+ *
+ * Thread-safety: reentrant; nothing is shared between calls. */
+#ifndef SRV_JSON_IN_H
+#define SRV_JSON_IN_H
+
+#include <stddef.h>
+
+#include "table.h"
+
+/* Brackets allowed: the body object plus three levels of arrays. */
+#define SRV_MAX_DEPTH 4
+
+/* An error for the client.  field is a JSON path (empty when none). */
+typedef struct srv_fail {
+    int status;
+    const char *code;
+    char field[256];
+    char message[512];
+} srv_fail;
+
+/* Parses and validates body[0..len) for loss.  Returns 0 with *rq filled
+ * (release with srv_request_cleanup), or -1 with *f filled and nothing to
+ * release.  Out of memory is a 503 "out_of_memory" failure. */
+int srv_request_parse(const srv_loss *loss, const char *body, size_t len,
+                      srv_request *rq, srv_fail *f);
+
+void srv_request_cleanup(srv_request *rq);
+
+/* Fills *f and returns -1: the helper every validation step reports with.
+ * field may be NULL. */
+int srv_fail_set(srv_fail *f, int status, const char *code, const char *field,
+                 const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+
+/* The JSON path of the element that starts at byte stop of body ("logits[3]
+ * [1]", "margin"), written to path (always NUL-terminated).  Used to name
+ * the place of a token cJSON cannot parse. */
+void srv_json_path_at(const char *body, size_t len, size_t stop, char *path,
+                      size_t cap);
+
+#endif

@@ -1,0 +1,159 @@
+/* table.h -- the one table that describes every loss of the contract: its
+ * inputs and their shapes, its parameters with types, defaults and ranges,
+ * its outputs, and the adapter that calls the core.  Request parsing,
+ * validation, the response writer and the /losses catalog all read this
+ * table, so a loss is added in one place.
+ *
+ * Thread-safety: the table is const and read-only; adapters are reentrant. */
+#ifndef SRV_TABLE_H
+#define SRV_TABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "loss.h"
+
+#define SRV_MAX_INPUTS 6
+#define SRV_MAX_PARAMS 6
+#define SRV_MAX_METRICS 8
+#define SRV_MAX_RANK 3
+
+/* Input flags. */
+#define SRV_IN_INT 1u     /* integer values (labels), parsed to int64_t */
+#define SRV_IN_DIFF 2u    /* differentiable: the response carries its gradient */
+#define SRV_IN_LAYERED 4u /* [N][D] or [L][N][D] with a width per layer */
+
+/* One input tensor.  shape holds one symbol per axis ("N", "K"); inputs
+ * that share a symbol must agree on that dimension.  A layered input of
+ * rank 2 may also be sent as [L][rank 2 shape], each layer with its own last
+ * dimension.  choice is 0 for an input every request carries, else 1 or 2:
+ * the loss has two alternative forms (labels | targets, recon |
+ * recon_logits, explicit | mined triplets) and a request carries exactly the
+ * inputs of one of them. */
+typedef struct srv_input {
+    const char *name;
+    size_t rank;
+    const char *shape[SRV_MAX_RANK];
+    unsigned flags;
+    int choice;
+} srv_input;
+
+typedef enum srv_ptype {
+    SRV_P_NUMBER = 0,
+    SRV_P_INTEGER,
+    SRV_P_BOOLEAN,
+    SRV_P_ENUM,
+    SRV_P_ARRAY
+} srv_ptype;
+
+/* Parameter flags for ranges: an open end, and the one excluded value of
+ * `base` (1). */
+#define SRV_P_LO_OPEN 1u
+#define SRV_P_HI_OPEN 2u
+#define SRV_P_NOT_ONE 4u
+
+/* One parameter.  dflt is the default of a number or integer, 0/1 for a
+ * boolean and the index into values for an enum; an array's default is
+ * absent (null) and its one axis is the symbol `shape`.  [lo, hi] is the
+ * allowed range (infinite ends when unbounded).  choice restricts the
+ * parameter to one form of the loss, as for inputs; 0 means any. */
+typedef struct srv_param {
+    const char *name;
+    srv_ptype type;
+    double dflt;
+    double lo, hi;
+    unsigned flags;
+    const char *const *values; /* enum: NULL-terminated */
+    const char *shape;         /* array: its symbol */
+    int choice;
+} srv_param;
+
+/* A parsed tensor: absent when json is NULL.  Real inputs fill v, integer
+ * inputs iv, both flat and row-major.  A layered tensor has rank 3, dim[0]
+ * layers of dim[1] rows each, and width[l] columns in layer l (dim[2] is
+ * then unused); count is the number of values in every case. */
+typedef struct srv_tensor {
+    const void *json;
+    double *v;
+    int64_t *iv;
+    size_t rank;
+    size_t dim[SRV_MAX_RANK];
+    size_t *width;
+    size_t count;
+} srv_tensor;
+
+/* A parameter's value after defaults: num for numbers, integers (also in
+ * inum) and booleans, idx for an enum, arr for an array. */
+typedef struct srv_value {
+    double num;
+    int64_t inum;
+    int idx;
+    int given;
+    srv_tensor arr;
+} srv_value;
+
+struct srv_loss;
+
+/* A validated request: every input of the chosen form present with
+ * consistent shapes, every parameter in range. */
+typedef struct srv_request {
+    const struct srv_loss *loss;
+    int form;                     /* 0, or the choice (1, 2) of the inputs */
+    srv_tensor in[SRV_MAX_INPUTS]; /* by position in loss->inputs */
+    srv_value p[SRV_MAX_PARAMS];   /* by position in loss->params */
+    loss_reduction reduction;
+    int gradients, per_sample, float64;
+    void *root;                   /* the cJSON tree */
+} srv_request;
+
+/* What the adapter fills.  The handler allocates per_sample (when wanted
+ * and the loss has one), grad[i] for every present differentiable input
+ * when gradients are wanted, and gen_grad for a loss with a generator
+ * block; the adapter allocates scratch with srv_result_work. */
+typedef struct srv_result {
+    double loss;
+    double *per_sample;
+    size_t per_sample_n;
+    double *grad[SRV_MAX_INPUTS];
+    double metric[SRV_MAX_METRICS];
+    double gen_loss;
+    double *gen_grad;
+    double *work;
+    void *extra;
+} srv_result;
+
+typedef int (*srv_adapter)(const srv_request *rq, srv_result *rs,
+                           loss_error *err);
+
+typedef struct srv_loss {
+    const char *name;
+    const char *summary;
+    const srv_input *inputs;
+    size_t ninputs;
+    const srv_param *params;
+    size_t nparams;
+    const char *const *metrics; /* NULL-terminated */
+    const char *per_sample;     /* the symbol giving its length, or NULL */
+    const char *generator_grad; /* the input the generator block's
+                                   gradient belongs to, or NULL */
+    srv_adapter run;
+} srv_loss;
+
+/* The common request fields, in catalog order: reduction, gradients,
+ * per_sample, precision. */
+extern const srv_param srv_common_params[];
+extern const size_t srv_ncommon_params;
+
+/* Every loss, in contract order. */
+extern const srv_loss srv_losses[];
+extern const size_t srv_nlosses;
+
+/* The loss called name, or NULL. */
+const srv_loss *srv_loss_find(const char *name);
+
+/* Allocates n doubles of core scratch into rs->work (freed by the caller of
+ * the adapter; NULL when n is 0).  LOSS_OK, or LOSS_E_NOMEM on overflow or
+ * out of memory. */
+int srv_result_work(srv_result *rs, size_t n);
+
+#endif
