@@ -729,3 +729,54 @@ Test(divergence, infinite_divergence)
     cr_expect(isfinite(r.o.loss) && r.o.loss > 1.0);
     run_free(&r);
 }
+
+/* The examples of scipy.spatial.distance.jensenshannon's documentation. */
+Test(divergence, scipy_jensenshannon_examples)
+{
+    double p1[] = {1.0, 0.0, 0.0}, q1[] = {0.0, 1.0, 0.0};
+    double p2[] = {1.0, 0.0}, q2[] = {0.5, 0.5};
+    loss_divergence_args a = args_of(LOSS_DIV_JS, 1, 3, p1, q1);
+    run r;
+
+    a.distance = 1;
+    a.base = 2.0;
+    run_call(&r, &a);
+    cr_expect(close_to(r.o.loss, 1.0, 1e-15), "%.17g", r.o.loss);
+    run_free(&r);
+    a.q = p1;
+    run_call(&r, &a);
+    cr_expect_eq(r.o.loss, 0.0);
+    run_free(&r);
+    a = args_of(LOSS_DIV_JS, 1, 2, p2, q2);
+    a.distance = 1;
+    run_call(&r, &a);
+    cr_expect(close_to(r.o.loss, 0.46450140402245893, 1e-15), "%.17g",
+              r.o.loss);
+    cr_expect(close_to(r.o.js_distance, r.o.loss, 1e-15));
+    cr_expect(close_to(r.o.js, r.o.loss * r.o.loss, 1e-15));
+    run_free(&r);
+}
+
+/* With one class every distribution is [1]: every divergence is 0. */
+Test(divergence, single_class)
+{
+    double p[] = {1.0, 1.0}, q[] = {1.0, 1.0}, lp[] = {3.0, -7.0};
+    loss_divergence_args a = args_of(LOSS_DIV_KL, 2, 1, p, q);
+    int kind;
+    run r;
+
+    for (kind = 0; kind <= LOSS_DIV_CROSS_ENTROPY; kind++) {
+        a.kind = (loss_divergence_kind)kind;
+        a.input = LOSS_INPUT_PROBS;
+        a.q = q;
+        run_call(&r, &a);
+        cr_expect(r.rc == LOSS_OK && r.o.loss == 0.0, "%d: %g", kind, r.o.loss);
+        run_free(&r);
+        a.input = LOSS_INPUT_LOGITS;
+        a.q = lp;
+        run_call(&r, &a);
+        cr_expect(r.rc == LOSS_OK && r.o.loss == 0.0, "%d: %g", kind, r.o.loss);
+        cr_expect(r.grad_q[0] == 0.0 && r.grad_q[1] == 0.0);
+        run_free(&r);
+    }
+}
