@@ -168,16 +168,20 @@ static int div_prep_probs(const double *x, size_t k, int normalize,
     return LOSS_OK;
 }
 
+/* log sum exp x over k >= 1 values: the largest term is 1 after the shift,
+ * so the rest goes through log1p. */
 static double div_logsumexp(const double *x, size_t k)
 {
-    double mx = x[0], sum = 0;
-    size_t j;
+    size_t j, top = 0;
+    double rest = 0;
 
     for (j = 1; j < k; j++)
-        mx = fmax(mx, x[j]);
+        if (x[j] > x[top])
+            top = j;
     for (j = 0; j < k; j++)
-        sum += exp(x[j] - mx);
-    return mx + log(sum);
+        if (j != top)
+            rest += exp(x[j] - x[top]);
+    return x[top] + log1p(rest);
 }
 
 /* Logits and log-probabilities: fills s->l = log u and s->u. */
