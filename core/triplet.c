@@ -28,7 +28,7 @@
  * whenever the squares and their sum are. */
 #define SQ_TINY 0x1p-960
 
-/* ---- Distances and their gradients ---------------------------------------- */
+/* ---- Distances and their gradients -------------------------------------- */
 
 static double sq_dist(const double *u, const double *v, size_t d)
 {
@@ -69,9 +69,8 @@ static double distance(const double *u, const double *v, size_t d,
 /* Adds w * dD/du to gu and w * dD/dv = -w * dD/du to gv, either of which may
  * be NULL, where D = dist is d(u, v).  The Euclidean gradient divides each
  * difference by D before weighting it, so a tiny D cannot overflow. */
-static void dist_grad(double *gu, double *gv, const double *u,
-                      const double *v, size_t d, double dist, double w,
-                      loss_distance k)
+static void dist_grad(double *gu, double *gv, const double *u, const double *v,
+                      size_t d, double dist, double w, loss_distance k)
 {
     size_t i;
 
@@ -87,7 +86,7 @@ static void dist_grad(double *gu, double *gv, const double *u,
     }
 }
 
-/* ---- Small helpers ---------------------------------------------------------- */
+/* ---- Small helpers ------------------------------------------------------ */
 
 /* Row i of an [n][d] array that may be NULL (no pointer arithmetic on NULL). */
 static double *row(double *x, size_t i, size_t d)
@@ -121,7 +120,7 @@ static double reduce(double sum, double count, loss_reduction r)
     return count > 0.0 ? sum / count : 0.0;
 }
 
-/* ---- Validation ---------------------------------------------------------------- */
+/* ---- Validation --------------------------------------------------------- */
 
 static int check_margin(double m, const char *name, loss_error *err)
 {
@@ -154,8 +153,8 @@ static int check_common(size_t n, const char *first, double margin,
     return LOSS_OK;
 }
 
-static int check_finite(const double *x, size_t n, size_t d,
-                        const char *field, loss_error *err)
+static int check_finite(const double *x, size_t n, size_t d, const char *field,
+                        loss_error *err)
 {
     size_t i, j;
 
@@ -164,12 +163,12 @@ static int check_finite(const double *x, size_t n, size_t d,
             if (!isfinite(x[i * d + j]))
                 return loss_error_set(
                     err, LOSS_E_NONFINITE, field, 2, i, j, 0,
-                    "%s[%zu][%zu] is %s; inputs must be finite numbers.",
-                    field, i, j, isnan(x[i * d + j]) ? "NaN" : "infinite");
+                    "%s[%zu][%zu] is %s; inputs must be finite numbers.", field,
+                    i, j, isnan(x[i * d + j]) ? "NaN" : "infinite");
     return LOSS_OK;
 }
 
-/* ---- triplet: explicit triplets ----------------------------------------------
+/* ---- triplet: explicit triplets --------------------------------------------
  *
  * Method: per sample i, with a, p, n its anchor, positive and negative,
  *     l_i = max(d(a, p) - d(a, n) + margin, 0).
@@ -193,8 +192,8 @@ size_t loss_triplet_work(const loss_triplet_args *a)
 
 static int triplet_check(const loss_triplet_args *a, loss_error *err)
 {
-    int rc = check_common(a->n, "anchor", a->margin, a->distance,
-                          a->reduction, err);
+    int rc =
+        check_common(a->n, "anchor", a->margin, a->distance, a->reduction, err);
 
     if (rc == LOSS_OK && a->swap != 0 && a->swap != 1)
         rc = loss_error_set(err, LOSS_E_PARAM, "swap", 0, 0, 0, 0,
@@ -230,8 +229,8 @@ static double triplet_one(const loss_triplet_args *a, loss_triplet_out *o,
     z = dap - dn + a->margin;
     if (z <= 0.0)
         return 0.0;
-    dist_grad(row(o->grad_anchor, i, d), row(o->grad_positive, i, d), x, p,
-              d, dap, 1.0, k);
+    dist_grad(row(o->grad_anchor, i, d), row(o->grad_positive, i, d), x, p, d,
+              dap, 1.0, k);
     dist_grad(gfrom, row(o->grad_negative, i, d), from, ng, d, dn, -1.0, k);
     return z;
 }
@@ -270,7 +269,7 @@ int loss_triplet(const loss_triplet_args *a, loss_triplet_out *o,
     return LOSS_OK;
 }
 
-/* ---- triplet: mined from a labelled batch ------------------------------------
+/* ---- triplet: mined from a labelled batch ----------------------------------
  *
  * Method: the n x n distance matrix D of the embeddings goes to args->work.
  * A positive of anchor i is j != i with labels[j] == labels[i]; a negative
@@ -334,9 +333,8 @@ static void pair_distances(const loss_triplet_mined_args *a, double *dm)
     for (i = 0; i < n; i++) {
         dm[i * n + i] = 0.0;
         for (j = i + 1; j < n; j++)
-            dm[i * n + j] = dm[j * n + i] =
-                distance(a->embeddings + i * d, a->embeddings + j * d, d,
-                         a->distance);
+            dm[i * n + j] = dm[j * n + i] = distance(
+                a->embeddings + i * d, a->embeddings + j * d, d, a->distance);
     }
 }
 
@@ -388,9 +386,8 @@ static double hard_anchor(const loss_triplet_mined_args *a, const double *dm,
 
 /* For positive j of anchor i: the loss of the triplets (i, j, *), and in *c
  * the number of them that are active. */
-static double all_as_positive(const loss_triplet_mined_args *a,
-                              const double *r, size_t i, size_t j,
-                              double *c, mined_tally *t)
+static double all_as_positive(const loss_triplet_mined_args *a, const double *r,
+                              size_t i, size_t j, double *c, mined_tally *t)
 {
     const int64_t *y = a->labels;
     double l = 0.0;
@@ -411,8 +408,8 @@ static double all_as_positive(const loss_triplet_mined_args *a,
 }
 
 /* For negative j of anchor i: the number of active triplets (i, *, j). */
-static double all_as_negative(const loss_triplet_mined_args *a,
-                              const double *r, size_t i, size_t j)
+static double all_as_negative(const loss_triplet_mined_args *a, const double *r,
+                              size_t i, size_t j)
 {
     const int64_t *y = a->labels;
     double c = 0.0;
@@ -476,11 +473,12 @@ int loss_triplet_mined(const loss_triplet_mined_args *a,
     return LOSS_OK;
 }
 
-/* ---- quadruplet (Chen et al., 2017) -------------------------------------------
+/* ---- quadruplet (Chen et al., 2017) ----------------------------------------
  *
  * Method: per sample, with a, p, n, n2 its anchor, positive and two
  * negatives (n2 of yet another class),
- *     l_i = max(d(a,p) - d(a,n) + margin, 0) + max(d(a,p) - d(n,n2) + margin2, 0).
+ *     l_i = max(d(a,p) - d(a,n) + margin, 0)
+ *         + max(d(a,p) - d(n,n2) + margin2, 0).
  * "mean" divides by n.  The contract's default distance here is
  * squared_euclidean (the caller passes it).
  * Gradient: each active hinge adds +dd(a,p) on a and p; the first adds
@@ -497,8 +495,8 @@ size_t loss_quadruplet_work(const loss_quadruplet_args *a)
 
 static int quad_check(const loss_quadruplet_args *a, loss_error *err)
 {
-    int rc = check_common(a->n, "anchor", a->margin, a->distance,
-                          a->reduction, err);
+    int rc =
+        check_common(a->n, "anchor", a->margin, a->distance, a->reduction, err);
 
     if (rc == LOSS_OK)
         rc = check_margin(a->margin2, "margin2", err);
@@ -573,7 +571,7 @@ int loss_quadruplet(const loss_quadruplet_args *a, loss_quadruplet_out *o,
     return LOSS_OK;
 }
 
-/* ---- msml: Margin Sample Mining Loss (Xiao et al., 2017) -----------------------
+/* ---- msml: Margin Sample Mining Loss (Xiao et al., 2017) -------------------
  *
  * Method: over the pairs i < j of the batch, a positive pair has equal
  * labels and a negative pair different ones.  With P the positive pair of
@@ -615,15 +613,14 @@ static void msml_keep(msml_pair *m, double dij, size_t i, size_t j, int far)
 
 /* Scans the pairs in lexicographic order; strict comparisons keep the
  * lowest pair on ties. */
-static void msml_scan(const loss_msml_args *a, msml_pair *pos,
-                      msml_pair *neg)
+static void msml_scan(const loss_msml_args *a, msml_pair *pos, msml_pair *neg)
 {
     size_t i, j, d = a->d;
 
     for (i = 0; i < a->n; i++)
         for (j = i + 1; j < a->n; j++) {
-            double dij = distance(a->embeddings + i * d,
-                                  a->embeddings + j * d, d, a->distance);
+            double dij = distance(a->embeddings + i * d, a->embeddings + j * d,
+                                  d, a->distance);
             if (a->labels[i] == a->labels[j])
                 msml_keep(pos, dij, i, j, 1);
             else
@@ -647,8 +644,8 @@ int loss_msml(const loss_msml_args *a, loss_msml_out *o, loss_error *err)
     int rc;
 
     assert(a != NULL && o != NULL);
-    rc = check_common(a->n, "embeddings", a->margin, a->distance,
-                      a->reduction, err);
+    rc = check_common(a->n, "embeddings", a->margin, a->distance, a->reduction,
+                      err);
     if (rc == LOSS_OK)
         rc = check_finite(a->embeddings, a->n, a->d, "embeddings", err);
     if (rc != LOSS_OK)

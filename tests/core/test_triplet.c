@@ -14,7 +14,7 @@
 #define FD_H 1e-6
 #define FD_RTOL 1e-6
 
-/* ---- Reading requests --------------------------------------------------------- */
+/* ---- Reading requests --------------------------------------------------- */
 
 static loss_distance parse_distance(const cJSON *req, const char *dflt)
 {
@@ -39,8 +39,7 @@ static loss_mining parse_mining(const cJSON *req)
 }
 
 /* An [n][d] input; n and d from its shape (an empty list is n = d = 0). */
-static double *tensor(const cJSON *req, const char *name, size_t *n,
-                      size_t *d)
+static double *tensor(const cJSON *req, const char *name, size_t *n, size_t *d)
 {
     size_t dims[3], rank;
     double *x = vec_tensor(req, name, dims, &rank);
@@ -71,8 +70,8 @@ static void expect_error(const cJSON *c, int rc, const loss_error *err)
 
     cr_assert(rc != LOSS_OK, "%s: expected %s, got success", name, code);
     cr_expect_str_eq(loss_status_code((loss_status)rc), code, "%s", name);
-    at = (size_t)snprintf(path, sizeof path, "%s",
-                          err->field ? err->field : "");
+    at =
+        (size_t)snprintf(path, sizeof path, "%s", err->field ? err->field : "");
     for (i = 0; i < err->depth; i++)
         at += (size_t)snprintf(path + at, sizeof path - at, "[%zu]",
                                err->index[i]);
@@ -91,144 +90,155 @@ static const cJSON *expected_grad(const cJSON *c, const char *field)
     return cJSON_GetObjectItem(expected(c, "gradients"), field);
 }
 
-/* ---- Vector runners: each returns 1 when the case was of its kind ------------- */
+/* ---- Vector runners: each returns 1 when the case was of its kind ------- */
+
+/* The loss, per-sample values (when given), the gradients of the named
+ * fields (each [n][d]) and the metrics valid and active_fraction (when mv is
+ * not NULL) of a successful case against its vector. */
+static void expect_case(const cJSON *c, double loss, const double *per,
+                        size_t n, size_t d, const char *const *fields,
+                        double *const *grads, size_t nf, const double *mv)
+{
+    const char *name = cJSON_GetObjectItem(c, "name")->valuestring;
+    const cJSON *metrics = expected(c, "metrics");
+    size_t k;
+
+    vec_expect_number(expected(c, "loss"), loss, name, "loss");
+    if (per)
+        vec_expect_array(expected(c, "per_sample"), per, n, name, "per_sample");
+    else
+        cr_expect_null(expected(c, "per_sample"), "%s", name);
+    for (k = 0; k < nf; k++)
+        vec_expect_array(expected_grad(c, fields[k]), grads[k], n * d, name,
+                         fields[k]);
+    if (mv) {
+        vec_expect_number(cJSON_GetObjectItem(metrics, "valid"), mv[0], name,
+                          "valid");
+        vec_expect_number(cJSON_GetObjectItem(metrics, "active_fraction"),
+                          mv[1], name, "active_fraction");
+    }
+}
+
+static int is_loss(const cJSON *c, const char *loss)
+{
+    return strcmp(cJSON_GetObjectItem(c, "loss")->valuestring, loss) == 0;
+}
+
+static const char *const TRIPLET_FIELDS[3] = {"anchor", "positive", "negative"};
+static const char *const QUAD_FIELDS[4] = {"anchor", "positive", "negative",
+                                           "negative2"};
+
+/* Loads the [n][d] inputs named fields[0..nf-1] into x, asserting one shape,
+ * and allocates a zeroed gradient for each in g. */
+static void load_inputs(const cJSON *req, const char *const *fields, size_t nf,
+                        double **x, double **g, size_t *n, size_t *d)
+{
+    size_t k, nk, dk;
+
+    for (k = 0; k < nf; k++) {
+        x[k] = tensor(req, fields[k], k ? &nk : n, k ? &dk : d);
+        cr_assert(k == 0 || (nk == *n && dk == *d), "%s shape", fields[k]);
+        g[k] = zeros(*n * *d);
+    }
+}
+
+static void free_all(double **x, size_t nx)
+{
+    size_t k;
+
+    for (k = 0; k < nx; k++)
+        free(x[k]);
+}
 
 static int run_explicit(const cJSON *c)
 {
     const cJSON *req = cJSON_GetObjectItem(c, "request");
-    const char *name = cJSON_GetObjectItem(c, "name")->valuestring;
     loss_triplet_args a = {0};
     loss_triplet_out o = {0};
     loss_error err = {0};
-    size_t n, d, n2, d2;
-    double *x[3];
+    double *x[3], *g[3], mv[2];
     int rc;
 
-    if (strcmp(cJSON_GetObjectItem(c, "loss")->valuestring, "triplet") ||
-        vec_field(req, "anchor") == NULL)
+    if (!is_loss(c, "triplet") || vec_field(req, "anchor") == NULL)
         return 0;
-    x[0] = tensor(req, "anchor", &n, &d);
-    x[1] = tensor(req, "positive", &n2, &d2);
-    x[2] = tensor(req, "negative", &n2, &d2);
-    a.n = n;
-    a.d = d;
-    a.anchor = x[0];
-    a.positive = x[1];
-    a.negative = x[2];
+    load_inputs(req, TRIPLET_FIELDS, 3, x, g, &a.n, &a.d);
+    a.anchor = x[0], a.positive = x[1], a.negative = x[2];
     a.margin = vec_number(req, "margin", 1.0);
     a.distance = parse_distance(req, "euclidean");
     a.swap = vec_bool(req, "swap", 0);
     a.reduction = (loss_reduction)vec_reduction(req);
-    o.per_sample = zeros(n);
-    o.grad_anchor = zeros(n * d);
-    o.grad_positive = zeros(n * d);
-    o.grad_negative = zeros(n * d);
+    o.per_sample = zeros(a.n);
+    o.grad_anchor = g[0], o.grad_positive = g[1], o.grad_negative = g[2];
     cr_assert_eq(loss_triplet_work(&a), 0);
     rc = loss_triplet(&a, &o, &err);
     if (cJSON_GetObjectItem(c, "error")) {
         expect_error(c, rc, &err);
     } else {
-        cr_assert_eq(rc, LOSS_OK, "%s: %s", name, err.message);
-        vec_expect_number(expected(c, "loss"), o.loss, name, "loss");
-        vec_expect_array(expected(c, "per_sample"), o.per_sample, n, name,
-                         "per_sample");
-        vec_expect_array(expected_grad(c, "anchor"), o.grad_anchor, n * d,
-                         name, "grad anchor");
-        vec_expect_array(expected_grad(c, "positive"), o.grad_positive,
-                         n * d, name, "grad positive");
-        vec_expect_array(expected_grad(c, "negative"), o.grad_negative,
-                         n * d, name, "grad negative");
-        vec_expect_number(cJSON_GetObjectItem(expected(c, "metrics"), "valid"),
-                          o.valid, name, "valid");
-        vec_expect_number(
-            cJSON_GetObjectItem(expected(c, "metrics"), "active_fraction"),
-            o.active_fraction, name, "active_fraction");
+        cr_assert_eq(rc, LOSS_OK, "%s", err.message);
+        mv[0] = o.valid, mv[1] = o.active_fraction;
+        expect_case(c, o.loss, o.per_sample, a.n, a.d, TRIPLET_FIELDS, g, 3,
+                    mv);
     }
-    free(x[0]), free(x[1]), free(x[2]);
-    free(o.per_sample), free(o.grad_anchor), free(o.grad_positive);
-    free(o.grad_negative);
+    free_all(x, 3), free_all(g, 3), free(o.per_sample);
     return 1;
 }
 
 static int run_mined(const cJSON *c)
 {
     const cJSON *req = cJSON_GetObjectItem(c, "request");
-    const char *name = cJSON_GetObjectItem(c, "name")->valuestring;
+    static const char *const field[1] = {"embeddings"};
     loss_triplet_mined_args a = {0};
     loss_triplet_mined_out o = {0};
     loss_error err = {0};
-    size_t n, d, nl;
-    double *e;
+    size_t nl;
+    double *e, *g, mv[2];
     int64_t *y;
     int rc;
 
-    if (strcmp(cJSON_GetObjectItem(c, "loss")->valuestring, "triplet") ||
-        vec_field(req, "embeddings") == NULL)
+    if (!is_loss(c, "triplet") || vec_field(req, "embeddings") == NULL)
         return 0;
-    e = tensor(req, "embeddings", &n, &d);
+    load_inputs(req, field, 1, &e, &g, &a.n, &a.d);
     y = vec_labels(req, "labels", &nl);
-    cr_assert_eq(nl, n, "%s: labels", name);
-    a.n = n;
-    a.d = d;
-    a.embeddings = e;
-    a.labels = y;
+    cr_assert_eq(nl, a.n, "labels");
+    a.embeddings = e, a.labels = y;
     a.margin = vec_number(req, "margin", 1.0);
     a.distance = parse_distance(req, "euclidean");
     a.mining = parse_mining(req);
     a.reduction = (loss_reduction)vec_reduction(req);
-    cr_assert_eq(loss_triplet_mined_work(&a), n * n);
-    a.work = zeros(n * n);
-    o.per_sample = zeros(n);
-    o.grad_embeddings = zeros(n * d);
+    cr_assert_eq(loss_triplet_mined_work(&a), a.n * a.n);
+    a.work = zeros(a.n * a.n);
+    o.per_sample = zeros(a.n);
+    o.grad_embeddings = g;
     rc = loss_triplet_mined(&a, &o, &err);
     if (cJSON_GetObjectItem(c, "error")) {
         expect_error(c, rc, &err);
     } else {
-        cr_assert_eq(rc, LOSS_OK, "%s: %s", name, err.message);
-        vec_expect_number(expected(c, "loss"), o.loss, name, "loss");
-        vec_expect_array(expected(c, "per_sample"), o.per_sample, n, name,
-                         "per_sample");
-        vec_expect_array(expected_grad(c, "embeddings"), o.grad_embeddings,
-                         n * d, name, "grad embeddings");
-        vec_expect_number(cJSON_GetObjectItem(expected(c, "metrics"), "valid"),
-                          o.valid, name, "valid");
-        vec_expect_number(
-            cJSON_GetObjectItem(expected(c, "metrics"), "active_fraction"),
-            o.active_fraction, name, "active_fraction");
+        cr_assert_eq(rc, LOSS_OK, "%s", err.message);
+        mv[0] = o.valid, mv[1] = o.active_fraction;
+        expect_case(c, o.loss, o.per_sample, a.n, a.d, field, &g, 1, mv);
     }
-    free(e), free(y), free(a.work), free(o.per_sample);
-    free(o.grad_embeddings);
+    free(e), free(g), free(y), free(a.work), free(o.per_sample);
     return 1;
 }
-
-static const char *const QUAD_FIELDS[4] = {"anchor", "positive", "negative",
-                                           "negative2"};
 
 static int run_quadruplet(const cJSON *c)
 {
     const cJSON *req = cJSON_GetObjectItem(c, "request");
-    const char *name = cJSON_GetObjectItem(c, "name")->valuestring;
     loss_quadruplet_args a = {0};
     loss_quadruplet_out o = {0};
     loss_error err = {0};
-    size_t n, d, k;
     double *x[4], *g[4];
     int rc;
 
-    if (strcmp(cJSON_GetObjectItem(c, "loss")->valuestring, "quadruplet"))
+    if (!is_loss(c, "quadruplet"))
         return 0;
-    for (k = 0; k < 4; k++)
-        x[k] = tensor(req, QUAD_FIELDS[k], &n, &d);
-    for (k = 0; k < 4; k++)
-        g[k] = zeros(n * d);
-    a.n = n;
-    a.d = d;
+    load_inputs(req, QUAD_FIELDS, 4, x, g, &a.n, &a.d);
     a.anchor = x[0], a.positive = x[1], a.negative = x[2], a.negative2 = x[3];
     a.margin = vec_number(req, "margin", 1.0);
     a.margin2 = vec_number(req, "margin2", 0.5);
     a.distance = parse_distance(req, "squared_euclidean");
     a.reduction = (loss_reduction)vec_reduction(req);
-    o.per_sample = zeros(n);
+    o.per_sample = zeros(a.n);
     o.grad_anchor = g[0], o.grad_positive = g[1], o.grad_negative = g[2];
     o.grad_negative2 = g[3];
     cr_assert_eq(loss_quadruplet_work(&a), 0);
@@ -236,57 +246,44 @@ static int run_quadruplet(const cJSON *c)
     if (cJSON_GetObjectItem(c, "error")) {
         expect_error(c, rc, &err);
     } else {
-        cr_assert_eq(rc, LOSS_OK, "%s: %s", name, err.message);
-        vec_expect_number(expected(c, "loss"), o.loss, name, "loss");
-        vec_expect_array(expected(c, "per_sample"), o.per_sample, n, name,
-                         "per_sample");
-        for (k = 0; k < 4; k++)
-            vec_expect_array(expected_grad(c, QUAD_FIELDS[k]), g[k], n * d,
-                             name, QUAD_FIELDS[k]);
+        cr_assert_eq(rc, LOSS_OK, "%s", err.message);
+        expect_case(c, o.loss, o.per_sample, a.n, a.d, QUAD_FIELDS, g, 4, NULL);
     }
-    for (k = 0; k < 4; k++)
-        free(x[k]), free(g[k]);
-    free(o.per_sample);
+    free_all(x, 4), free_all(g, 4), free(o.per_sample);
     return 1;
 }
 
 static int run_msml(const cJSON *c)
 {
     const cJSON *req = cJSON_GetObjectItem(c, "request");
-    const char *name = cJSON_GetObjectItem(c, "name")->valuestring;
+    static const char *const field[1] = {"embeddings"};
     loss_msml_args a = {0};
     loss_msml_out o = {0};
     loss_error err = {0};
-    size_t n, d, nl;
-    double *e;
+    size_t nl;
+    double *e, *g;
     int64_t *y;
     int rc;
 
-    if (strcmp(cJSON_GetObjectItem(c, "loss")->valuestring, "msml"))
+    if (!is_loss(c, "msml"))
         return 0;
-    e = tensor(req, "embeddings", &n, &d);
+    load_inputs(req, field, 1, &e, &g, &a.n, &a.d);
     y = vec_labels(req, "labels", &nl);
-    cr_assert_eq(nl, n, "%s: labels", name);
-    a.n = n;
-    a.d = d;
-    a.embeddings = e;
-    a.labels = y;
+    cr_assert_eq(nl, a.n, "labels");
+    a.embeddings = e, a.labels = y;
     a.margin = vec_number(req, "margin", 1.0);
     a.distance = parse_distance(req, "euclidean");
     a.reduction = (loss_reduction)vec_reduction(req);
-    o.grad_embeddings = zeros(n * d);
+    o.grad_embeddings = g;
     cr_assert_eq(loss_msml_work(&a), 0);
     rc = loss_msml(&a, &o, &err);
     if (cJSON_GetObjectItem(c, "error")) {
         expect_error(c, rc, &err);
     } else {
-        cr_assert_eq(rc, LOSS_OK, "%s: %s", name, err.message);
-        cr_expect_null(expected(c, "per_sample"), "%s", name);
-        vec_expect_number(expected(c, "loss"), o.loss, name, "loss");
-        vec_expect_array(expected_grad(c, "embeddings"), o.grad_embeddings,
-                         n * d, name, "grad embeddings");
+        cr_assert_eq(rc, LOSS_OK, "%s", err.message);
+        expect_case(c, o.loss, NULL, a.n, a.d, field, &g, 1, NULL);
     }
-    free(e), free(y), free(o.grad_embeddings);
+    free(e), free(g), free(y);
     return 1;
 }
 
@@ -308,20 +305,31 @@ static void run_vectors(int (*run)(const cJSON *c), int min, int min_errors)
     cr_assert_geq(errors, min_errors, "only %d error cases ran", errors);
 }
 
-Test(vectors, triplet_explicit) { run_vectors(run_explicit, 20, 3); }
-Test(vectors, triplet_mined) { run_vectors(run_mined, 28, 3); }
-Test(vectors, quadruplet) { run_vectors(run_quadruplet, 10, 3); }
-Test(vectors, msml) { run_vectors(run_msml, 11, 2); }
+Test(vectors, triplet_explicit)
+{
+    run_vectors(run_explicit, 20, 3);
+}
+Test(vectors, triplet_mined)
+{
+    run_vectors(run_mined, 28, 3);
+}
+Test(vectors, quadruplet)
+{
+    run_vectors(run_quadruplet, 10, 3);
+}
+Test(vectors, msml)
+{
+    run_vectors(run_msml, 11, 2);
+}
 
-/* ---- Finite differences ---------------------------------------------------------
+/* ---- Finite differences ----------------------------------------------------
  * Random inputs, re-drawn until every hinge, every selection and every
  * Euclidean distance in play is at least GAP away from a kink, so that the
  * central differences see a smooth function. */
 
 #define GAP 1e-3
 
-static double tdist(const double *u, const double *v, size_t d,
-                    loss_distance k)
+static double tdist(const double *u, const double *v, size_t d, loss_distance k)
 {
     double s = 0.0;
     size_t i;
@@ -406,7 +414,8 @@ static void explicit_fd_run(loss_distance k, int swap, loss_reduction r)
     explicit_fd f = {0};
     double g[3][24];
     loss_triplet_out o = {0};
-    uint64_t seed = 0x9e3779b97f4a7c15ULL + (uint64_t)k * 4 + (uint64_t)swap * 2 + r;
+    uint64_t seed =
+        0x9e3779b97f4a7c15ULL + (uint64_t)k * 4 + (uint64_t)swap * 2 + r;
     size_t j, len;
     static const char *const what[3] = {"anchor", "positive", "negative"};
 
@@ -421,8 +430,7 @@ static void explicit_fd_run(loss_distance k, int swap, loss_reduction r)
               "want active and inactive samples, got %g", o.active_fraction);
     for (j = 0; j < 3; j++) {
         cr_assert(any_nonzero(g[j], len), "%s gradient is 0", what[j]);
-        fd_check(explicit_eval, &f, f.x[j], g[j], len, FD_H, FD_RTOL,
-                 what[j]);
+        fd_check(explicit_eval, &f, f.x[j], g[j], len, FD_H, FD_RTOL, what[j]);
     }
 }
 
@@ -459,7 +467,7 @@ Test(fd, triplet_swap_squared_sum)
     explicit_fd_run(LOSS_DIST_SQUARED_EUCLIDEAN, 1, LOSS_REDUCE_SUM);
 }
 
-/* ---- mined --------------------------------------------------------------------- */
+/* ---- mined -------------------------------------------------------------- */
 
 #define MN 8
 #define MD 3
@@ -512,8 +520,7 @@ static double all_gap(const double *dm, const int64_t *y, size_t i,
     for (p = 0; p < MN; p++)
         for (q = 0; q < MN; q++)
             if (p != i && y[p] == y[i] && y[q] != y[i])
-                gap = fmin(gap, fabs(dm[i * MN + p] - dm[i * MN + q] +
-                                     margin));
+                gap = fmin(gap, fabs(dm[i * MN + p] - dm[i * MN + q] + margin));
     return gap;
 }
 
@@ -569,13 +576,11 @@ static void mined_fd_run(loss_mining m, loss_distance k, loss_reduction r)
 
 Test(fd, mined_hard_euclidean_mean)
 {
-    mined_fd_run(LOSS_MINING_BATCH_HARD, LOSS_DIST_EUCLIDEAN,
-                 LOSS_REDUCE_MEAN);
+    mined_fd_run(LOSS_MINING_BATCH_HARD, LOSS_DIST_EUCLIDEAN, LOSS_REDUCE_MEAN);
 }
 Test(fd, mined_hard_euclidean_sum)
 {
-    mined_fd_run(LOSS_MINING_BATCH_HARD, LOSS_DIST_EUCLIDEAN,
-                 LOSS_REDUCE_SUM);
+    mined_fd_run(LOSS_MINING_BATCH_HARD, LOSS_DIST_EUCLIDEAN, LOSS_REDUCE_SUM);
 }
 Test(fd, mined_hard_squared_mean)
 {
@@ -589,8 +594,7 @@ Test(fd, mined_hard_squared_sum)
 }
 Test(fd, mined_all_euclidean_mean)
 {
-    mined_fd_run(LOSS_MINING_BATCH_ALL, LOSS_DIST_EUCLIDEAN,
-                 LOSS_REDUCE_MEAN);
+    mined_fd_run(LOSS_MINING_BATCH_ALL, LOSS_DIST_EUCLIDEAN, LOSS_REDUCE_MEAN);
 }
 Test(fd, mined_all_euclidean_sum)
 {
@@ -607,7 +611,7 @@ Test(fd, mined_all_squared_sum)
                  LOSS_REDUCE_SUM);
 }
 
-/* ---- quadruplet ------------------------------------------------------------------ */
+/* ---- quadruplet --------------------------------------------------------- */
 
 typedef struct quad_fd {
     loss_quadruplet_args a;
@@ -660,8 +664,7 @@ static void quad_fd_run(loss_distance k, loss_reduction r)
     do
         for (j = 0; j < 4; j++)
             test_rand_fill(&seed, f.x[j], len, -1.0, 1.0);
-    while (quad_gap(&f, &active) < GAP || active == 0 ||
-           active == 2 * f.a.n);
+    while (quad_gap(&f, &active) < GAP || active == 0 || active == 2 * f.a.n);
     o.grad_anchor = g[0], o.grad_positive = g[1];
     o.grad_negative = g[2], o.grad_negative2 = g[3];
     cr_assert_eq(loss_quadruplet(&f.a, &o, NULL), LOSS_OK);
@@ -689,7 +692,7 @@ Test(fd, quadruplet_squared_sum)
     quad_fd_run(LOSS_DIST_SQUARED_EUCLIDEAN, LOSS_REDUCE_SUM);
 }
 
-/* ---- msml -------------------------------------------------------------------------- */
+/* ---- msml --------------------------------------------------------------- */
 
 static const int64_t MSML_LABELS[MN] = {3, 1, 3, 2, 1, 2, 3, 7};
 
@@ -748,16 +751,19 @@ static void msml_fd_run(loss_distance k, loss_reduction r)
     fd_check(msml_eval, &f, f.e, g, MN * MD, FD_H, FD_RTOL, "embeddings");
 }
 
-Test(fd, msml_euclidean) { msml_fd_run(LOSS_DIST_EUCLIDEAN, LOSS_REDUCE_MEAN); }
+Test(fd, msml_euclidean)
+{
+    msml_fd_run(LOSS_DIST_EUCLIDEAN, LOSS_REDUCE_MEAN);
+}
 Test(fd, msml_squared_sum)
 {
     msml_fd_run(LOSS_DIST_SQUARED_EUCLIDEAN, LOSS_REDUCE_SUM);
 }
 
-/* ---- Edge cases --------------------------------------------------------------------- */
+/* ---- Edge cases --------------------------------------------------------- */
 
 #define EXPECT_NEAR(got, want)                                                 \
-    cr_expect(fabs((got) - (want)) <= 1e-12 * fmax(1.0, fabs(want)),          \
+    cr_expect(fabs((got) - (want)) <= 1e-12 * fmax(1.0, fabs(want)),           \
               "%s = %.17g, want %.17g", #got, (double)(got), (double)(want))
 
 static void expect_all(const double *got, const double *want, size_t len,
@@ -770,13 +776,25 @@ static void expect_all(const double *got, const double *want, size_t len,
                   "%s[%zu] = %.17g, want %.17g", what, i, got[i], want[i]);
 }
 
+static loss_triplet_mined_args mined_args(size_t n, size_t d, const double *e,
+                                          const int64_t *y, double margin,
+                                          loss_distance k, loss_mining m,
+                                          loss_reduction r, double *work)
+{
+    loss_triplet_mined_args a = {0};
+
+    a.n = n, a.d = d, a.embeddings = e, a.labels = y, a.margin = margin;
+    a.distance = k, a.mining = m, a.reduction = r, a.work = work;
+    return a;
+}
+
 Test(edge, triplet_n1_by_hand)
 {
     /* d(a,p) = 5, d(a,n) = 1: loss 5 - 1 + 1 = 5. */
     double x[2] = {0, 0}, p[2] = {3, 4}, n[2] = {0, 1};
     double ga[2], gp[2], gn[2], ps[1];
-    loss_triplet_args a = {1, 2, x, p, n, 1.0, LOSS_DIST_EUCLIDEAN, 0,
-                           LOSS_REDUCE_MEAN, NULL};
+    loss_triplet_args a = {
+        1, 2, x, p, n, 1.0, LOSS_DIST_EUCLIDEAN, 0, LOSS_REDUCE_MEAN, NULL};
     loss_triplet_out o = {0, ps, ga, gp, gn, 0, 0};
 
     cr_assert_eq(loss_triplet(&a, &o, NULL), LOSS_OK);
@@ -800,8 +818,8 @@ Test(edge, triplet_swap_by_hand)
     /* d(a,n) = 4 > d(p,n) = 1: swap uses the positive as the far end. */
     double x[2] = {0, 0}, p[2] = {3, 0}, n[2] = {4, 0};
     double ga[2], gp[2], gn[2];
-    loss_triplet_args a = {1, 2, x, p, n, 1.0, LOSS_DIST_EUCLIDEAN, 1,
-                           LOSS_REDUCE_SUM, NULL};
+    loss_triplet_args a = {
+        1, 2, x, p, n, 1.0, LOSS_DIST_EUCLIDEAN, 1, LOSS_REDUCE_SUM, NULL};
     loss_triplet_out o = {0, NULL, ga, gp, gn, 0, 0};
 
     cr_assert_eq(loss_triplet(&a, &o, NULL), LOSS_OK);
@@ -821,8 +839,8 @@ Test(edge, outputs_are_overwritten_and_optional)
 {
     double x[4] = {0, 0, 1, 1}, p[4] = {1, 0, 1, 2}, n[4] = {0, 2, 3, 1};
     double g[3][4], ps[2], again;
-    loss_triplet_args a = {2, 2, x, p, n, 1.0, LOSS_DIST_EUCLIDEAN, 0,
-                           LOSS_REDUCE_MEAN, NULL};
+    loss_triplet_args a = {
+        2, 2, x, p, n, 1.0, LOSS_DIST_EUCLIDEAN, 0, LOSS_REDUCE_MEAN, NULL};
     loss_triplet_out o = {0, ps, g[0], g[1], g[2], 0, 0}, bare = {0};
     size_t i;
 
@@ -845,11 +863,12 @@ Test(edge, zero_distances_have_zero_gradient)
 {
     double e[6] = {0.5, -1, 0.5, -1, 0.5, -1}, g[6], w[9], ps[3];
     int64_t y[3] = {1, 1, 2};
-    loss_triplet_mined_args m = {3, 2, e, y, 1.0, LOSS_DIST_EUCLIDEAN,
-                                 LOSS_MINING_BATCH_HARD, LOSS_REDUCE_MEAN, w};
+    loss_triplet_mined_args m =
+        mined_args(3, 2, e, y, 1.0, LOSS_DIST_EUCLIDEAN, LOSS_MINING_BATCH_HARD,
+                   LOSS_REDUCE_MEAN, w);
     loss_triplet_mined_out mo = {0, ps, g, 0, 0};
-    loss_msml_args s = {3, 2, e, y, 1.0, LOSS_DIST_EUCLIDEAN,
-                        LOSS_REDUCE_MEAN, NULL};
+    loss_msml_args s = {
+        3, 2, e, y, 1.0, LOSS_DIST_EUCLIDEAN, LOSS_REDUCE_MEAN, NULL};
     loss_msml_out so = {0, g};
     size_t i;
 
@@ -875,9 +894,9 @@ Test(edge, batch_hard_ties_go_to_lowest_index)
      * 2 -> (1, 3): 4; 3 has no positive. */
     double e[8] = {0, 0, 1, 0, -1, 0, 0, 3}, g[8], w[16], ps[4];
     int64_t y[4] = {0, 0, 0, 1};
-    loss_triplet_mined_args a = {4, 2, e, y, 10.0,
-                                 LOSS_DIST_SQUARED_EUCLIDEAN,
-                                 LOSS_MINING_BATCH_HARD, LOSS_REDUCE_SUM, w};
+    loss_triplet_mined_args a =
+        mined_args(4, 2, e, y, 10.0, LOSS_DIST_SQUARED_EUCLIDEAN,
+                   LOSS_MINING_BATCH_HARD, LOSS_REDUCE_SUM, w);
     loss_triplet_mined_out o = {0, ps, g, 0, 0};
 
     cr_assert_eq(loss_triplet_mined(&a, &o, NULL), LOSS_OK);
@@ -895,8 +914,8 @@ Test(edge, msml_ties_and_shared_embedding)
      * (0,1) and (0,2) win, and share e0. */
     double e[8] = {0, 0, 2, 0, 1, 0, 2, 0}, g[8];
     int64_t y[4] = {5, 5, 6, 5};
-    loss_msml_args a = {4, 2, e, y, 0.5, LOSS_DIST_EUCLIDEAN,
-                        LOSS_REDUCE_SUM, NULL};
+    loss_msml_args a = {4,   2, e, y, 0.5, LOSS_DIST_EUCLIDEAN, LOSS_REDUCE_SUM,
+                        NULL};
     loss_msml_out o = {0, g};
 
     cr_assert_eq(loss_msml(&a, &o, NULL), LOSS_OK);
@@ -909,11 +928,12 @@ Test(edge, nothing_valid_is_zero)
 {
     double e[6] = {1, 2, 3, 4, 5, 6}, g[6] = {9, 9, 9, 9, 9, 9}, w[9], ps[3];
     int64_t distinct[3] = {INT64_MIN, 0, INT64_MAX}, same[3] = {-7, -7, -7};
-    loss_triplet_mined_args a = {3, 2, e, distinct, 1.0, LOSS_DIST_EUCLIDEAN,
-                                 LOSS_MINING_BATCH_ALL, LOSS_REDUCE_MEAN, w};
+    loss_triplet_mined_args a =
+        mined_args(3, 2, e, distinct, 1.0, LOSS_DIST_EUCLIDEAN,
+                   LOSS_MINING_BATCH_ALL, LOSS_REDUCE_MEAN, w);
     loss_triplet_mined_out o = {0, ps, g, 0, 0};
-    loss_msml_args s = {3, 2, e, same, 1.0, LOSS_DIST_EUCLIDEAN,
-                        LOSS_REDUCE_MEAN, NULL};
+    loss_msml_args s = {
+        3, 2, e, same, 1.0, LOSS_DIST_EUCLIDEAN, LOSS_REDUCE_MEAN, NULL};
     loss_msml_out so = {5, g};
     size_t i;
 
@@ -940,8 +960,8 @@ Test(edge, msml_reduction_has_no_effect)
 {
     double e[8] = {0, 0, 1, 0, 0.2, 0, 0.5, 0.5}, sum;
     int64_t y[4] = {1, 1, 2, 2};
-    loss_msml_args a = {4, 2, e, y, 1.0, LOSS_DIST_EUCLIDEAN,
-                        LOSS_REDUCE_SUM, NULL};
+    loss_msml_args a = {4,   2, e, y, 1.0, LOSS_DIST_EUCLIDEAN, LOSS_REDUCE_SUM,
+                        NULL};
     loss_msml_out o = {0, NULL};
 
     cr_assert_eq(loss_msml(&a, &o, NULL), LOSS_OK);
@@ -956,8 +976,8 @@ Test(edge, extreme_coordinates_stay_finite)
 {
     double x[2] = {1e300, -1e300}, p[2] = {1.5e300, -1e300};
     double n[2] = {1e300, 1e300}, ga[2], gp[2], gn[2];
-    loss_triplet_args a = {1, 2, x, p, n, 0.0, LOSS_DIST_EUCLIDEAN, 0,
-                           LOSS_REDUCE_SUM, NULL};
+    loss_triplet_args a = {
+        1, 2, x, p, n, 0.0, LOSS_DIST_EUCLIDEAN, 0, LOSS_REDUCE_SUM, NULL};
     loss_triplet_out o = {0, NULL, ga, gp, gn, 0, 0};
 
     /* d(a,p) = 5e299, d(a,n) = 2e300: inactive, so move n closer. */
@@ -987,7 +1007,7 @@ Test(edge, mined_work_size)
     cr_expect_eq(loss_triplet_mined_work(&a), (size_t)1 << 60);
 }
 
-/* ---- Errors ---------------------------------------------------------------------------- */
+/* ---- Errors ------------------------------------------------------------- */
 
 static void expect_err(int rc, const loss_error *e, loss_status st,
                        const char *field, size_t depth, size_t i0, size_t i1)
@@ -1009,8 +1029,10 @@ static void expect_err(int rc, const loss_error *e, loss_status st,
 Test(errors, triplet)
 {
     double x[6] = {0}, p[6] = {0}, n[6] = {0};
-    loss_triplet_args a = {2, 3, x, p, n, 1.0, LOSS_DIST_EUCLIDEAN, 0,
-                           LOSS_REDUCE_MEAN, NULL}, b;
+    loss_triplet_args
+        a = {2,   3, x, p, n, 1.0, LOSS_DIST_EUCLIDEAN, 0, LOSS_REDUCE_MEAN,
+             NULL},
+        b;
     loss_triplet_out o = {0};
     loss_error e;
 
@@ -1023,8 +1045,7 @@ Test(errors, triplet)
     b.margin = INFINITY;
     expect_err(loss_triplet(&b, &o, &e), &e, LOSS_E_PARAM, "margin", 0, 0, 0);
     b = a, b.distance = (loss_distance)2;
-    expect_err(loss_triplet(&b, &o, &e), &e, LOSS_E_PARAM, "distance", 0, 0,
-               0);
+    expect_err(loss_triplet(&b, &o, &e), &e, LOSS_E_PARAM, "distance", 0, 0, 0);
     b = a, b.reduction = (loss_reduction)5;
     expect_err(loss_triplet(&b, &o, &e), &e, LOSS_E_PARAM, "reduction", 0, 0,
                0);
@@ -1034,11 +1055,11 @@ Test(errors, triplet)
     expect_err(loss_triplet(&a, &o, &e), &e, LOSS_E_NONFINITE, "anchor", 2, 1,
                2);
     x[5] = 0, p[1] = INFINITY;
-    expect_err(loss_triplet(&a, &o, &e), &e, LOSS_E_NONFINITE, "positive", 2,
-               0, 1);
+    expect_err(loss_triplet(&a, &o, &e), &e, LOSS_E_NONFINITE, "positive", 2, 0,
+               1);
     p[1] = 0, n[3] = -INFINITY;
-    expect_err(loss_triplet(&a, &o, &e), &e, LOSS_E_NONFINITE, "negative", 2,
-               1, 0);
+    expect_err(loss_triplet(&a, &o, &e), &e, LOSS_E_NONFINITE, "negative", 2, 1,
+               0);
     n[3] = 0;
     a.margin = 0.0; /* margin 0 is allowed */
     cr_expect_eq(loss_triplet(&a, &o, &e), LOSS_OK);
@@ -1048,8 +1069,9 @@ Test(errors, mined)
 {
     double x[6] = {0}, w[9];
     int64_t y[3] = {0, 1, 0};
-    loss_triplet_mined_args a = {3, 2, x, y, 1.0, LOSS_DIST_EUCLIDEAN,
-                                 LOSS_MINING_BATCH_HARD, LOSS_REDUCE_MEAN, w},
+    loss_triplet_mined_args a = mined_args(3, 2, x, y, 1.0, LOSS_DIST_EUCLIDEAN,
+                                           LOSS_MINING_BATCH_HARD,
+                                           LOSS_REDUCE_MEAN, w),
                             b;
     loss_triplet_mined_out o = {0};
     loss_error e;
@@ -1058,37 +1080,41 @@ Test(errors, mined)
     expect_err(loss_triplet_mined(&b, &o, &e), &e, LOSS_E_EMPTY, "embeddings",
                0, 0, 0);
     b = a, b.margin = -1;
-    expect_err(loss_triplet_mined(&b, &o, &e), &e, LOSS_E_PARAM, "margin", 0,
-               0, 0);
-    b = a, b.mining = (loss_mining)7;
-    expect_err(loss_triplet_mined(&b, &o, &e), &e, LOSS_E_PARAM, "mining", 0,
-               0, 0);
-    b = a, b.distance = (loss_distance)-1;
-    expect_err(loss_triplet_mined(&b, &o, &e), &e, LOSS_E_PARAM, "distance",
-               0, 0, 0);
-    b = a, b.reduction = (loss_reduction)2;
-    expect_err(loss_triplet_mined(&b, &o, &e), &e, LOSS_E_PARAM, "reduction",
-               0, 0, 0);
-    b = a, b.work = NULL;
-    expect_err(loss_triplet_mined(&b, &o, &e), &e, LOSS_E_NOMEM, NULL, 0, 0,
+    expect_err(loss_triplet_mined(&b, &o, &e), &e, LOSS_E_PARAM, "margin", 0, 0,
                0);
+    b = a, b.mining = (loss_mining)7;
+    expect_err(loss_triplet_mined(&b, &o, &e), &e, LOSS_E_PARAM, "mining", 0, 0,
+               0);
+    b = a, b.distance = (loss_distance)-1;
+    expect_err(loss_triplet_mined(&b, &o, &e), &e, LOSS_E_PARAM, "distance", 0,
+               0, 0);
+    b = a, b.reduction = (loss_reduction)2;
+    expect_err(loss_triplet_mined(&b, &o, &e), &e, LOSS_E_PARAM, "reduction", 0,
+               0, 0);
+    b = a, b.work = NULL;
+    expect_err(loss_triplet_mined(&b, &o, &e), &e, LOSS_E_NOMEM, NULL, 0, 0, 0);
     x[4] = NAN;
     expect_err(loss_triplet_mined(&a, &o, &e), &e, LOSS_E_NONFINITE,
                "embeddings", 2, 2, 0);
 }
 
-Test(errors, quadruplet)
+static loss_quadruplet_args quad_args(double x[4][4])
+{
+    loss_quadruplet_args a = {0};
+
+    a.n = 2, a.d = 2, a.margin = 1.0, a.margin2 = 0.5;
+    a.anchor = x[0], a.positive = x[1], a.negative = x[2], a.negative2 = x[3];
+    a.distance = LOSS_DIST_SQUARED_EUCLIDEAN;
+    a.reduction = LOSS_REDUCE_MEAN;
+    return a;
+}
+
+Test(errors, quadruplet_parameters)
 {
     double x[4][4] = {{0}};
-    loss_quadruplet_args a = {2, 2, x[0], x[1], x[2], x[3], 1.0, 0.5,
-                              LOSS_DIST_SQUARED_EUCLIDEAN, LOSS_REDUCE_MEAN,
-                              NULL},
-                         b;
+    loss_quadruplet_args a = quad_args(x), b;
     loss_quadruplet_out o = {0};
     loss_error e;
-    static const char *const f[4] = {"anchor", "positive", "negative",
-                                     "negative2"};
-    size_t k;
 
     b = a, b.n = 0;
     expect_err(loss_quadruplet(&b, &o, &e), &e, LOSS_E_EMPTY, "anchor", 0, 0,
@@ -1103,15 +1129,25 @@ Test(errors, quadruplet)
     expect_err(loss_quadruplet(&b, &o, &e), &e, LOSS_E_PARAM, "margin2", 0, 0,
                0);
     b = a, b.distance = (loss_distance)3;
-    expect_err(loss_quadruplet(&b, &o, &e), &e, LOSS_E_PARAM, "distance", 0,
-               0, 0);
+    expect_err(loss_quadruplet(&b, &o, &e), &e, LOSS_E_PARAM, "distance", 0, 0,
+               0);
     b = a, b.reduction = (loss_reduction)3;
-    expect_err(loss_quadruplet(&b, &o, &e), &e, LOSS_E_PARAM, "reduction", 0,
-               0, 0);
+    expect_err(loss_quadruplet(&b, &o, &e), &e, LOSS_E_PARAM, "reduction", 0, 0,
+               0);
+}
+
+Test(errors, quadruplet_nonfinite)
+{
+    double x[4][4] = {{0}};
+    loss_quadruplet_args a = quad_args(x);
+    loss_quadruplet_out o = {0};
+    loss_error e;
+    size_t k;
+
     for (k = 0; k < 4; k++) {
         x[k][3] = k % 2 ? INFINITY : NAN;
-        expect_err(loss_quadruplet(&a, &o, &e), &e, LOSS_E_NONFINITE, f[k], 2,
-                   1, 1);
+        expect_err(loss_quadruplet(&a, &o, &e), &e, LOSS_E_NONFINITE,
+                   QUAD_FIELDS[k], 2, 1, 1);
         x[k][3] = 0;
     }
     cr_expect_eq(loss_quadruplet(&a, &o, &e), LOSS_OK);
@@ -1121,15 +1157,14 @@ Test(errors, msml)
 {
     double x[6] = {0};
     int64_t y[3] = {0, 1, 0};
-    loss_msml_args a = {3, 2, x, y, 1.0, LOSS_DIST_EUCLIDEAN,
-                        LOSS_REDUCE_MEAN, NULL},
-                   b;
+    loss_msml_args
+        a = {3, 2, x, y, 1.0, LOSS_DIST_EUCLIDEAN, LOSS_REDUCE_MEAN, NULL},
+        b;
     loss_msml_out o = {0};
     loss_error e;
 
     b = a, b.n = 0;
-    expect_err(loss_msml(&b, &o, &e), &e, LOSS_E_EMPTY, "embeddings", 0, 0,
-               0);
+    expect_err(loss_msml(&b, &o, &e), &e, LOSS_E_EMPTY, "embeddings", 0, 0, 0);
     b = a, b.margin = -INFINITY;
     expect_err(loss_msml(&b, &o, &e), &e, LOSS_E_PARAM, "margin", 0, 0, 0);
     b = a, b.distance = (loss_distance)9;
@@ -1137,7 +1172,7 @@ Test(errors, msml)
     b = a, b.reduction = (loss_reduction)9;
     expect_err(loss_msml(&b, &o, &e), &e, LOSS_E_PARAM, "reduction", 0, 0, 0);
     x[1] = INFINITY;
-    expect_err(loss_msml(&a, &o, &e), &e, LOSS_E_NONFINITE, "embeddings", 2,
-               0, 1);
+    expect_err(loss_msml(&a, &o, &e), &e, LOSS_E_NONFINITE, "embeddings", 2, 0,
+               1);
     cr_expect_eq(loss_msml_work(&a), 0);
 }
