@@ -39,7 +39,7 @@ def request(params, **inputs):
     return req
 
 
-# ---- explicit triplets -------------------------------------------------------
+# ---- explicit triplets ------------------------------------------------------
 
 def triplet_formula(a, p, n, margin, kind, swap):
     dap, dan = dist(a, p, kind), dist(a, n, kind)
@@ -165,7 +165,7 @@ def explicit_errors():
     ]
 
 
-# ---- mined triplets ------------------------------------------------------------
+# ---- mined triplets ---------------------------------------------------------
 
 def dist_matrix(e, kind):
     return dist(e[:, None, :], e[None, :, :], kind)
@@ -290,7 +290,7 @@ def mined_errors():
     ]
 
 
-# ---- quadruplet ------------------------------------------------------------------
+# ---- quadruplet -------------------------------------------------------------
 
 def quad_case(name, a, p, n, n2, margin=None, margin2=None, distance=None,
               reduction=None):
@@ -356,7 +356,7 @@ def quad_errors():
     ]
 
 
-# ---- msml ------------------------------------------------------------------------
+# ---- msml -------------------------------------------------------------------
 
 def msml_select(dd, labels):
     pos = neg = None
