@@ -52,7 +52,8 @@ int vec_reduction(const cJSON *request);
  * (null matches NaN or +-infinity). what names the value in the message. */
 void vec_expect_number(const cJSON *want, double got, const char *case_name,
                        const char *what);
-/* Asserts a flattened array against a nested JSON array of n numbers. */
+/* Asserts a flattened array against a nested JSON array of exactly n numbers
+ * (null elements match non-finite values). */
 void vec_expect_array(const cJSON *want, const double *got, size_t n,
                       const char *case_name, const char *what);
 
