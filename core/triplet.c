@@ -21,12 +21,14 @@
 
 #include "loss.h"
 
-/* Below this sum of squares (or when it overflows) the Euclidean distance is
- * recomputed with the differences scaled by the largest of them, so that
- * coordinates differing by 1e-200 or 1e200 still have an accurate distance
- * and gradient.  Ordinary inputs take the plain path, which is exact
- * whenever the squares and their sum are. */
+/* Outside [SQ_TINY, SQ_HUGE] a sum of squares may have lost precision to
+ * underflow or be about to overflow, so the Euclidean distance is recomputed
+ * with the differences scaled by the largest of them: coordinates differing
+ * by 1e-300 or 1e300 still have an accurate distance and gradient.  Ordinary
+ * inputs take the plain path, which is exact whenever the squares and their
+ * sum are (integer coordinates), so exact ties stay ties. */
 #define SQ_TINY 0x1p-960
+#define SQ_HUGE 0x1p1000
 
 /* ---- Distances and their gradients -------------------------------------- */
 
@@ -47,7 +49,7 @@ static double euclid(const double *u, const double *v, size_t d)
     double s = sq_dist(u, v, d), m = 0.0, r = 0.0;
     size_t i;
 
-    if (s >= SQ_TINY && s <= 0x1p1000)
+    if (s >= SQ_TINY && s <= SQ_HUGE)
         return sqrt(s);
     for (i = 0; i < d; i++)
         m = fmax(m, fabs(u[i] - v[i]));
@@ -180,8 +182,11 @@ static int check_finite(const double *x, size_t n, size_t d, const char *field,
  * Metrics: valid = n; active_fraction = fraction of samples with l_i > 0.
  * Special cases: coincident points have distance 0 and gradient 0; l_i = 0
  * exactly has gradient 0.
- * Accuracy: a few ulps per distance; squared distances of coordinates that
- * differ by more than about 1e154 overflow to infinity.  No scratch.
+ * Accuracy: each distance is within a few ulps (Euclidean distances are
+ * rescaled when the squares would under- or overflow); the hinge's
+ * difference of distances loses only what its cancellation implies.
+ * Squared distances of coordinates differing by more than about 1e154
+ * overflow to infinity.  No scratch.
  */
 
 size_t loss_triplet_work(const loss_triplet_args *a)
@@ -290,6 +295,8 @@ int loss_triplet(const loss_triplet_args *a, loss_triplet_out *o,
  * valid = 0.
  * Special cases: no valid anchor or triplet gives loss 0 and zero gradients;
  * duplicate embeddings have distance 0 and gradient 0 between them.
+ * Cost: O(n^2 d) for the distances, plus O(n^2) (batch_hard) or O(n^3)
+ * (batch_all: every triplet is visited, twice) comparisons.
  * Accuracy: as for explicit triplets; batch_all counts triplets in a double,
  * exact below 2^53.
  */
@@ -298,8 +305,9 @@ size_t loss_triplet_mined_work(const loss_triplet_mined_args *a)
 {
     size_t n = a->n;
 
-    /* SIZE_MAX when n * n doubles cannot be addressed, so a caller's
-     * n * n * sizeof(double) never wraps: allocating it simply fails. */
+    /* SIZE_MAX when n * n doubles would not fit in SIZE_MAX bytes: the
+     * caller cannot allocate that and reports out of memory.  Any other
+     * answer times sizeof(double) fits in a size_t. */
     if (n != 0 && n > SIZE_MAX / sizeof(double) / n)
         return SIZE_MAX;
     return n * n;
