@@ -134,7 +134,7 @@ static const srv_input softmax_in[] = {
 };
 static const srv_param softmax_par[] = {
     {"weight", SRV_P_ARRAY, 0, -INF, INF, 0, NULL, "K", 0},
-    {"ignore_index", SRV_P_INTEGER, -100, -INF, INF, 0, NULL, NULL, 1},
+    {"ignore_index", SRV_P_INTEGER, -100, -INF, INF, 0, NULL, NULL, 0},
     {"label_smoothing", SRV_P_NUMBER, 0, 0, 1, SRV_P_HI_OPEN, NULL, NULL, 0},
 };
 
