@@ -305,19 +305,19 @@ static void run_vectors(int (*run)(const cJSON *c), int min, int min_errors)
     cr_assert_geq(errors, min_errors, "only %d error cases ran", errors);
 }
 
-Test(vectors, triplet_explicit)
+Test(triplet_vectors, triplet_explicit)
 {
     run_vectors(run_explicit, 20, 3);
 }
-Test(vectors, triplet_mined)
+Test(triplet_vectors, triplet_mined)
 {
     run_vectors(run_mined, 28, 3);
 }
-Test(vectors, quadruplet)
+Test(triplet_vectors, quadruplet)
 {
     run_vectors(run_quadruplet, 10, 3);
 }
-Test(vectors, msml)
+Test(triplet_vectors, msml)
 {
     run_vectors(run_msml, 11, 2);
 }
@@ -434,35 +434,35 @@ static void explicit_fd_run(loss_distance k, int swap, loss_reduction r)
     }
 }
 
-Test(fd, triplet_euclidean_mean)
+Test(triplet_fd, triplet_euclidean_mean)
 {
     explicit_fd_run(LOSS_DIST_EUCLIDEAN, 0, LOSS_REDUCE_MEAN);
 }
-Test(fd, triplet_euclidean_sum)
+Test(triplet_fd, triplet_euclidean_sum)
 {
     explicit_fd_run(LOSS_DIST_EUCLIDEAN, 0, LOSS_REDUCE_SUM);
 }
-Test(fd, triplet_squared_mean)
+Test(triplet_fd, triplet_squared_mean)
 {
     explicit_fd_run(LOSS_DIST_SQUARED_EUCLIDEAN, 0, LOSS_REDUCE_MEAN);
 }
-Test(fd, triplet_squared_sum)
+Test(triplet_fd, triplet_squared_sum)
 {
     explicit_fd_run(LOSS_DIST_SQUARED_EUCLIDEAN, 0, LOSS_REDUCE_SUM);
 }
-Test(fd, triplet_swap_euclidean_mean)
+Test(triplet_fd, triplet_swap_euclidean_mean)
 {
     explicit_fd_run(LOSS_DIST_EUCLIDEAN, 1, LOSS_REDUCE_MEAN);
 }
-Test(fd, triplet_swap_euclidean_sum)
+Test(triplet_fd, triplet_swap_euclidean_sum)
 {
     explicit_fd_run(LOSS_DIST_EUCLIDEAN, 1, LOSS_REDUCE_SUM);
 }
-Test(fd, triplet_swap_squared_mean)
+Test(triplet_fd, triplet_swap_squared_mean)
 {
     explicit_fd_run(LOSS_DIST_SQUARED_EUCLIDEAN, 1, LOSS_REDUCE_MEAN);
 }
-Test(fd, triplet_swap_squared_sum)
+Test(triplet_fd, triplet_swap_squared_sum)
 {
     explicit_fd_run(LOSS_DIST_SQUARED_EUCLIDEAN, 1, LOSS_REDUCE_SUM);
 }
@@ -574,38 +574,38 @@ static void mined_fd_run(loss_mining m, loss_distance k, loss_reduction r)
     fd_check(mined_eval, &f, f.e, g, MN * MD, FD_H, FD_RTOL, "embeddings");
 }
 
-Test(fd, mined_hard_euclidean_mean)
+Test(triplet_fd, mined_hard_euclidean_mean)
 {
     mined_fd_run(LOSS_MINING_BATCH_HARD, LOSS_DIST_EUCLIDEAN, LOSS_REDUCE_MEAN);
 }
-Test(fd, mined_hard_euclidean_sum)
+Test(triplet_fd, mined_hard_euclidean_sum)
 {
     mined_fd_run(LOSS_MINING_BATCH_HARD, LOSS_DIST_EUCLIDEAN, LOSS_REDUCE_SUM);
 }
-Test(fd, mined_hard_squared_mean)
+Test(triplet_fd, mined_hard_squared_mean)
 {
     mined_fd_run(LOSS_MINING_BATCH_HARD, LOSS_DIST_SQUARED_EUCLIDEAN,
                  LOSS_REDUCE_MEAN);
 }
-Test(fd, mined_hard_squared_sum)
+Test(triplet_fd, mined_hard_squared_sum)
 {
     mined_fd_run(LOSS_MINING_BATCH_HARD, LOSS_DIST_SQUARED_EUCLIDEAN,
                  LOSS_REDUCE_SUM);
 }
-Test(fd, mined_all_euclidean_mean)
+Test(triplet_fd, mined_all_euclidean_mean)
 {
     mined_fd_run(LOSS_MINING_BATCH_ALL, LOSS_DIST_EUCLIDEAN, LOSS_REDUCE_MEAN);
 }
-Test(fd, mined_all_euclidean_sum)
+Test(triplet_fd, mined_all_euclidean_sum)
 {
     mined_fd_run(LOSS_MINING_BATCH_ALL, LOSS_DIST_EUCLIDEAN, LOSS_REDUCE_SUM);
 }
-Test(fd, mined_all_squared_mean)
+Test(triplet_fd, mined_all_squared_mean)
 {
     mined_fd_run(LOSS_MINING_BATCH_ALL, LOSS_DIST_SQUARED_EUCLIDEAN,
                  LOSS_REDUCE_MEAN);
 }
-Test(fd, mined_all_squared_sum)
+Test(triplet_fd, mined_all_squared_sum)
 {
     mined_fd_run(LOSS_MINING_BATCH_ALL, LOSS_DIST_SQUARED_EUCLIDEAN,
                  LOSS_REDUCE_SUM);
@@ -675,19 +675,19 @@ static void quad_fd_run(loss_distance k, loss_reduction r)
     }
 }
 
-Test(fd, quadruplet_euclidean_mean)
+Test(triplet_fd, quadruplet_euclidean_mean)
 {
     quad_fd_run(LOSS_DIST_EUCLIDEAN, LOSS_REDUCE_MEAN);
 }
-Test(fd, quadruplet_euclidean_sum)
+Test(triplet_fd, quadruplet_euclidean_sum)
 {
     quad_fd_run(LOSS_DIST_EUCLIDEAN, LOSS_REDUCE_SUM);
 }
-Test(fd, quadruplet_squared_mean)
+Test(triplet_fd, quadruplet_squared_mean)
 {
     quad_fd_run(LOSS_DIST_SQUARED_EUCLIDEAN, LOSS_REDUCE_MEAN);
 }
-Test(fd, quadruplet_squared_sum)
+Test(triplet_fd, quadruplet_squared_sum)
 {
     quad_fd_run(LOSS_DIST_SQUARED_EUCLIDEAN, LOSS_REDUCE_SUM);
 }
@@ -751,11 +751,11 @@ static void msml_fd_run(loss_distance k, loss_reduction r)
     fd_check(msml_eval, &f, f.e, g, MN * MD, FD_H, FD_RTOL, "embeddings");
 }
 
-Test(fd, msml_euclidean)
+Test(triplet_fd, msml_euclidean)
 {
     msml_fd_run(LOSS_DIST_EUCLIDEAN, LOSS_REDUCE_MEAN);
 }
-Test(fd, msml_squared_sum)
+Test(triplet_fd, msml_squared_sum)
 {
     msml_fd_run(LOSS_DIST_SQUARED_EUCLIDEAN, LOSS_REDUCE_SUM);
 }
@@ -788,7 +788,7 @@ static loss_triplet_mined_args mined_args(size_t n, size_t d, const double *e,
     return a;
 }
 
-Test(edge, triplet_n1_by_hand)
+Test(triplet_edge, triplet_n1_by_hand)
 {
     /* d(a,p) = 5, d(a,n) = 1: loss 5 - 1 + 1 = 5. */
     double x[2] = {0, 0}, p[2] = {3, 4}, n[2] = {0, 1};
@@ -813,7 +813,7 @@ Test(edge, triplet_n1_by_hand)
     expect_all(gn, (double[]){0.0, -2.0}, 2, "negative");
 }
 
-Test(edge, triplet_swap_by_hand)
+Test(triplet_edge, triplet_swap_by_hand)
 {
     /* d(a,n) = 4 > d(p,n) = 1: swap uses the positive as the far end. */
     double x[2] = {0, 0}, p[2] = {3, 0}, n[2] = {4, 0};
@@ -835,7 +835,7 @@ Test(edge, triplet_swap_by_hand)
     expect_all(gn, (double[]){0.0, 0.0}, 2, "negative");
 }
 
-Test(edge, outputs_are_overwritten_and_optional)
+Test(triplet_edge, outputs_are_overwritten_and_optional)
 {
     double x[4] = {0, 0, 1, 1}, p[4] = {1, 0, 1, 2}, n[4] = {0, 2, 3, 1};
     double g[3][4], ps[2], again;
@@ -859,7 +859,7 @@ Test(edge, outputs_are_overwritten_and_optional)
     EXPECT_NEAR(bare.active_fraction, 1.0);
 }
 
-Test(edge, zero_distances_have_zero_gradient)
+Test(triplet_edge, zero_distances_have_zero_gradient)
 {
     double e[6] = {0.5, -1, 0.5, -1, 0.5, -1}, g[6], w[9], ps[3];
     int64_t y[3] = {1, 1, 2};
@@ -887,7 +887,7 @@ Test(edge, zero_distances_have_zero_gradient)
         cr_expect_eq(g[i], 0.0, "msml grad[%zu] = %g", i, g[i]);
 }
 
-Test(edge, batch_hard_ties_go_to_lowest_index)
+Test(triplet_edge, batch_hard_ties_go_to_lowest_index)
 {
     /* Squared distances; anchor 0's positives 1 and 2 tie at 1, so 1 wins.
      * Anchors: 0 -> (1, 3): 1 - 9 + 10 = 2; 1 -> (2, 3): 4 - 10 + 10 = 4;
@@ -907,7 +907,7 @@ Test(edge, batch_hard_ties_go_to_lowest_index)
     EXPECT_NEAR(o.valid, 3.0);
 }
 
-Test(edge, msml_ties_and_shared_embedding)
+Test(triplet_edge, msml_ties_and_shared_embedding)
 {
     /* Positive pairs (0,1) and (0,3) tie at distance 2 (e3 duplicates e1,
      * so (1,3) is 0); negative pairs (0,2), (1,2) and (2,3) tie at 1.
@@ -924,7 +924,7 @@ Test(edge, msml_ties_and_shared_embedding)
     expect_all(g, (double[]){-1 + 1, 0, 1, 0, -1, 0, 0, 0}, 8, "grad");
 }
 
-Test(edge, nothing_valid_is_zero)
+Test(triplet_edge, nothing_valid_is_zero)
 {
     double e[6] = {1, 2, 3, 4, 5, 6}, g[6] = {9, 9, 9, 9, 9, 9}, w[9], ps[3];
     int64_t distinct[3] = {INT64_MIN, 0, INT64_MAX}, same[3] = {-7, -7, -7};
@@ -956,7 +956,7 @@ Test(edge, nothing_valid_is_zero)
     EXPECT_NEAR(so.loss, 0.0);
 }
 
-Test(edge, msml_reduction_has_no_effect)
+Test(triplet_edge, msml_reduction_has_no_effect)
 {
     double e[8] = {0, 0, 1, 0, 0.2, 0, 0.5, 0.5}, sum;
     int64_t y[4] = {1, 1, 2, 2};
@@ -972,7 +972,7 @@ Test(edge, msml_reduction_has_no_effect)
     EXPECT_NEAR(sum, 1.0 - 0.2 + 1.0);
 }
 
-Test(edge, extreme_coordinates_stay_finite)
+Test(triplet_edge, extreme_coordinates_stay_finite)
 {
     double x[2] = {1e300, -1e300}, p[2] = {1.5e300, -1e300};
     double n[2] = {1e300, 1e300}, ga[2], gp[2], gn[2];
@@ -992,7 +992,7 @@ Test(edge, extreme_coordinates_stay_finite)
     expect_all(ga, (double[]){-0.6, -0.8 + 1.0}, 2, "anchor");
 }
 
-Test(edge, mined_work_size)
+Test(triplet_edge, mined_work_size)
 {
     loss_triplet_mined_args a = {0};
 
@@ -1026,7 +1026,7 @@ static void expect_err(int rc, const loss_error *e, loss_status st,
     cr_expect(strlen(e->message) > 10 && e->message[0] != '\0');
 }
 
-Test(errors, triplet)
+Test(triplet_errors, triplet)
 {
     double x[6] = {0}, p[6] = {0}, n[6] = {0};
     loss_triplet_args
@@ -1065,7 +1065,7 @@ Test(errors, triplet)
     cr_expect_eq(loss_triplet(&a, &o, &e), LOSS_OK);
 }
 
-Test(errors, mined)
+Test(triplet_errors, mined)
 {
     double x[6] = {0}, w[9];
     int64_t y[3] = {0, 1, 0};
@@ -1109,7 +1109,7 @@ static loss_quadruplet_args quad_args(double x[4][4])
     return a;
 }
 
-Test(errors, quadruplet_parameters)
+Test(triplet_errors, quadruplet_parameters)
 {
     double x[4][4] = {{0}};
     loss_quadruplet_args a = quad_args(x), b;
@@ -1136,7 +1136,7 @@ Test(errors, quadruplet_parameters)
                0);
 }
 
-Test(errors, quadruplet_nonfinite)
+Test(triplet_errors, quadruplet_nonfinite)
 {
     double x[4][4] = {{0}};
     loss_quadruplet_args a = quad_args(x);
@@ -1153,7 +1153,7 @@ Test(errors, quadruplet_nonfinite)
     cr_expect_eq(loss_quadruplet(&a, &o, &e), LOSS_OK);
 }
 
-Test(errors, msml)
+Test(triplet_errors, msml)
 {
     double x[6] = {0};
     int64_t y[3] = {0, 1, 0};
