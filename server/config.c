@@ -18,9 +18,9 @@
 typedef const char *(*option_parser)(srv_config *cfg, const char *text);
 
 typedef struct option {
-    const char *flag;   /* without the leading "--" */
+    const char *flag; /* without the leading "--" */
     const char *env;
-    const char *dflt;   /* as shown by --help */
+    const char *dflt; /* as shown by --help */
     const char *help;
     option_parser parse;
 } option;
@@ -95,10 +95,23 @@ static const char *parse_max_body(srv_config *cfg, const char *text)
     if (errno != 0)
         return what;
     switch (*end) {
-    case 'k': case 'K': mul = 1ULL << 10; end++; break;
-    case 'm': case 'M': mul = 1ULL << 20; end++; break;
-    case 'g': case 'G': mul = 1ULL << 30; end++; break;
-    default: break;
+    case 'k':
+    case 'K':
+        mul = 1ULL << 10;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        mul = 1ULL << 20;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        mul = 1ULL << 30;
+        end++;
+        break;
+    default:
+        break;
     }
     if (mul > 1 && (strcmp(end, "iB") == 0 || strcmp(end, "B") == 0))
         end += strlen(end);
@@ -141,8 +154,7 @@ static const char *parse_log_format(srv_config *cfg, const char *text)
 
 static const option options[] = {
     {"host", "LOSSD_HOST", "0.0.0.0", "address to listen on", parse_host},
-    {"port", "LOSSD_PORT", "8080", "TCP port; 0 picks a free one",
-     parse_port},
+    {"port", "LOSSD_PORT", "8080", "TCP port; 0 picks a free one", parse_port},
     {"threads", "LOSSD_THREADS", "CPU count", "compute worker threads",
      parse_threads},
     {"max-body", "LOSSD_MAX_BODY", "64M",
@@ -230,8 +242,7 @@ static int config_flag(srv_config *cfg, int argc, char **argv, int *i)
     char source[32];
 
     if (strncmp(arg, "--", 2) != 0) {
-        fprintf(stderr, "lossd: unexpected argument '%s' (see --help)\n",
-                arg);
+        fprintf(stderr, "lossd: unexpected argument '%s' (see --help)\n", arg);
         return -1;
     }
     eq = strchr(name, '=');

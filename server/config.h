@@ -14,20 +14,20 @@
 typedef enum srv_log_format { SRV_LOG_JSON, SRV_LOG_TEXT } srv_log_format;
 
 typedef struct srv_config {
-    char host[256];          /* address to listen on; "0.0.0.0" */
-    unsigned port;           /* 0 asks the kernel for an ephemeral port */
-    unsigned threads;        /* compute workers */
-    size_t max_body;         /* bytes */
-    unsigned max_queue;      /* requests waiting for a worker before 503 */
-    unsigned timeout;        /* seconds a request may take to arrive; 0 off */
+    char host[256];     /* address to listen on; "0.0.0.0" */
+    unsigned port;      /* 0 asks the kernel for an ephemeral port */
+    unsigned threads;   /* compute workers */
+    size_t max_body;    /* bytes */
+    unsigned max_queue; /* requests waiting for a worker before 503 */
+    unsigned timeout;   /* seconds a request may take to arrive; 0 off */
     srv_log_format log_format;
 } srv_config;
 
 /* What srv_config_parse asks main() to do. */
 typedef enum srv_config_action {
-    SRV_CONFIG_RUN,   /* start the daemon */
-    SRV_CONFIG_EXIT,  /* --help or --version printed; exit 0 */
-    SRV_CONFIG_ERROR  /* one line written to stderr; exit 2 */
+    SRV_CONFIG_RUN,  /* start the daemon */
+    SRV_CONFIG_EXIT, /* --help or --version printed; exit 0 */
+    SRV_CONFIG_ERROR /* one line written to stderr; exit 2 */
 } srv_config_action;
 
 /* Fills *cfg from the defaults, the environment and argv.  --help and

@@ -48,9 +48,9 @@ typedef struct request {
     char *body;                /* the one body buffer */
     size_t len, cap;
     uint64_t t_start, t_queued, t_run, t_done; /* uv_hrtime, ns */
-    srv_reply reply;           /* the worker's result */
-    srv_answer answer;         /* REQ_DEFERRED's response */
-    int status;                /* 0 until a response is queued */
+    srv_reply reply;                           /* the worker's result */
+    srv_answer answer;                         /* REQ_DEFERRED's response */
+    int status; /* 0 until a response is queued */
     size_t bytes_out;
 } request;
 
@@ -230,8 +230,7 @@ static int request_timed_out(const request *rq)
  * buffer is freed, the rest is read and dropped, and the 413 goes out when
  * the body ends (libmicrohttpd cannot queue a response in mid-body); the
  * timeout bounds how long that can last. */
-static enum MHD_Result http_receive(request *rq, const char *data,
-                                    size_t *size)
+static enum MHD_Result http_receive(request *rq, const char *data, size_t *size)
 {
     size_t n = *size;
     srv_answer a;
@@ -260,20 +259,28 @@ static enum MHD_Result http_receive(request *rq, const char *data,
 
 /* ---- request headers ---------------------------------------------------- */
 
+/* A Content-Length value: digits only, nothing else. */
+static int content_length_parse(const char *v, unsigned long long *out)
+{
+    char *end;
+
+    if (v == NULL || v[0] < '0' || v[0] > '9')
+        return -1;
+    *out = strtoull(v, &end, 10);
+    return *end == '\0' ? 0 : -1;
+}
+
+/* Counts Content-Length headers (libmicrohttpd itself keeps the first) and
+ * notes Transfer-Encoding. */
 static enum MHD_Result head_visit(void *cls, enum MHD_ValueKind kind,
                                   const char *key, const char *value)
 {
     srv_head *h = cls;
-    char *end;
 
     (void)kind;
     if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
         h->content_length_count++;
-        if (value == NULL || value[0] < '0' || value[0] > '9')
-            h->content_length_bad = 1;
-        else
-            h->content_length = strtoull(value, &end, 10);
-        if (value != NULL && *value != '\0' && *end != '\0')
+        if (content_length_parse(value, &h->content_length) != 0)
             h->content_length_bad = 1;
     } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
         h->chunked = 1;
@@ -286,8 +293,8 @@ static void head_gather(request *rq, srv_head *h)
     memset(h, 0, sizeof *h);
     h->method = rq->method;
     h->path = rq->path;
-    h->content_type = MHD_lookup_connection_value(
-        rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    h->content_type = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+                                                  MHD_HTTP_HEADER_CONTENT_TYPE);
     MHD_get_connection_values(rq->conn, MHD_HEADER_KIND, head_visit, h);
     h->max_body = http.cfg->max_body;
     h->draining = atomic_load(&http.draining);
@@ -313,9 +320,8 @@ static enum MHD_Result http_answer_early(request *rq, const srv_head *h,
 }
 
 /* The first call for a request: route it on its headers. */
-static enum MHD_Result http_begin(struct MHD_Connection *conn,
-                                  const char *url, const char *method,
-                                  void **con_cls)
+static enum MHD_Result http_begin(struct MHD_Connection *conn, const char *url,
+                                  const char *method, void **con_cls)
 {
     request *rq = calloc(1, sizeof *rq);
     srv_head h;
@@ -351,8 +357,7 @@ static enum MHD_Result http_begin(struct MHD_Connection *conn,
 
 static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn,
                                    const char *url, const char *method,
-                                   const char *version,
-                                   const char *upload_data,
+                                   const char *version, const char *upload_data,
                                    size_t *upload_data_size, void **con_cls)
 {
     request *rq = *con_cls;
@@ -384,8 +389,7 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn,
 
 /* Logs the request, counts it and frees it. */
 static void http_completed(void *cls, struct MHD_Connection *conn,
-                           void **con_cls,
-                           enum MHD_RequestTerminationCode toe)
+                           void **con_cls, enum MHD_RequestTerminationCode toe)
 {
     request *rq = *con_cls;
     srv_log_request line;
@@ -463,9 +467,9 @@ static int http_listen(const srv_config *cfg, int *family, unsigned *port)
         return -1;
     }
     *family = res->ai_family;
-    *port = ntohs(ss.ss_family == AF_INET6
-                      ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                      : ((struct sockaddr_in *)&ss)->sin_port);
+    *port =
+        ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                       : ((struct sockaddr_in *)&ss)->sin_port);
     freeaddrinfo(res);
     return fd;
 }
@@ -488,9 +492,9 @@ int srv_http_start(const srv_config *cfg, unsigned *port)
     http.daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, http_access, NULL, MHD_OPTION_EXTERNAL_LOGGER,
         http_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
-        MHD_OPTION_THREAD_POOL_SIZE, io_threads,
-        MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout,
-        MHD_OPTION_NOTIFY_COMPLETED, http_completed, NULL, MHD_OPTION_END);
+        MHD_OPTION_THREAD_POOL_SIZE, io_threads, MHD_OPTION_CONNECTION_TIMEOUT,
+        cfg->timeout, MHD_OPTION_NOTIFY_COMPLETED, http_completed, NULL,
+        MHD_OPTION_END);
     if (http.daemon == NULL) {
         fprintf(stderr, "lossd: cannot start the HTTP daemon\n");
         close(fd);

@@ -53,7 +53,7 @@ static void line_json_string(line *l, const char *s)
         return;
     }
     line_printf(l, "\"");
-    for (i = 0; s[i] != '\0' && i < 512; i++) {
+    for (i = 0; i < 512 && s[i] != '\0'; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c == '"' || c == '\\')
             line_printf(l, "\\%c", c);
@@ -129,8 +129,8 @@ void srv_log_start_write(const srv_config *cfg, unsigned port)
         line_printf(&l,
                     "lossd %s listening on %s port %u (threads %u, "
                     "max-body %zu, max-queue %u, timeout %us)",
-                    LOSSD_VERSION, cfg->host, port, cfg->threads,
-                    cfg->max_body, cfg->max_queue, cfg->timeout);
+                    LOSSD_VERSION, cfg->host, port, cfg->threads, cfg->max_body,
+                    cfg->max_queue, cfg->timeout);
     } else {
         line_printf(&l, "\"event\":\"listening\",\"version\":\"%s\",\"host\":",
                     LOSSD_VERSION);

@@ -15,11 +15,11 @@
 typedef struct srv_log_request {
     const char *method;
     const char *path;
-    const char *loss;     /* the loss name for POST /loss/{name} */
+    const char *loss; /* the loss name for POST /loss/{name} */
     int status;
-    size_t bytes_in;      /* request body bytes received */
-    size_t bytes_out;     /* response body bytes */
-    long long micros;     /* from the first header callback to completion */
+    size_t bytes_in;  /* request body bytes received */
+    size_t bytes_out; /* response body bytes */
+    long long micros; /* from the first header callback to completion */
 } srv_log_request;
 
 void srv_log_init(srv_log_format format);

@@ -28,8 +28,7 @@ int main(int argc, char **argv)
     srv_log_init(cfg.log_format);
     srv_metrics_init();
     if (srv_pool_start(cfg.threads, cfg.max_queue) != 0) {
-        fprintf(stderr, "lossd: cannot start %u worker threads\n",
-                cfg.threads);
+        fprintf(stderr, "lossd: cannot start %u worker threads\n", cfg.threads);
         return 1;
     }
     if (srv_http_start(&cfg, &port) != 0) {

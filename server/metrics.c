@@ -13,9 +13,9 @@
 #define STATUS_LO 100
 #define STATUS_HI 600
 
-static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                 0.05,   0.1,   0.25,   0.5,   1.0,  2.5,
-                                 5.0,    10.0,  30.0};
+static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                 0.025,  0.05,  0.1,    0.25,  0.5,
+                                 1.0,    2.5,   5.0,    10.0,  30.0};
 #define NBUCKETS (sizeof buckets / sizeof buckets[0])
 
 /* Label values: names[0..nnames-1] are losses, names[nnames] is "other".

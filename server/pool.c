@@ -16,7 +16,7 @@
 
 static struct {
     uv_mutex_t lock;
-    uv_cond_t ready;          /* signalled when a job is queued or stopping */
+    uv_cond_t ready; /* signalled when a job is queued or stopping */
     srv_job *head, *tail;
     unsigned queued, max_queue;
     int stopping;

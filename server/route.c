@@ -113,7 +113,7 @@ static void route_bad_method(srv_answer *a, const char *method,
 /* GET / : the service's name, version and loss names. */
 static void route_root(srv_answer *a)
 {
-    size_t nlen, len;
+    size_t nlen, len = 0;
     char *names = srv_catalog_names_json(&nlen), *body = NULL;
     static const char fmt[] = "{\"name\":\"lossd\",\"version\":\"%s\","
                               "\"losses\":%.*s}";
@@ -237,8 +237,7 @@ static srv_route_result route_loss(const srv_head *h, srv_answer *a,
                          "Content-Type must be application/json, not "
                          "'%.100s'.",
                          h->content_type ? h->content_type : "(none)");
-    else if (h->content_length_count == 1 &&
-             h->content_length > h->max_body)
+    else if (h->content_length_count == 1 && h->content_length > h->max_body)
         srv_answer_error(a, 413, "body_too_large",
                          "The body has %llu bytes; the limit is %zu.",
                          h->content_length, h->max_body);

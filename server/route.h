@@ -18,14 +18,14 @@
 /* The facts about a request that routing needs. */
 typedef struct srv_head {
     const char *method;
-    const char *path;            /* without the query string */
-    const char *content_type;    /* NULL when absent */
+    const char *path;              /* without the query string */
+    const char *content_type;      /* NULL when absent */
     unsigned content_length_count; /* Content-Length headers seen */
-    int content_length_bad;      /* a Content-Length that is not a number */
+    int content_length_bad;        /* a Content-Length that is not a number */
     unsigned long long content_length; /* valid when count == 1 */
-    int chunked;                 /* Transfer-Encoding present */
+    int chunked;                       /* Transfer-Encoding present */
     size_t max_body;
-    int draining;                /* SIGTERM received */
+    int draining; /* SIGTERM received */
 } srv_head;
 
 typedef enum srv_body_kind {
@@ -41,9 +41,9 @@ typedef struct srv_answer {
     srv_body_kind kind;
     const char *body;
     size_t len;
-    srv_reply reply;         /* when kind == SRV_BODY_REPLY */
-    const char *allow;       /* Allow header (405), or NULL */
-    int retry_after;         /* seconds for Retry-After, 0 for none */
+    srv_reply reply;   /* when kind == SRV_BODY_REPLY */
+    const char *allow; /* Allow header (405), or NULL */
+    int retry_after;   /* seconds for Retry-After, 0 for none */
 } srv_answer;
 
 typedef enum srv_route_result {

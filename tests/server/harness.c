@@ -93,8 +93,7 @@ static unsigned log_port(const lossd *d)
 
 void lossd_start(lossd *d, const char *const *args)
 {
-    const char *argv[64] = {lossd_bin(), "--host", "127.0.0.1", "--port",
-                            "0"};
+    const char *argv[64] = {lossd_bin(), "--host", "127.0.0.1", "--port", "0"};
     size_t n = 5;
     int fd, i, status;
 
@@ -185,8 +184,8 @@ static struct curl_slist *call_headers(const char *content_type,
     struct curl_slist *list = NULL;
     char line[256];
 
-    snprintf(line, sizeof line, "Content-Type:%s%s",
-             content_type ? " " : "", content_type ? content_type : "");
+    snprintf(line, sizeof line, "Content-Type:%s%s", content_type ? " " : "",
+             content_type ? content_type : "");
     list = curl_slist_append(list, line);
     while (headers != NULL && *headers != NULL)
         list = curl_slist_append(list, *headers++);
@@ -231,14 +230,13 @@ void http_call(unsigned port, const char *method, const char *path,
     curl_easy_cleanup(c);
 }
 
-void http_post_json(unsigned port, const char *loss, const char *body,
-                    hresp *r)
+void http_post_json(unsigned port, const char *loss, const char *body, hresp *r)
 {
     char path[128];
 
     snprintf(path, sizeof path, "/loss/%s", loss);
-    http_call(port, "POST", path, "application/json", body, strlen(body),
-              NULL, r);
+    http_call(port, "POST", path, "application/json", body, strlen(body), NULL,
+              r);
 }
 
 void http_get(unsigned port, const char *path, hresp *r)

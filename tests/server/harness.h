@@ -37,10 +37,10 @@ char *lossd_log(const lossd *d);
 
 typedef struct hresp {
     long status;
-    char *body;     /* NUL-terminated */
+    char *body; /* NUL-terminated */
     size_t len;
-    char *headers;  /* raw response headers, NUL-terminated */
-    cJSON *json;    /* body parsed, or NULL */
+    char *headers; /* raw response headers, NUL-terminated */
+    cJSON *json;   /* body parsed, or NULL */
 } hresp;
 
 /* One request.  content_type NULL sends none; headers is a NULL-terminated

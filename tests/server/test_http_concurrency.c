@@ -14,8 +14,8 @@
 
 typedef struct client {
     unsigned port;
-    char *bodies[ROUNDS];    /* requests */
-    char *answers[ROUNDS];   /* the answers one client alone got */
+    char *bodies[ROUNDS];  /* requests */
+    char *answers[ROUNDS]; /* the answers one client alone got */
     int mismatches, failures;
 } client;
 
@@ -51,8 +51,8 @@ Test(http_concurrency, concurrent_clients_get_correct_answers, .timeout = 60)
         for (i = 0; i < ROUNDS; i++) {
             hresp r;
             clients[c].bodies[i] = softmax_body(
-                (size_t)(4 + 3 * i), (size_t)(3 + c), (uint64_t)(100 * c + i + 1),
-                "\"precision\":\"float64\"");
+                (size_t)(4 + 3 * i), (size_t)(3 + c),
+                (uint64_t)(100 * c + i + 1), "\"precision\":\"float64\"");
             http_post_json(d.port, "softmax", clients[c].bodies[i], &r);
             cr_assert_eq(r.status, 200, "%s", r.body);
             clients[c].answers[i] = r.body;

@@ -226,8 +226,9 @@ Test(http_errors, rule_breaking_json_is_422)
 {
     expect_422("softmax", "{\"logits\":[[1,2],[3,4]],\"labels\":[0,5]}",
                "label_out_of_range", "labels[1]");
-    expect_422("softmax", "{\"logits\":[[1,2],[3,4]],\"labels\":[0,1],"
-                          "\"typo\":1}",
+    expect_422("softmax",
+               "{\"logits\":[[1,2],[3,4]],\"labels\":[0,1],"
+               "\"typo\":1}",
                "unknown_field", NULL);
     expect_422("softmax", "{\"labels\":[0,1]}", NULL, NULL);
     expect_422("softmax", "{\"logits\":[[1,2],[3]],\"labels\":[0,1]}", NULL,
@@ -250,8 +251,7 @@ static void expect_framing_400(const char *headers)
              "Content-Type: application/json\r\n%s\r\n{}",
              headers);
     out = raw_exchange(d.port, req, strlen(req), 2000);
-    cr_assert(strncmp(out, "HTTP/1.1 400", 12) == 0, "%s -> %s", headers,
-              out);
+    cr_assert(strncmp(out, "HTTP/1.1 400", 12) == 0, "%s -> %s", headers, out);
     free(out);
 }
 

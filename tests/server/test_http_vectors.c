@@ -15,8 +15,8 @@
 
 /* Compares a nested JSON array or number of the answer against the
  * vector's (null stands for a non-finite value on both sides). */
-static void expect_nested(const cJSON *want, const cJSON *got,
-                          const char *name, const char *what)
+static void expect_nested(const cJSON *want, const cJSON *got, const char *name,
+                          const char *what)
 {
     char label[200];
     const cJSON *w, *g;
@@ -28,7 +28,8 @@ static void expect_nested(const cJSON *want, const cJSON *got,
                      "%s: %s has %d elements, want %d", name, what,
                      cJSON_GetArraySize(got), cJSON_GetArraySize(want));
         g = got->child;
-        cJSON_ArrayForEach(w, want) {
+        cJSON_ArrayForEach(w, want)
+        {
             snprintf(label, sizeof label, "%.150s[%d]", what, i++);
             expect_nested(w, g, name, label);
             g = g->next;
@@ -37,8 +38,8 @@ static void expect_nested(const cJSON *want, const cJSON *got,
     }
     cr_assert(cJSON_IsNumber(got) || cJSON_IsNull(got),
               "%s: %s is neither a number nor null", name, what);
-    vec_expect_number(want, cJSON_IsNumber(got) ? got->valuedouble : NAN,
-                      name, what);
+    vec_expect_number(want, cJSON_IsNumber(got) ? got->valuedouble : NAN, name,
+                      what);
 }
 
 /* Every member of want's object must be in got's, with equal values. */
@@ -48,7 +49,8 @@ static void expect_members(const cJSON *want, const cJSON *got,
     const cJSON *w;
     char label[200];
 
-    cJSON_ArrayForEach(w, want) {
+    cJSON_ArrayForEach(w, want)
+    {
         const cJSON *g = cJSON_GetObjectItemCaseSensitive(got, w->string);
         snprintf(label, sizeof label, "%s.%s", what, w->string);
         cr_assert_not_null(g, "%s: %s missing from the answer", name, label);
@@ -56,8 +58,7 @@ static void expect_members(const cJSON *want, const cJSON *got,
     }
 }
 
-static void expect_answer(const cJSON *want, const cJSON *got,
-                          const char *name)
+static void expect_answer(const cJSON *want, const cJSON *got, const char *name)
 {
     const cJSON *ps = cJSON_GetObjectItemCaseSensitive(want, "per_sample");
     const cJSON *gen = cJSON_GetObjectItemCaseSensitive(want, "generator");
@@ -111,8 +112,8 @@ static void expect_case_error(const cJSON *want, const hresp *r,
 static void post_case(unsigned port, const cJSON *c, const char *precision,
                       hresp *r)
 {
-    cJSON *req = cJSON_Duplicate(
-        cJSON_GetObjectItemCaseSensitive(c, "request"), 1);
+    cJSON *req =
+        cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(c, "request"), 1);
     const cJSON *loss = cJSON_GetObjectItemCaseSensitive(c, "loss");
     char *body;
 
@@ -130,9 +131,10 @@ static int run_family(unsigned port, const char *family)
     const cJSON *c;
     int n = 0;
 
-    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(v, "cases")) {
-        const char *name = cJSON_GetObjectItemCaseSensitive(c, "name")
-                               ->valuestring;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(v, "cases"))
+    {
+        const char *name =
+            cJSON_GetObjectItemCaseSensitive(c, "name")->valuestring;
         const cJSON *err = cJSON_GetObjectItemCaseSensitive(c, "error");
         hresp r;
 
@@ -180,16 +182,14 @@ Test(http_vectors, every_case_of_every_family, .timeout = 60)
         families++;
     }
     closedir(dir);
-    cr_log_info("%d vector cases from %d families over HTTP", cases,
-                families);
+    cr_log_info("%d vector cases from %d families over HTTP", cases, families);
     cr_assert_gt(cases, 0);
     cr_assert_eq(lossd_stop(&d), 0);
 }
 
 /* Every number of a float32 answer is within float32 rounding of the
  * float64 answer to the same request. */
-static void expect_float32(const cJSON *f64, const cJSON *f32,
-                           const char *what)
+static void expect_float32(const cJSON *f64, const cJSON *f32, const char *what)
 {
     const cJSON *a, *b;
 
@@ -202,10 +202,10 @@ static void expect_float32(const cJSON *f64, const cJSON *f32,
     }
     if (!cJSON_IsArray(f64) && !cJSON_IsObject(f64))
         return;
-    cr_assert_eq(cJSON_GetArraySize(f32), cJSON_GetArraySize(f64), "%s",
-                 what);
+    cr_assert_eq(cJSON_GetArraySize(f32), cJSON_GetArraySize(f64), "%s", what);
     b = f32->child;
-    cJSON_ArrayForEach(a, f64) {
+    cJSON_ArrayForEach(a, f64)
+    {
         expect_float32(a, b, what);
         b = b->next;
     }
@@ -219,7 +219,8 @@ Test(http_vectors, float32_within_rounding_of_float64, .timeout = 30)
     int n = 0;
 
     lossd_start(&d, NULL);
-    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(v, "cases")) {
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(v, "cases"))
+    {
         hresp r64, r32;
         if (cJSON_GetObjectItemCaseSensitive(c, "error") != NULL || n >= 5)
             continue;
