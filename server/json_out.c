@@ -1,9 +1,13 @@
 /* json_out.c -- response bodies out, written directly into a growable
- * buffer.  Number formatting is the hot path for large gradients: integers
- * are written by hand, float32 precision by a hand-written nine-digit
- * formatter, and float64 with one snprintf("%.17g") per number, which
- * round-trips every double. */
+ * buffer.  Number formatting is the hot path for large gradients, so it is
+ * done by hand: integers digit by digit, other numbers by scaling with an
+ * exact double-double power of ten and keeping the fewest digits that stay
+ * within the precision's tolerance (float64: reads back as the same double;
+ * float32: within 5e-8 relative).  snprintf is left for magnitudes beyond
+ * 1e+-280. */
 #include "json_out.h"
+
+#include "json_pow10.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -113,46 +117,89 @@ static size_t put_uint(char *p, uint64_t v)
     return n;
 }
 
-static double pow10_int(int k)
-{
-    static const double p[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,
-                               1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
-                               1e12, 1e13, 1e14, 1e15, 1e16, 1e17,
-                               1e18, 1e19, 1e20, 1e21, 1e22};
-    double r = 1.0;
+static const int64_t pow10_i64[] = {1,
+                                    10,
+                                    100,
+                                    1000,
+                                    10000,
+                                    100000,
+                                    1000000,
+                                    10000000,
+                                    100000000,
+                                    1000000000,
+                                    10000000000,
+                                    100000000000,
+                                    1000000000000,
+                                    10000000000000,
+                                    100000000000000,
+                                    1000000000000000,
+                                    10000000000000000,
+                                    100000000000000000,
+                                    1000000000000000000};
 
-    while (k > 22) {
-        r *= 1e22;
-        k -= 22;
-    }
-    return r * p[k];
+/* ax * 10^k = *whole + *frac, the product carried in two doubles (an FMA
+ * recovers the rounding error of hi * ax), so *whole + *frac is accurate to
+ * about 1e-30 relative. */
+static void scale10(double ax, int k, int64_t *whole, double *frac)
+{
+    const double *p = srv_pow10[k - SRV_POW10_MIN];
+    double hi = ax * p[0], lo = fma(ax, p[0], -hi) + ax * p[1];
+    double fl = floor(hi);
+
+    *whole = (int64_t)fl;
+    *frac = (hi - fl) + lo;
 }
 
-/* Nine significant digits of ax > 0 (1e-290 < ax < 1e290): the digits go
- * to d[0..8], the decimal exponent of d[0] is returned.  The scaling costs
- * a few ulps, far below the 5e-9 of the last digit. */
-static int nine_digits(double ax, char d[9])
+/* How far, in units of the last of sig digits, a decimal may sit from x
+ * and still read back as x: half the gap to the nearer neighbouring double
+ * (a power of two has a closer neighbour below), less a safety margin. */
+static double round_trip_slack(double ax, int k)
 {
-    int e = (int)floor(log10(ax)), i;
-    double m = 8 - e >= 0 ? ax * pow10_int(8 - e) : ax / pow10_int(e - 8);
-    uint64_t v = (uint64_t)llround(m);
+    int e2;
+    double f = frexp(ax, &e2), half = ldexp(1.0, e2 - 54);
 
-    if (v >= 1000000000u) {
-        e++;
-        v = (uint64_t)llround(m / 10);
-    } else if (v < 100000000u) {
-        e--;
-        v = (uint64_t)llround(m * 10);
+    if (f == 0.5)
+        half *= 0.5;
+    return half * srv_pow10[k - SRV_POW10_MIN][0] * (1 - 1e-9);
+}
+
+/* The digits of ax (1e-280 <= ax <= 1e280): as few significant digits as
+ * stay within slack of it, at most sig (17 round-trips every double; 9 is
+ * within 5e-9 for float32 output).  Writes them to d (no trailing zeros),
+ * returns their count and the decimal exponent of the first in *exp10.
+ *
+ * Method: m = ax * 10^(sig-1-e) scaled into [10^(sig-1), 10^sig) in double-
+ * double, rounded to an integer (within 0.5 + 1e-14 units, always inside
+ * the slack), then shortened one digit at a time while the rounded
+ * shorter integer, times its power of ten, stays within the slack of m. */
+static int shortest_digits(double ax, int sig, int f64, char *d, int *exp10)
+{
+    int e = (int)floor(log10(ax)), k, j, nd, kept = sig;
+    int64_t whole, full, v, c;
+    double frac, slack;
+
+    k = sig - 1 - e;
+    scale10(ax, k, &whole, &frac);
+    if (whole >= pow10_i64[sig] || whole < pow10_i64[sig - 1]) {
+        e += whole >= pow10_i64[sig] ? 1 : -1;
+        k = sig - 1 - e;
+        scale10(ax, k, &whole, &frac);
     }
-    if (v >= 1000000000u) { /* m*10 or m/10 rounded up to the next decade */
-        v /= 10;
-        e++;
+    slack = f64 ? round_trip_slack(ax, k)
+                : 5e-8 * ((double)whole + frac);
+    full = v = whole + llround(frac);
+    for (j = 1; j < sig; j++) {
+        c = (full + pow10_i64[j] / 2) / pow10_i64[j];
+        if (!(fabs((double)(c * pow10_i64[j] - whole) - frac) <= slack))
+            break;
+        v = c;
+        kept = sig - j;
     }
-    for (i = 8; i >= 0; i--) {
-        d[i] = (char)('0' + v % 10);
-        v /= 10;
-    }
-    return e;
+    nd = (int)put_uint(d, (uint64_t)v);
+    *exp10 = e + (nd - kept);
+    while (nd > 1 && d[nd - 1] == '0')
+        nd--;
+    return nd;
 }
 
 /* %g-style layout of nd significant digits d with decimal exponent e. */
@@ -161,7 +208,7 @@ static size_t layout(char *p, const char *d, int nd, int e)
     size_t n = 0;
     int i;
 
-    if (e < -5 || e >= 15) {
+    if (e < -5 || e >= 17) {
         p[n++] = d[0];
         if (nd > 1) {
             p[n++] = '.';
@@ -191,18 +238,17 @@ static size_t layout(char *p, const char *d, int nd, int e)
     return n;
 }
 
-static size_t format_float32(char *p, double x)
+/* A finite non-zero x that is not a small integer. */
+static size_t format_real(char *p, double x, int f64)
 {
     double ax = fabs(x);
-    char d[9];
-    int e, nd = 9;
+    char d[20];
+    int e, nd;
     size_t n = 0;
 
-    if (ax < 1e-290 || ax > 1e290)
-        return (size_t)snprintf(p, NUMBER_ROOM, "%.9g", x);
-    e = nine_digits(ax, d);
-    while (nd > 1 && d[nd - 1] == '0')
-        nd--;
+    if (ax < 1e-280 || ax > 1e280)
+        return (size_t)snprintf(p, NUMBER_ROOM, f64 ? "%.17g" : "%.9g", x);
+    nd = shortest_digits(ax, f64 ? 17 : 9, f64, d, &e);
     if (x < 0)
         p[n++] = '-';
     return n + layout(p + n, d, nd, e);
@@ -227,9 +273,7 @@ static size_t format_number(char *p, double x, int f64)
             p[n++] = '-';
         return n + put_uint(p + n, (uint64_t)(i < 0 ? -i : i));
     }
-    if (f64)
-        return (size_t)snprintf(p, NUMBER_ROOM, "%.17g", x);
-    return format_float32(p, x);
+    return format_real(p, x, f64);
 }
 
 void srv_buf_number(srv_buf *b, double x, int f64)

@@ -3,9 +3,10 @@
  * without building a tree (gradients may hold millions of numbers).
  *
  * Numbers: non-finite values are written as null.  With f64 set every number
- * parses back to exactly the same double; otherwise every number is within
- * float32 rounding of the double (relative error below 6e-8; in practice
- * nine significant digits, 5e-9).
+ * parses back to exactly the same double, in as few digits as that takes
+ * (0.1, not 0.10000000000000001); otherwise every number is the shortest
+ * decimal within 5e-8 relative of the double (float32 rounding is 6e-8),
+ * at most nine significant digits.
  *
  * Thread-safety: a buffer belongs to one thread; the functions are
  * reentrant. */

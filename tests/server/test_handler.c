@@ -637,6 +637,46 @@ Test(numbers, float64_round_trips_exactly)
     }
 }
 
+Test(numbers, float64_round_trips_every_bit_pattern)
+{
+    uint64_t s = 99, bits;
+    size_t i;
+    double x;
+
+    for (i = 0; i < 300000; i++) {
+        test_rand(&s, 0, 1);
+        bits = s * 2685821657736338717ULL;
+        memcpy(&x, &bits, sizeof x);
+        if (isfinite(x))
+            cr_expect_eq(written(x, 1), x, "%a", x);
+    }
+}
+
+static void expect_text(double x, int f64, const char *want)
+{
+    srv_buf b;
+
+    srv_buf_init(&b, 8);
+    srv_buf_number(&b, x, f64);
+    srv_buf_put(&b, "", 1);
+    cr_expect_str_eq(b.p, want, "%.17g written as %s, want %s", x, b.p, want);
+    srv_buf_free(&b);
+}
+
+Test(numbers, shortest_forms)
+{
+    expect_text(0.1, 1, "0.1");
+    expect_text(1.0 / 3, 1, "0.3333333333333333");
+    expect_text(9.999999999999999e22, 1, "9.999999999999999e+22");
+    expect_text(-2.5e20, 1, "-2.5e+20");
+    expect_text(1e-7, 1, "1e-7");
+    expect_text(123.25, 1, "123.25");
+    expect_text(-3, 1, "-3");
+    expect_text(-0.0, 1, "0");
+    expect_text(1.0 / 3, 0, "0.33333333");
+    expect_text(2.718281828459045, 0, "2.7182818");
+}
+
 Test(numbers, float32_within_6e_8)
 {
     uint64_t s = 7;
