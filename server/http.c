@@ -50,7 +50,8 @@ typedef struct request {
     uint64_t t_start, t_queued, t_run, t_done; /* uv_hrtime, ns */
     srv_reply reply;                           /* the worker's result */
     srv_answer answer;                         /* REQ_DEFERRED's response */
-    int status; /* 0 until a response is queued */
+    int status;   /* 0 until a response is queued */
+    int admitted; /* counted in http.admitted */
     size_t bytes_out;
 } request;
 
@@ -58,6 +59,7 @@ static struct {
     struct MHD_Daemon *daemon;
     const srv_config *cfg; /* read-only while the daemon runs */
     atomic_int draining;
+    atomic_long admitted; /* loss requests past routing, not yet complete */
 } http;
 
 /* ---- responses ---------------------------------------------------------- */
@@ -343,6 +345,8 @@ static enum MHD_Result http_begin(struct MHD_Connection *conn, const char *url,
     }
     rq->loss = loss;
     rq->state = REQ_RECEIVING;
+    rq->admitted = 1;
+    atomic_fetch_add(&http.admitted, 1);
     if (h.content_length_count == 1) {
         rq->cap = (size_t)h.content_length + 1;
         rq->body = malloc(rq->cap);
@@ -415,6 +419,8 @@ static void http_completed(void *cls, struct MHD_Connection *conn,
     if (rq->state == REQ_DEFERRED)
         srv_answer_cleanup(&rq->answer);
     free(rq->body);
+    if (rq->admitted)
+        atomic_fetch_sub(&http.admitted, 1);
     free(rq);
     *con_cls = NULL;
 }
@@ -511,6 +517,11 @@ void srv_http_drain(void)
 int srv_http_draining(void)
 {
     return atomic_load(&http.draining);
+}
+
+long srv_http_busy(void)
+{
+    return atomic_load(&http.admitted);
 }
 
 void srv_http_stop(void)

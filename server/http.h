@@ -25,6 +25,10 @@ int srv_http_start(const srv_config *cfg, unsigned *port);
 void srv_http_drain(void);
 int srv_http_draining(void);
 
+/* Loss requests admitted (past the header checks) and not yet answered
+ * in full: the work a drain waits for. */
+long srv_http_busy(void);
+
 /* Stops the daemon, closing every connection.  Call when no request is in
  * flight (no connection is suspended). */
 void srv_http_stop(void);

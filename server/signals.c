@@ -4,7 +4,7 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "metrics.h"
+#include "http.h"
 #include "signals.h"
 
 static void signals_set(sigset_t *set)
@@ -45,7 +45,7 @@ long srv_signals_wait_idle(void)
     long n;
 
     signals_set(&set);
-    while ((n = srv_metrics_in_flight()) > 0)
+    while ((n = srv_http_busy()) > 0)
         if (sigtimedwait(&set, NULL, &tick) > 0)
             break;
     return n;
