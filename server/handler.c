@@ -71,7 +71,7 @@ static size_t symbol_value(const srv_request *rq, const char *sym)
 
     for (i = 0; i < L->ninputs; i++) {
         const srv_tensor *t = &rq->in[i];
-        if (t->json == NULL)
+        if (!t->present)
             continue;
         for (a = 0; a < L->inputs[i].rank; a++)
             if (strcmp(L->inputs[i].shape[a], sym) == 0)
@@ -103,7 +103,7 @@ static int result_alloc(const srv_request *rq, srv_result *rs)
     if (!rq->gradients)
         return 0;
     for (i = 0; i < L->ninputs; i++) {
-        if (rq->in[i].json == NULL || !(L->inputs[i].flags & SRV_IN_DIFF))
+        if (!rq->in[i].present || !(L->inputs[i].flags & SRV_IN_DIFF))
             continue;
         if ((rs->grad[i] = alloc_doubles(rq->in[i].count)) == NULL)
             return -1;

@@ -173,19 +173,29 @@ static int prescan_depth(const char *body, size_t len, srv_fail *f)
 
 /* ---- Parsing -------------------------------------------------------------- */
 
+/* Whether s[0..n) starts with word (lower case), ignoring case. */
+static int starts_with_word(const char *s, size_t n, const char *word)
+{
+    size_t i, w = strlen(word);
+
+    if (n < w)
+        return 0;
+    for (i = 0; i < w; i++)
+        if ((s[i] | 0x20) != word[i])
+            return 0;
+    return n == w || !((s[w] | 0x20) >= 'a' && (s[w] | 0x20) <= 'z');
+}
+
 /* A NaN or infinity token ("NaN", "-Infinity", "inf", ...) at s[0..n). */
 static int nonfinite_token(const char *s, size_t n)
 {
-    size_t i = 0;
-    char a[3];
-
-    if (i < n && (s[i] == '-' || s[i] == '+'))
-        i++;
-    if (n - i < 3)
-        return 0;
-    for (size_t j = 0; j < 3; j++)
-        a[j] = (char)(s[i + j] | 0x20);
-    return memcmp(a, "nan", 3) == 0 || memcmp(a, "inf", 3) == 0;
+    if (n > 0 && (s[0] == '-' || s[0] == '+')) {
+        s++;
+        n--;
+    }
+    return starts_with_word(s, n, "nan") ||
+           starts_with_word(s, n, "infinity") ||
+           starts_with_word(s, n, "inf");
 }
 
 static int parse_fail(const char *body, size_t len, const char *end,
@@ -322,7 +332,8 @@ static int leaf(walker *w, const cJSON *e, size_t depth)
     if (w->integer && (x != floor(x) || fabs(x) >= 9.2e18)) {
         walk_path(w, depth, path, sizeof path);
         return srv_fail_set(w->f, 400, "wrong_type", path,
-                            "%s must be an integer, got %.17g", path, x);
+                            "%s must be an integer (64-bit), got %.17g", path,
+                            x);
     }
     if (w->count < w->cap) {
         if (w->integer)
@@ -472,7 +483,7 @@ static int tensor_parse(const char *name, size_t rank, unsigned flags,
     w.rank = w.layered ? layered_rank(a) : rank;
     w.t = t;
     w.f = f;
-    t->json = a;
+    t->present = 1;
     t->rank = w.rank;
     if (!cJSON_IsArray(a))
         return srv_fail_set(f, 400, "wrong_type", name,
@@ -734,7 +745,7 @@ static const char *first_of(const srv_request *rq, int choice, int present)
 
     for (i = 0; i < rq->loss->ninputs; i++)
         if (rq->loss->inputs[i].choice == choice &&
-            (!present || rq->in[i].json))
+            (!present || rq->in[i].present))
             return rq->loss->inputs[i].name;
     return NULL;
 }
@@ -769,7 +780,7 @@ static int check_present(srv_request *rq, srv_fail *f)
 
     for (i = 0; i < L->ninputs; i++) {
         int c = L->inputs[i].choice;
-        if (rq->in[i].json == NULL && (c == 0 || c == rq->form))
+        if (!rq->in[i].present && (c == 0 || c == rq->form))
             return srv_fail_set(f, 422, "missing_field", L->inputs[i].name,
                                 "%s is required", L->inputs[i].name);
     }
@@ -848,11 +859,16 @@ static int check_layers(const srv_tensor *t, const char *name,
 {
     size_t l;
 
-    if (t->rank != ref->rank || (t->rank == 3 && t->dim[0] != ref->dim[0]))
+    if (t->rank != ref->rank)
         return srv_fail_set(f, 422, "shape_mismatch", name,
-                            "%s has %zu layers, %s has %zu", name,
-                            t->rank == 3 ? t->dim[0] : 1, refname,
-                            ref->rank == 3 ? ref->dim[0] : 1);
+                            "%s is %s, %s is %s: both must be [N][D] or "
+                            "both [L][N][D]",
+                            name, t->rank == 3 ? "[L][N][D]" : "[N][D]",
+                            refname, ref->rank == 3 ? "[L][N][D]" : "[N][D]");
+    if (t->rank == 3 && t->dim[0] != ref->dim[0])
+        return srv_fail_set(f, 422, "shape_mismatch", name,
+                            "%s has %zu layers, %s has %zu", name, t->dim[0],
+                            refname, ref->dim[0]);
     if (t->rank != 3)
         return 0;
     for (l = 0; l < t->dim[0]; l++)
@@ -891,13 +907,13 @@ static int check_empty(const srv_request *rq, srv_fail *f)
 
     for (i = 0; i < L->ninputs; i++) {
         const srv_tensor *t = &rq->in[i];
-        if (t->json && (t->dim[0] == 0 || (t->width && t->dim[1] == 0)))
+        if (t->present && (t->dim[0] == 0 || (t->width && t->dim[1] == 0)))
             return srv_fail_set(f, 422, "empty_batch", L->inputs[i].name,
                                 "%s is empty", L->inputs[i].name);
     }
     for (i = 0; i < L->ninputs; i++) {
         const srv_tensor *t = &rq->in[i];
-        if (t->json && !t->width && t->rank == 2 && t->dim[1] == 0)
+        if (t->present && !t->width && t->rank == 2 && t->dim[1] == 0)
             return srv_fail_set(f, 422, "shape_mismatch", L->inputs[i].name,
                                 "%s has empty rows", L->inputs[i].name);
         for (l = 0; t->width && l < t->dim[0]; l++)
@@ -921,7 +937,7 @@ static int check_shapes(srv_request *rq, srv_fail *f)
     if (check_empty(rq, f) != 0)
         return -1;
     for (i = 0; i < L->ninputs; i++)
-        if (rq->in[i].json && bind_input(&bd, rq, i, &layered_ref) != 0)
+        if (rq->in[i].present && bind_input(&bd, rq, i, &layered_ref) != 0)
             return -1;
     for (i = 0; i < L->nparams; i++)
         if (L->params[i].type == SRV_P_ARRAY && rq->p[i].given &&
@@ -952,24 +968,26 @@ int srv_request_parse(const srv_loss *L, const char *body, size_t len,
     const cJSON *item;
     cJSON *root;
     unsigned seen = 0;
+    int rc = 0;
 
     request_init(rq, L);
     root = parse_body(body, len, f);
     if (root == NULL)
         return -1;
-    rq->root = root;
     cJSON_ArrayForEach(item, root)
     {
-        if (key_parse(rq, item, &seen, f) != 0)
-            goto fail;
+        if ((rc = key_parse(rq, item, &seen, f)) != 0)
+            break;
     }
-    if (choose_form(rq, f) != 0 || check_present(rq, f) != 0 ||
-        check_shapes(rq, f) != 0)
-        goto fail;
-    return 0;
-fail:
-    srv_request_cleanup(rq);
-    return -1;
+    /* The tree is not needed past this point; free it before the core
+     * allocates its outputs. */
+    cJSON_Delete(root);
+    if (rc == 0 && (choose_form(rq, f) != 0 || check_present(rq, f) != 0 ||
+                    check_shapes(rq, f) != 0))
+        rc = -1;
+    if (rc != 0)
+        srv_request_cleanup(rq);
+    return rc;
 }
 
 void srv_request_cleanup(srv_request *rq)
@@ -980,6 +998,4 @@ void srv_request_cleanup(srv_request *rq)
         tensor_cleanup(&rq->in[i]);
     for (i = 0; i < SRV_MAX_PARAMS; i++)
         tensor_cleanup(&rq->p[i].arr);
-    cJSON_Delete(rq->root);
-    rq->root = NULL;
 }

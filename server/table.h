@@ -68,12 +68,12 @@ typedef struct srv_param {
     int choice;
 } srv_param;
 
-/* A parsed tensor: absent when json is NULL.  Real inputs fill v, integer
+/* A parsed tensor: absent when present is 0.  Real inputs fill v, integer
  * inputs iv, both flat and row-major.  A layered tensor has rank 3, dim[0]
  * layers of dim[1] rows each, and width[l] columns in layer l (dim[2] is
  * then unused); count is the number of values in every case. */
 typedef struct srv_tensor {
-    const void *json;
+    int present;
     double *v;
     int64_t *iv;
     size_t rank;
@@ -103,7 +103,6 @@ typedef struct srv_request {
     srv_value p[SRV_MAX_PARAMS];   /* by position in loss->params */
     loss_reduction reduction;
     int gradients, per_sample, float64;
-    void *root;                   /* the cJSON tree */
 } srv_request;
 
 /* What the adapter fills.  The handler allocates per_sample (when wanted
