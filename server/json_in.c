@@ -45,6 +45,7 @@ typedef struct scan_frame {
 typedef struct scanner {
     scan_frame fr[SRV_MAX_DEPTH + 1];
     size_t depth;
+    int in_str, esc;
 } scanner;
 
 static void scan_path(const scanner *sc, char *path, size_t cap)
@@ -88,62 +89,76 @@ static scan_frame *scan_top(scanner *sc)
     return &sc->fr[sc->depth - 1];
 }
 
+/* One character inside a string: track escapes and the end of a key. */
+static void scan_in_string(scanner *sc, const char *s, size_t i)
+{
+    scan_frame *top = scan_top(sc);
+
+    if (sc->esc)
+        sc->esc = 0;
+    else if (s[i] == '\\')
+        sc->esc = 1;
+    else if (s[i] == '"') {
+        sc->in_str = 0;
+        if (top && top->want_key && top->key && !top->keylen)
+            top->keylen = (size_t)(s + i - top->key);
+    }
+}
+
+/* One character outside strings.  Returns 1 when it opens a container
+ * deeper than limit. */
+static int scan_structure(scanner *sc, const char *s, size_t i, size_t limit)
+{
+    scan_frame *top = scan_top(sc);
+
+    switch (s[i]) {
+    case '"':
+        sc->in_str = 1;
+        if (top && top->want_key) {
+            top->key = s + i + 1;
+            top->keylen = 0;
+        }
+        break;
+    case '[':
+    case '{':
+        if (sc->depth >= limit)
+            return 1;
+        scan_open(sc, s[i] == '[');
+        break;
+    case ']':
+    case '}':
+        if (sc->depth > 0)
+            sc->depth--;
+        break;
+    case ',':
+        if (top && top->array)
+            top->index++;
+        else if (top)
+            top->want_key = 1;
+        break;
+    case ':':
+        if (top)
+            top->want_key = 0;
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
 /* Walks s[0..stop), tracking where it is.  Returns the offset of the first
  * container that would open deeper than limit, or SIZE_MAX. */
 static size_t scan(scanner *sc, const char *s, size_t stop, size_t limit)
 {
     size_t i;
-    int in_str = 0, esc = 0;
-    scan_frame *top;
 
     sc->depth = 0;
+    sc->in_str = sc->esc = 0;
     for (i = 0; i < stop; i++) {
-        char c = s[i];
-        top = scan_top(sc);
-        if (in_str) {
-            if (esc)
-                esc = 0;
-            else if (c == '\\')
-                esc = 1;
-            else if (c == '"') {
-                in_str = 0;
-                if (top && top->want_key && top->key && !top->keylen)
-                    top->keylen = (size_t)(s + i - top->key);
-            }
-            continue;
-        }
-        switch (c) {
-        case '"':
-            in_str = 1;
-            if (top && top->want_key) {
-                top->key = s + i + 1;
-                top->keylen = 0;
-            }
-            break;
-        case '[':
-        case '{':
-            if (sc->depth >= limit)
-                return i;
-            scan_open(sc, c == '[');
-            break;
-        case ']':
-        case '}':
-            if (sc->depth > 0)
-                sc->depth--;
-            break;
-        case ',':
-            if (top && top->array)
-                top->index++;
-            else if (top)
-                top->want_key = 1;
-            break;
-        case ':':
-            if (top)
-                top->want_key = 0;
-            break;
-        default:
-            break;
-        }
+        if (sc->in_str)
+            scan_in_string(sc, s, i);
+        else if (scan_structure(sc, s, i, limit))
+            return i;
     }
     return SIZE_MAX;
 }

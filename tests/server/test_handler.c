@@ -409,6 +409,9 @@ Test(errors, non_finite_numbers_with_their_paths)
                  "non_finite", "scores[1]");
     expect_error("hinge", "{\"scores\":[1],\"labels\":[1],\"margin\":1e400}",
                  422, "non_finite", "margin");
+    expect_error("softmax",
+                 "{\"logits\":[[1,2]],\"k\\\\\":\"],[\\\"{\",\"labels\":[0, NaN]}",
+                 422, "non_finite", "labels[1]");
     expect_error("contrastive",
                  "{\"x1\":[[[1,2]],[[1,nan]]],\"x2\":[[[1,2]],[[1,2]]],"
                  "\"labels\":[1]}",
