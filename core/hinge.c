@@ -2,58 +2,21 @@
  * (one-vs-all, Weston-Watkins, Crammer-Singer), each with the gradient of the
  * reduced loss with respect to the scores and, for the multiclass losses, the
  * arg-max accuracy.  See API.md, sections "hinge" and "multiclass_hinge". */
-#include <math.h>
 
-#include "loss.h"
-
-/* max(0, z)^p for p in {1, 2}; *dz receives its derivative with respect to z,
- * taken as 0 at the kink z = 0 (the subgradient PyTorch's relu and
- * multi_margin_loss also use). */
-static double hinge_term(double z, int p, double *dz)
-{
-    if (!(z > 0.0)) {
-        *dz = 0.0;
-        return 0.0;
-    }
-    *dz = p == 2 ? 2.0 * z : 1.0;
-    return p == 2 ? z * z : z;
-}
+#include "lossInt.h"
 
 /* Checks the parameters shared by both losses. */
 static int check_params(int p, double margin, loss_reduction reduction,
                         loss_error *err)
 {
-    if (reduction != LOSS_REDUCE_MEAN && reduction != LOSS_REDUCE_SUM)
-        return loss_error_set(err, LOSS_E_PARAM, "reduction", 0, 0, 0, 0,
-                              "reduction must be \"mean\" or \"sum\".");
-    if (p != 1 && p != 2)
-        return loss_error_set(err, LOSS_E_PARAM, "p", 0, 0, 0, 0,
-                              "p is %d; it must be 1 or 2.", p);
-    if (!isfinite(margin))
-        return loss_error_set(err, LOSS_E_NONFINITE, "margin", 0, 0, 0, 0,
-                              "margin must be a finite number.");
-    return LOSS_OK;
-}
+    int rc = loss_check_reduction(err, reduction);
 
-/* Reports the first non-finite element of the [n][k] array x (k = 0 for a
- * one-dimensional [n] array, whose indices then have depth 1). */
-static int check_finite(const double *x, size_t n, size_t k,
-                        const char *field, loss_error *err)
-{
-    size_t cols = k ? k : 1, i;
-
-    for (i = 0; i < n * cols; i++) {
-        if (isfinite(x[i]))
-            continue;
-        if (k == 0)
-            return loss_error_set(err, LOSS_E_NONFINITE, field, 1, i, 0, 0,
-                                  "%s[%zu] is not a finite number.", field,
-                                  i);
-        return loss_error_set(err, LOSS_E_NONFINITE, field, 2, i / k, i % k,
-                              0, "%s[%zu][%zu] is not a finite number.",
-                              field, i / k, i % k);
-    }
-    return LOSS_OK;
+    if (rc == LOSS_OK && p != 1 && p != 2)
+        rc = loss_error_at(err, LOSS_E_PARAM, "p", 0, 0, 0, 0,
+                           "is %d, not 1 or 2.", p);
+    if (rc == LOSS_OK)
+        rc = loss_check_finite_param(err, "margin", margin);
+    return rc;
 }
 
 /* ---- hinge ------------------------------------------------------------------
@@ -81,27 +44,16 @@ size_t loss_hinge_work(const loss_hinge_args *a)
 
 static int hinge_validate(const loss_hinge_args *a, loss_error *err)
 {
-    int rc = check_params(a->p, a->margin, a->reduction, err);
-    size_t i;
+    int rc;
 
-    if (rc != LOSS_OK)
+    if ((rc = check_params(a->p, a->margin, a->reduction, err)) != LOSS_OK ||
+        (rc = loss_check_batch(err, "scores", a->n)) != LOSS_OK ||
+        (rc = loss_check_present(err, "scores", a->scores)) != LOSS_OK ||
+        (rc = loss_check_present(err, "labels", a->labels)) != LOSS_OK ||
+        (rc = loss_check_finite_vec(err, "scores", a->scores, a->n)) !=
+            LOSS_OK)
         return rc;
-    if (a->n == 0)
-        return loss_error_set(err, LOSS_E_EMPTY, "scores", 0, 0, 0, 0,
-                              "The batch is empty: scores has no elements.");
-    if (a->scores == NULL || a->labels == NULL)
-        return loss_error_set(err, LOSS_E_PARAM,
-                              a->scores == NULL ? "scores" : "labels", 0, 0,
-                              0, 0, "A required input is missing.");
-    rc = check_finite(a->scores, a->n, 0, "scores", err);
-    if (rc != LOSS_OK)
-        return rc;
-    for (i = 0; i < a->n; i++)
-        if (a->labels[i] != -1 && a->labels[i] != 1)
-            return loss_error_set(err, LOSS_E_LABEL, "labels", 1, i, 0, 0,
-                                  "label %lld at index %zu is not -1 or +1.",
-                                  (long long)a->labels[i], i);
-    return LOSS_OK;
+    return loss_check_labels_pair(err, a->labels, a->n, -1, 1);
 }
 
 int loss_hinge(const loss_hinge_args *a, loss_hinge_out *o, loss_error *err)
@@ -112,10 +64,10 @@ int loss_hinge(const loss_hinge_args *a, loss_hinge_out *o, loss_error *err)
 
     if (rc != LOSS_OK)
         return rc;
-    scale = a->reduction == LOSS_REDUCE_MEAN ? 1.0 / (double)a->n : 1.0;
+    scale = loss_grad_scale((double)a->n, a->reduction);
     for (i = 0; i < a->n; i++) {
         double y = (double)a->labels[i], dz;
-        double l = hinge_term(a->margin - y * a->scores[i], a->p, &dz);
+        double l = loss_hinge_term(a->margin - y * a->scores[i], a->p, &dz);
 
         sum += l;
         if (o->per_sample)
@@ -123,7 +75,7 @@ int loss_hinge(const loss_hinge_args *a, loss_hinge_out *o, loss_error *err)
         if (o->grad_scores)
             o->grad_scores[i] = -y * dz * scale;
     }
-    o->loss = a->reduction == LOSS_REDUCE_MEAN ? sum / (double)a->n : sum;
+    o->loss = loss_reduce(sum, (double)a->n, a->reduction);
     return LOSS_OK;
 }
 
@@ -162,41 +114,24 @@ size_t loss_multiclass_hinge_work(const loss_multiclass_hinge_args *a)
 
 static int mc_validate(const loss_multiclass_hinge_args *a, loss_error *err)
 {
-    int rc = check_params(a->p, a->margin, a->reduction, err);
-    size_t i;
+    int rc;
 
-    if (rc != LOSS_OK)
+    if ((rc = check_params(a->p, a->margin, a->reduction, err)) != LOSS_OK ||
+        (rc = loss_check_choice(err, "variant", (int)a->variant, 3,
+                                "\"one_vs_all\", \"weston_watkins\" or "
+                                "\"crammer_singer\"")) != LOSS_OK ||
+        (rc = loss_check_batch(err, "scores", a->n)) != LOSS_OK ||
+        (rc = loss_check_classes(err, "scores", a->k)) != LOSS_OK ||
+        (rc = loss_check_present(err, "scores", a->scores)) != LOSS_OK ||
+        (rc = loss_check_present(err, "labels", a->labels)) != LOSS_OK ||
+        (rc = loss_check_finite(err, "scores", a->scores, a->n, a->k)) !=
+            LOSS_OK)
         return rc;
-    if (a->variant != LOSS_MC_ONE_VS_ALL &&
-        a->variant != LOSS_MC_WESTON_WATKINS &&
-        a->variant != LOSS_MC_CRAMMER_SINGER)
-        return loss_error_set(err, LOSS_E_PARAM, "variant", 0, 0, 0, 0,
-                              "variant must be \"one_vs_all\", "
-                              "\"weston_watkins\" or \"crammer_singer\".");
-    if (a->n == 0)
-        return loss_error_set(err, LOSS_E_EMPTY, "scores", 0, 0, 0, 0,
-                              "The batch is empty: scores has no rows.");
-    if (a->k == 0)
-        return loss_error_set(err, LOSS_E_SHAPE, "scores", 0, 0, 0, 0,
-                              "scores has no classes: its rows are empty.");
-    if (a->scores == NULL || a->labels == NULL)
-        return loss_error_set(err, LOSS_E_PARAM,
-                              a->scores == NULL ? "scores" : "labels", 0, 0,
-                              0, 0, "A required input is missing.");
-    rc = check_finite(a->scores, a->n, a->k, "scores", err);
-    if (rc != LOSS_OK)
-        return rc;
-    for (i = 0; i < a->n; i++)
-        if (a->labels[i] < 0 || (uint64_t)a->labels[i] >= a->k)
-            return loss_error_set(err, LOSS_E_LABEL, "labels", 1, i, 0, 0,
-                                  "label %lld at index %zu is out of range "
-                                  "[0, %zu).",
-                                  (long long)a->labels[i], i, a->k);
-    return LOSS_OK;
+    return loss_check_labels(err, a->labels, a->n, a->k);
 }
 
-/* Index of the largest s[j] over j in [0, k) with j != skip (skip = k skips
- * nothing), the lowest index among ties; k when no index qualifies. */
+/* Index of the largest s[j] over j in [0, k) with j != skip, the lowest
+ * index among ties; k when no index qualifies (k = 1). */
 static size_t argmax_except(const double *s, size_t k, size_t skip)
 {
     size_t j, best = k;
@@ -218,7 +153,7 @@ static double mc_one_vs_all(const loss_multiclass_hinge_args *a,
     for (j = 0; j < a->k; j++) {
         double sigma = j == y ? 1.0 : -1.0;
 
-        l += hinge_term(a->margin - sigma * s[j], a->p, &dz);
+        l += loss_hinge_term(a->margin - sigma * s[j], a->p, &dz);
         if (g)
             g[j] = -sigma * dz * scale;
     }
@@ -236,7 +171,7 @@ static double mc_weston_watkins(const loss_multiclass_hinge_args *a,
     for (j = 0; j < a->k; j++) {
         if (j == y)
             continue;
-        l += hinge_term(a->margin - s[y] + s[j], a->p, &dz);
+        l += loss_hinge_term(a->margin - s[y] + s[j], a->p, &dz);
         if (g) {
             g[j] = dz / kd * scale;
             gy -= g[j];
@@ -256,7 +191,7 @@ static double mc_crammer_singer(const loss_multiclass_hinge_args *a,
     double l = 0.0, dz = 0.0;
 
     if (r < a->k)
-        l = hinge_term(a->margin + s[r] - s[y], a->p, &dz);
+        l = loss_hinge_term(a->margin + s[r] - s[y], a->p, &dz);
     if (g) {
         for (j = 0; j < a->k; j++)
             g[j] = 0.0;
@@ -277,10 +212,10 @@ int loss_multiclass_hinge(const loss_multiclass_hinge_args *a,
 
     if (rc != LOSS_OK)
         return rc;
-    scale = a->reduction == LOSS_REDUCE_MEAN ? 1.0 / (double)a->n : 1.0;
+    scale = loss_grad_scale((double)a->n, a->reduction);
     for (i = 0; i < a->n; i++) {
         const double *s = a->scores + i * a->k;
-        double *g = o->grad_scores ? o->grad_scores + i * a->k : NULL;
+        double *g = loss_row(o->grad_scores, i, a->k);
         size_t y = (size_t)a->labels[i];
         double l;
 
@@ -293,9 +228,9 @@ int loss_multiclass_hinge(const loss_multiclass_hinge_args *a,
         sum += l;
         if (o->per_sample)
             o->per_sample[i] = l;
-        hits += argmax_except(s, a->k, a->k) == y ? 1.0 : 0.0;
+        hits += loss_vec_argmax(s, a->k) == y ? 1.0 : 0.0;
     }
-    o->loss = a->reduction == LOSS_REDUCE_MEAN ? sum / (double)a->n : sum;
+    o->loss = loss_reduce(sum, (double)a->n, a->reduction);
     o->accuracy = hits / (double)a->n;
     return LOSS_OK;
 }

@@ -1,9 +1,10 @@
 /* status.c -- status codes, their contract error codes and messages, and the
- * helper every loss uses to describe a failure. */
+ * two helpers every loss uses to describe a failure: loss_error_set with a
+ * free-form sentence, loss_error_at with a sentence about one located field. */
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "loss.h"
+#include "lossInt.h"
 
 const char *loss_status_code(loss_status s)
 {
@@ -45,6 +46,42 @@ loss_status loss_error_set(loss_error *err, loss_status status,
     err->index[2] = i2;
     va_start(ap, fmt);
     vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+/* Writes err's path, "field[i0][i1]", and a space to the start of
+ * err->message; returns the length written (truncated to fit). */
+static size_t error_path(loss_error *err)
+{
+    size_t cap = sizeof err->message, at, d;
+    int w = snprintf(err->message, cap, "%s", err->field);
+
+    at = w > 0 ? (size_t)w : 0;
+    for (d = 0; d < err->depth && at < cap; d++) {
+        w = snprintf(err->message + at, cap - at, "[%zu]", err->index[d]);
+        at += w > 0 ? (size_t)w : 0;
+    }
+    if (at + 1 < cap) {
+        err->message[at++] = ' ';
+        err->message[at] = '\0';
+    }
+    return at < cap ? at : cap - 1;
+}
+
+loss_status loss_error_at(loss_error *err, loss_status status,
+                          const char *field, size_t depth, size_t i0,
+                          size_t i1, size_t i2, const char *fmt, ...)
+{
+    va_list ap;
+    size_t at;
+
+    if (err == NULL)
+        return status;
+    loss_error_set(err, status, field, depth, i0, i1, i2, "%s", "");
+    at = error_path(err);
+    va_start(ap, fmt);
+    vsnprintf(err->message + at, sizeof err->message - at, fmt, ap);
     va_end(ap);
     return status;
 }

@@ -1,0 +1,141 @@
+/* lossInt.h -- the private interface the loss families of the core share:
+ * located error messages (status.c), validation of inputs and parameters
+ * (check.c) and the small numerical kernels several losses use (vecmath.c).
+ * Only the core's own .c files include it; it is not part of the public API
+ * in loss.h.
+ *
+ * Every check returns LOSS_OK or fills *err (when err is not NULL) and
+ * returns the failing status, so a loss chains them with
+ * `if ((rc = loss_check_...(...)) != LOSS_OK) return rc;`.  Arrays are flat
+ * and row-major as in loss.h; "field" is always the contract's JSON name.
+ */
+#ifndef LOSS_INT_H
+#define LOSS_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "loss.h"
+
+/* ---- Errors (status.c) ----------------------------------------------------
+ * As loss_error_set, but the message opens with the JSON path of what failed,
+ * "field", "field[i0]" or "field[i0][i1]", then a space and the formatted
+ * predicate: loss_error_at(err, LOSS_E_LABEL, "labels", 1, 3, 0, 0,
+ * "is %d, outside [0, %d).", 7, 5) reads "labels[3] is 7, outside [0, 5)."
+ * Every message about a named input or parameter is written this way, so
+ * they all speak with one voice.  field must not be NULL.
+ */
+loss_status loss_error_at(loss_error *err, loss_status status,
+                          const char *field, size_t depth, size_t i0,
+                          size_t i1, size_t i2, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 8, 9)))
+#endif
+    ;
+
+/* ---- Checks (check.c) ------------------------------------------------------ */
+
+/* n > 0, else LOSS_E_EMPTY on field: "x is empty: the batch has no
+ * samples." */
+int loss_check_batch(loss_error *err, const char *field, size_t n);
+
+/* k > 0 columns (classes), else LOSS_E_SHAPE on field. */
+int loss_check_classes(loss_error *err, const char *field, size_t k);
+
+/* p is not NULL, else LOSS_E_PARAM on field: "x is missing." */
+int loss_check_present(loss_error *err, const char *field, const void *p);
+
+/* An enumerated option: 0 <= value < count, else LOSS_E_PARAM on field with
+ * choices, the valid names as a phrase ("\"mean\" or \"sum\""). */
+int loss_check_choice(loss_error *err, const char *field, int value,
+                      int count, const char *choices);
+
+/* reduction is LOSS_REDUCE_MEAN or LOSS_REDUCE_SUM (LOSS_E_PARAM). */
+int loss_check_reduction(loss_error *err, loss_reduction reduction);
+
+/* A parameter that must be finite: LOSS_E_NONFINITE on name otherwise. */
+int loss_check_finite_param(loss_error *err, const char *name, double v);
+
+/* A parameter that must be finite and >= 0, such as a margin: anything else
+ * (NaN and infinities included) is LOSS_E_PARAM on name. */
+int loss_check_nonneg(loss_error *err, const char *name, double v);
+
+/* The first NaN or infinite element of x, LOSS_E_NONFINITE located at
+ * field[i] for an [n] vector, field[i][j] for an [n][k] matrix and
+ * field[layer][i][j] for one layer of a multi-layer input. */
+int loss_check_finite_vec(loss_error *err, const char *field, const double *x,
+                          size_t n);
+int loss_check_finite(loss_error *err, const char *field, const double *x,
+                      size_t n, size_t k);
+int loss_check_finite_layer(loss_error *err, const char *field, size_t layer,
+                            const double *x, size_t n, size_t k);
+
+/* Class labels: each of labels[0..n-1] in [0, k), else LOSS_E_LABEL on
+ * labels[i]. */
+int loss_check_labels(loss_error *err, const int64_t *labels, size_t n,
+                      size_t k);
+
+/* Binary labels: each of labels[0..n-1] equal to lo or hi, else LOSS_E_LABEL
+ * on labels[i]. */
+int loss_check_labels_pair(loss_error *err, const int64_t *labels, size_t n,
+                           int64_t lo, int64_t hi);
+
+/* ---- Reductions (vecmath.c) ------------------------------------------------
+ * "sum" keeps the sum; "mean" divides it by count, the loss's documented
+ * divisor (N, the weight total, the valid triplets...).  A mean over a
+ * count of 0 is 0, and so is its gradient scale, so that a batch with
+ * nothing to average has loss 0 and zero gradients instead of NaN.
+ */
+double loss_reduce(double sum, double count, loss_reduction reduction);
+
+/* The factor that turns the gradient of one summed term into that of the
+ * reduced loss: 1 for "sum", 1/count for "mean" (0 when count is 0). */
+double loss_grad_scale(double count, loss_reduction reduction);
+
+/* ---- Vectors and distances (vecmath.c) ------------------------------------ */
+
+/* Row i of an [n][d] output that may be NULL (no arithmetic on NULL). */
+static inline double *loss_row(double *x, size_t i, size_t d)
+{
+    return x ? x + i * d : NULL;
+}
+
+/* Sets x[0..n-1] to 0; a NULL x does nothing. */
+void loss_vec_zero(double *x, size_t n);
+
+/* Index of the largest x[j], j in [0, k), the lowest among ties; k >= 1. */
+size_t loss_vec_argmax(const double *x, size_t k);
+
+double loss_vec_dot(const double *u, const double *v, size_t d);
+
+/* ||u||, and ||u - v||^2 summed directly. */
+double loss_vec_norm(const double *u, size_t d);
+double loss_vec_sqdist(const double *u, const double *v, size_t d);
+
+/* ||u - v||, accurate where the squares would underflow or overflow. */
+double loss_vec_dist(const double *u, const double *v, size_t d);
+
+/* d(u, v) for the distance kind: ||u - v|| or ||u - v||^2. */
+double loss_vec_distance(const double *u, const double *v, size_t d,
+                         loss_distance kind);
+
+/* Adds w * dD/du to gu and w * dD/dv = -w * dD/du to gv (either may be
+ * NULL), where dist = D = d(u, v) of the given kind.  Where a Euclidean
+ * distance is 0 its gradient is 0, never NaN. */
+void loss_vec_dist_grad(double *gu, double *gv, const double *u,
+                        const double *v, size_t d, double dist, double w,
+                        loss_distance kind);
+
+/* ---- Scalars (vecmath.c) --------------------------------------------------- */
+
+/* Max-shifted log-sum-exp of z[0..k-1], k >= 1: *m receives m = max z and
+ * the result is lse(z - m) = log1p(sum over the other j of e^(z_j - m)),
+ * which lies in [0, log k], never takes the log of 0 and is exact (0) where
+ * one logit dominates.  lse(z) = m + the result. */
+double loss_lse_shifted(const double *z, size_t k, double *m);
+
+/* The hinge max(0, z)^p for p in {1, 2}; *dz receives its derivative, taken
+ * as 0 at the kink z = 0: a hinge is active only when z > 0. */
+double loss_hinge_term(double z, int p, double *dz);
+
+#endif /* LOSS_INT_H */
