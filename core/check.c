@@ -79,12 +79,21 @@ int loss_check_nonneg(loss_error *err, const char *name, double v)
                          number_text(v, buf, sizeof buf));
 }
 
+int loss_error_nonfinite(loss_error *err, const char *field, size_t depth,
+                         size_t i0, size_t i1, size_t i2, double v)
+{
+    char buf[32];
+
+    return loss_error_at(err, LOSS_E_NONFINITE, field, depth, i0, i1, i2,
+                         "is %s, not a finite number.",
+                         number_text(v, buf, sizeof buf));
+}
+
 /* The first non-finite element of the [n][k] array x, reported at depth
  * 1 (field[i], k = 1), 2 (field[i][j]) or 3 (field[layer][i][j]). */
 static int check_finite_at(loss_error *err, const char *field, size_t depth,
                            size_t layer, const double *x, size_t n, size_t k)
 {
-    char buf[32];
     size_t i, r, c;
 
     for (i = 0; i < n * k; i++) {
@@ -92,10 +101,8 @@ static int check_finite_at(loss_error *err, const char *field, size_t depth,
             continue;
         r = i / k;
         c = i % k;
-        return loss_error_at(err, LOSS_E_NONFINITE, field, depth,
-                             depth == 3 ? layer : r, depth == 3 ? r : c, c,
-                             "is %s, not a finite number.",
-                             number_text(x[i], buf, sizeof buf));
+        return loss_error_nonfinite(err, field, depth, depth == 3 ? layer : r,
+                                    depth == 3 ? r : c, c, x[i]);
     }
     return LOSS_OK;
 }

@@ -2,7 +2,6 @@
  * (one-vs-all, Weston-Watkins, Crammer-Singer), each with the gradient of the
  * reduced loss with respect to the scores and, for the multiclass losses, the
  * arg-max accuracy.  See API.md, sections "hinge" and "multiclass_hinge". */
-
 #include "lossInt.h"
 
 /* Checks the parameters shared by both losses. */

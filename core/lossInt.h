@@ -63,6 +63,11 @@ int loss_check_nonneg(loss_error *err, const char *name, double v);
 /* The first NaN or infinite element of x, LOSS_E_NONFINITE located at
  * field[i] for an [n] vector, field[i][j] for an [n][k] matrix and
  * field[layer][i][j] for one layer of a multi-layer input. */
+/* The LOSS_E_NONFINITE error for the element v at field[i0][i1][i2] (the
+ * first depth indices), for checks that interleave it with others. */
+int loss_error_nonfinite(loss_error *err, const char *field, size_t depth,
+                         size_t i0, size_t i1, size_t i2, double v);
+
 int loss_check_finite_vec(loss_error *err, const char *field, const double *x,
                           size_t n);
 int loss_check_finite(loss_error *err, const char *field, const double *x,

@@ -5,7 +5,7 @@
  * entropy metrics.  See API.md, section "softmax". */
 #include <math.h>
 
-#include "loss.h"
+#include "lossInt.h"
 
 /* ---- softmax ------------------------------------------------------------------
  * Softmax cross-entropy, identical to torch.nn.functional.cross_entropy.
@@ -42,10 +42,10 @@
  *           mean_entropy is the mean over all N rows of
  *           H = sum_j p_j * (-log p_j) in nats; a p_j that underflows to 0
  *           contributes 0, never 0*log 0.
- * Accuracy: lse and each -log p_j are within a few ulps (log of a sum of
- *           terms in (0, 1] that includes 1); l and H are sums of K
- *           non-negative terms, so their relative error is at most about
- *           K ulps, and the reductions add N ulps.
+ * Accuracy: lse and each -log p_j are within a few ulps (log1p of the
+ *           sum of the terms in (0, 1] other than the largest); l and H are
+ *           sums of K non-negative terms, so their relative error is at most
+ *           about K ulps, and the reductions add N ulps.
  */
 
 /* Largest acceptable |sum of a targets row - 1|. */
@@ -57,65 +57,42 @@ size_t loss_softmax_work(const loss_softmax_args *a)
     return 0;
 }
 
-/* Reports the first non-finite element of the [n][k] array x. */
-static int check_finite(const double *x, size_t n, size_t k,
-                        const char *field, loss_error *err)
-{
-    size_t i;
-
-    for (i = 0; i < n * k; i++)
-        if (!isfinite(x[i]))
-            return loss_error_set(err, LOSS_E_NONFINITE, field, 2, i / k,
-                                  i % k, 0,
-                                  "%s[%zu][%zu] is not a finite number.",
-                                  field, i / k, i % k);
-    return LOSS_OK;
-}
-
 /* Parameters, sizes and the presence of the inputs. */
 static int check_params(const loss_softmax_args *a, loss_error *err)
 {
     double eps = a->label_smoothing;
+    int rc;
 
-    if (a->reduction != LOSS_REDUCE_MEAN && a->reduction != LOSS_REDUCE_SUM)
-        return loss_error_set(err, LOSS_E_PARAM, "reduction", 0, 0, 0, 0,
-                              "reduction must be \"mean\" or \"sum\".");
-    if (!isfinite(eps))
-        return loss_error_set(err, LOSS_E_NONFINITE, "label_smoothing", 0, 0,
-                              0, 0, "label_smoothing must be finite.");
+    if ((rc = loss_check_reduction(err, a->reduction)) != LOSS_OK ||
+        (rc = loss_check_finite_param(err, "label_smoothing", eps)) != LOSS_OK)
+        return rc;
     if (!(eps >= 0.0 && eps < 1.0))
-        return loss_error_set(err, LOSS_E_PARAM, "label_smoothing", 0, 0, 0,
-                              0, "label_smoothing is %g; it must be in "
-                              "[0, 1).", eps);
-    if (a->n == 0)
-        return loss_error_set(err, LOSS_E_EMPTY, "logits", 0, 0, 0, 0,
-                              "The batch is empty: logits has no rows.");
-    if (a->k == 0)
-        return loss_error_set(err, LOSS_E_SHAPE, "logits", 0, 0, 0, 0,
-                              "logits has no classes: its rows are empty.");
-    if (a->logits == NULL)
-        return loss_error_set(err, LOSS_E_PARAM, "logits", 0, 0, 0, 0,
-                              "logits is missing.");
+        return loss_error_at(err, LOSS_E_PARAM, "label_smoothing", 0, 0, 0, 0,
+                             "is %g, outside [0, 1).", eps);
+    if ((rc = loss_check_batch(err, "logits", a->n)) != LOSS_OK ||
+        (rc = loss_check_classes(err, "logits", a->k)) != LOSS_OK ||
+        (rc = loss_check_present(err, "logits", a->logits)) != LOSS_OK)
+        return rc;
     if ((a->labels == NULL) == (a->targets == NULL))
         return loss_error_set(err, LOSS_E_PARAM,
                               a->labels ? "targets" : "labels", 0, 0, 0, 0,
-                              "Exactly one of labels and targets must be "
-                              "given.");
+                              "Give exactly one of labels and targets.");
     return LOSS_OK;
 }
 
+/* Each class weight is finite and >= 0, checked in index order. */
 static int check_weight(const loss_softmax_args *a, loss_error *err)
 {
     size_t j;
 
     for (j = 0; a->weight && j < a->k; j++) {
         if (!isfinite(a->weight[j]))
-            return loss_error_set(err, LOSS_E_NONFINITE, "weight", 1, j, 0, 0,
-                                  "weight[%zu] is not a finite number.", j);
+            return loss_error_nonfinite(err, "weight", 1, j, 0, 0,
+                                        a->weight[j]);
         if (a->weight[j] < 0.0)
-            return loss_error_set(err, LOSS_E_PARAM, "weight", 1, j, 0, 0,
-                                  "weight[%zu] is %g; class weights must be "
-                                  ">= 0.", j, a->weight[j]);
+            return loss_error_at(err, LOSS_E_PARAM, "weight", 1, j, 0, 0,
+                                 "is %g, below 0: class weights must be "
+                                 ">= 0.", a->weight[j]);
     }
     return LOSS_OK;
 }
@@ -128,11 +105,11 @@ static int check_labels(const loss_softmax_args *a, loss_error *err)
         int64_t y = a->labels[i];
 
         if (y != a->ignore_index && (y < 0 || (uint64_t)y >= a->k))
-            return loss_error_set(err, LOSS_E_LABEL, "labels", 1, i, 0, 0,
-                                  "label %lld at index %zu is out of range "
-                                  "[0, %zu) and is not ignore_index %lld.",
-                                  (long long)y, i, a->k,
-                                  (long long)a->ignore_index);
+            return loss_error_at(err, LOSS_E_LABEL, "labels", 1, i, 0, 0,
+                                 "is %lld, outside [0, %zu) and not "
+                                 "ignore_index (%lld).",
+                                 (long long)y, a->k,
+                                 (long long)a->ignore_index);
     }
     return LOSS_OK;
 }
@@ -140,7 +117,7 @@ static int check_labels(const loss_softmax_args *a, loss_error *err)
 static int check_targets(const loss_softmax_args *a, loss_error *err)
 {
     size_t i, j, k = a->k;
-    int rc = check_finite(a->targets, a->n, k, "targets", err);
+    int rc = loss_check_finite(err, "targets", a->targets, a->n, k);
 
     for (i = 0; rc == LOSS_OK && i < a->n; i++) {
         const double *q = a->targets + i * k;
@@ -148,16 +125,14 @@ static int check_targets(const loss_softmax_args *a, loss_error *err)
 
         for (j = 0; j < k; j++) {
             if (q[j] < 0.0)
-                return loss_error_set(err, LOSS_E_PROB, "targets", 2, i, j, 0,
-                                      "targets[%zu][%zu] is %g; "
-                                      "probabilities must be >= 0.",
-                                      i, j, q[j]);
+                return loss_error_at(err, LOSS_E_PROB, "targets", 2, i, j, 0,
+                                     "is %g, below 0: probabilities must be "
+                                     ">= 0.", q[j]);
             sum += q[j];
         }
         if (fabs(sum - 1.0) > SOFTMAX_PROB_TOL)
-            return loss_error_set(err, LOSS_E_PROB, "targets", 1, i, 0, 0,
-                                  "targets row %zu sums to %.9g, not 1.", i,
-                                  sum);
+            return loss_error_at(err, LOSS_E_PROB, "targets", 1, i, 0, 0,
+                                 "sums to %.9g, not 1.", sum);
     }
     return rc;
 }
@@ -167,7 +142,7 @@ static int softmax_validate(const loss_softmax_args *a, loss_error *err)
     int rc = check_params(a, err);
 
     if (rc == LOSS_OK)
-        rc = check_finite(a->logits, a->n, a->k, "logits", err);
+        rc = loss_check_finite(err, "logits", a->logits, a->n, a->k);
     if (rc == LOSS_OK)
         rc = check_weight(a, err);
     if (rc == LOSS_OK)
@@ -213,36 +188,14 @@ static double mean_divisor(const loss_softmax_args *a)
     return w;
 }
 
-/* Index of the largest x[j], the lowest among ties. */
-static size_t argmax(const double *x, size_t k)
-{
-    size_t j, best = 0;
-
-    for (j = 1; j < k; j++)
-        if (x[j] > x[best])
-            best = j;
-    return best;
-}
-
-/* Max-shifted log-sum-exp of z[0..k-1]: returns lse(z - m) with m = max z. */
-static double shifted_lse(const double *z, size_t k, double *m)
-{
-    double s = 0.0;
-    size_t j;
-
-    *m = z[argmax(z, k)];
-    for (j = 0; j < k; j++)
-        s += exp(z[j] - *m);
-    return log(s);
-}
-
 /* Row i: returns its loss, adds its entropy to *entropy and, when g is not
  * NULL, writes its gradient times scale into g[0..k-1]. */
 static double softmax_row(const loss_softmax_args *a, size_t i, double scale,
                           double *g, double *entropy)
 {
     const double *z = a->logits + i * a->k;
-    double m, lse = shifted_lse(z, a->k, &m), l = 0.0, tsum = 0.0, h = 0.0;
+    double m, lse = loss_lse_shifted(z, a->k, &m), l = 0.0, tsum = 0.0;
+    double h = 0.0;
     size_t j;
 
     for (j = 0; j < a->k; j++) {
@@ -264,11 +217,12 @@ static double softmax_row(const loss_softmax_args *a, size_t i, double scale,
 static void softmax_hit(const loss_softmax_args *a, size_t i, double *counted,
                         double *hits)
 {
-    size_t k = a->k, pred = argmax(a->logits + i * k, k), truth;
+    size_t k = a->k, pred = loss_vec_argmax(a->logits + i * k, k), truth;
 
     if (is_ignored(a, i))
         return;
-    truth = a->targets ? argmax(a->targets + i * k, k) : (size_t)a->labels[i];
+    truth = a->targets ? loss_vec_argmax(a->targets + i * k, k)
+                       : (size_t)a->labels[i];
     *counted += 1.0;
     *hits += pred == truth ? 1.0 : 0.0;
 }
@@ -282,8 +236,8 @@ int loss_softmax(const loss_softmax_args *a, loss_softmax_out *o,
 
     if (rc != LOSS_OK)
         return rc;
-    div = a->reduction == LOSS_REDUCE_MEAN ? mean_divisor(a) : 1.0;
-    scale = div > 0.0 ? 1.0 / div : 0.0;
+    div = mean_divisor(a);
+    scale = loss_grad_scale(div, a->reduction);
     for (i = 0; i < a->n; i++) {
         double *g = o->grad_logits ? o->grad_logits + i * a->k : NULL;
         double l = softmax_row(a, i, scale, g, &entropy);
@@ -293,7 +247,7 @@ int loss_softmax(const loss_softmax_args *a, loss_softmax_out *o,
         sum += l;
         softmax_hit(a, i, &counted, &hits);
     }
-    o->loss = div > 0.0 ? sum / div : 0.0;
+    o->loss = loss_reduce(sum, div, a->reduction);
     o->accuracy = counted > 0.0 ? hits / counted : NAN;
     o->mean_entropy = entropy / (double)a->n;
     return LOSS_OK;
