@@ -20,7 +20,8 @@ typedef struct srv_reply {
 
 /* Runs POST /loss/<name> on a complete body: parse, validate, compute,
  * encode.  Always fills *out (status 200, 400, 404, 422 or 503 for out of
- * memory) with a body; free it with srv_reply_cleanup. */
+ * memory) with a body; free it with srv_reply_cleanup.  (A core status
+ * outside loss.h's enum, which would be a bug, is a 500 "internal_error".) */
 void srv_loss_run(const char *name, const char *body, size_t len,
                   srv_reply *out);
 

@@ -820,6 +820,17 @@ Test(catalog, covers_every_loss_with_contract_defaults)
     cJSON_Delete(list);
     free(text);
     cr_expect_null(srv_catalog_json("nope", &len));
+    for (i = 0; i < srv_nlosses; i++) {
+        size_t m = 0;
+        while (srv_losses[i].metrics[m])
+            m++;
+        cr_expect(srv_losses[i].ninputs <= SRV_MAX_INPUTS);
+        cr_expect(srv_losses[i].nparams <= SRV_MAX_PARAMS);
+        cr_expect(m <= SRV_MAX_METRICS);
+        cr_expect(srv_losses[i].ninputs + srv_losses[i].nparams +
+                      srv_ncommon_params <=
+                  32);
+    }
     text = srv_catalog_json("gan", &len);
     cr_assert_not_null(text);
     free(text);
