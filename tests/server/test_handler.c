@@ -262,7 +262,7 @@ static size_t run_case(const cJSON *c)
     return 1;
 }
 
-Test(vectors, every_case_of_every_file)
+Test(handler_vectors, every_case_of_every_file)
 {
     const char *dir = getenv("LOSSD_VECTORS");
     DIR *d = opendir(dir ? dir : "tests/vectors");
@@ -293,7 +293,7 @@ Test(vectors, every_case_of_every_file)
 
 #define LOGITS "\"logits\":[[1,2,3],[0.5,-1,2]]"
 
-Test(errors, unknown_field_is_rejected_by_name)
+Test(handler_errors, unknown_field_is_rejected_by_name)
 {
     expect_error("softmax", "{" LOGITS ",\"labels\":[0,1],\"Labels\":[0,1]}",
                  422, "unknown_field", "Labels");
@@ -306,7 +306,7 @@ Test(errors, unknown_field_is_rejected_by_name)
                  422, "unknown_field", "swap");
 }
 
-Test(errors, missing_fields)
+Test(handler_errors, missing_fields)
 {
     expect_error("softmax", "{\"labels\":[0,1]}", 422, "missing_field",
                  "logits");
@@ -319,7 +319,7 @@ Test(errors, missing_fields)
                  "missing_field", "recon");
 }
 
-Test(errors, wrong_json_types_are_400)
+Test(handler_errors, wrong_json_types_are_400)
 {
     expect_error("softmax", "{" LOGITS ",\"labels\":[0,1],\"label_smoothing\":"
                             "\"0.1\"}",
@@ -341,7 +341,7 @@ Test(errors, wrong_json_types_are_400)
     expect_error("hinge", "[1,2]", 400, "wrong_type", NULL);
 }
 
-Test(errors, ragged_and_wrong_rank)
+Test(handler_errors, ragged_and_wrong_rank)
 {
     expect_error("softmax", "{\"logits\":[[1,2],[3,4],[5]],\"labels\":[0,1,0]}",
                  422, "shape_mismatch", "logits[2]");
@@ -355,7 +355,7 @@ Test(errors, ragged_and_wrong_rank)
                  422, "shape_mismatch", "x1[1][1]");
 }
 
-Test(errors, mismatched_dimensions_name_the_later_field)
+Test(handler_errors, mismatched_dimensions_name_the_later_field)
 {
     int status;
     cJSON *resp = run("softmax", "{" LOGITS ",\"labels\":[0,1,2]}", &status);
@@ -382,7 +382,7 @@ Test(errors, mismatched_dimensions_name_the_later_field)
                  "shape_mismatch", "x2");
 }
 
-Test(errors, empty_batch)
+Test(handler_errors, empty_batch)
 {
     expect_error("softmax", "{\"logits\":[],\"labels\":[]}", 422,
                  "empty_batch", "logits");
@@ -392,7 +392,7 @@ Test(errors, empty_batch)
                  "shape_mismatch", "logits");
 }
 
-Test(errors, non_finite_numbers_with_their_paths)
+Test(handler_errors, non_finite_numbers_with_their_paths)
 {
     expect_error("softmax", "{\"logits\":[[1,2],[NaN,3]],\"labels\":[0,1]}",
                  422, "non_finite", "logits[1][0]");
@@ -418,7 +418,7 @@ Test(errors, non_finite_numbers_with_their_paths)
                  422, "non_finite", "x1[1][0][1]");
 }
 
-Test(errors, conflicting_alternatives)
+Test(handler_errors, conflicting_alternatives)
 {
     expect_error("softmax", "{" LOGITS ",\"labels\":[0,1],\"targets\":[[1,0,0]"
                             ",[0,1,0]]}",
@@ -439,7 +439,7 @@ Test(errors, conflicting_alternatives)
                  "conflicting_fields", "scores");
 }
 
-Test(errors, bad_parameters)
+Test(handler_errors, bad_parameters)
 {
     expect_error("multiclass_hinge",
                  "{\"scores\":[[1,2]],\"labels\":[0],\"variant\":\"ovr\"}", 422,
@@ -458,7 +458,7 @@ Test(errors, bad_parameters)
                  "bad_parameter", "p");
 }
 
-Test(errors, core_statuses_carry_their_paths)
+Test(handler_errors, core_statuses_carry_their_paths)
 {
     expect_error("softmax", "{" LOGITS ",\"labels\":[0,3]}", 422,
                  "label_out_of_range", "labels[1]");
@@ -467,7 +467,7 @@ Test(errors, core_statuses_carry_their_paths)
                  422, "invalid_probability", "p[1]");
 }
 
-Test(errors, invalid_json_and_nesting)
+Test(handler_errors, invalid_json_and_nesting)
 {
     int status;
     cJSON *resp = run("softmax", "{\"logits\": [[1,2]], \"labels\": [0,]}",
@@ -491,7 +491,7 @@ Test(errors, invalid_json_and_nesting)
     expect_error("nope", "{}", 404, "unknown_loss", NULL);
 }
 
-Test(errors, deep_nesting_is_cheap)
+Test(handler_errors, deep_nesting_is_cheap)
 {
     size_t n = 1000000, i;
     char *body = malloc(2 * n + 16);
@@ -510,7 +510,7 @@ Test(errors, deep_nesting_is_cheap)
 
 /* ---- Responses ------------------------------------------------------------ */
 
-Test(responses, gradients_and_per_sample_can_be_omitted)
+Test(handler_responses, gradients_and_per_sample_can_be_omitted)
 {
     cJSON *resp = run_ok("softmax", "{" LOGITS ",\"labels\":[0,1],"
                                     "\"gradients\":false,\"per_sample\":false}");
@@ -539,7 +539,7 @@ Test(responses, gradients_and_per_sample_can_be_omitted)
     cJSON_Delete(resp);
 }
 
-Test(responses, gradients_keep_the_layered_shape)
+Test(handler_responses, gradients_keep_the_layered_shape)
 {
     cJSON *resp = run_ok("contrastive",
                          "{\"x1\":[[[1,2],[0,0]],[[1,2,3],[1,1,1]]],"
@@ -573,7 +573,7 @@ static void expect_close(const cJSON *a, const cJSON *b)
     }
 }
 
-Test(responses, float32_is_within_float_rounding)
+Test(handler_responses, float32_is_within_float_rounding)
 {
 #define F32_BODY                                                               \
     "{\"logits\":[[1.1,2.2,3.3e-7],[0.5,-1,2e12],[1e-30,1e30,0.3333]],"       \
@@ -589,7 +589,7 @@ Test(responses, float32_is_within_float_rounding)
     cJSON_Delete(r64);
 }
 
-Test(responses, infinite_metrics_are_null)
+Test(handler_responses, infinite_metrics_are_null)
 {
     cJSON *resp = run_ok("kl", "{\"p\":[[1,0]],\"q\":[[0.5,0.5]]}");
     const cJSON *m = cJSON_GetObjectItem(resp, "metrics");
@@ -623,7 +623,7 @@ static double random_double(uint64_t *s)
     return ldexp(m, (int)((double)e * 3.3219));
 }
 
-Test(numbers, float64_round_trips_exactly)
+Test(handler_numbers, float64_round_trips_exactly)
 {
     uint64_t s = 42;
     size_t i;
@@ -640,7 +640,7 @@ Test(numbers, float64_round_trips_exactly)
     }
 }
 
-Test(numbers, float64_round_trips_every_bit_pattern)
+Test(handler_numbers, float64_round_trips_every_bit_pattern)
 {
     uint64_t s = 99, bits;
     size_t i;
@@ -666,7 +666,7 @@ static void expect_text(double x, int f64, const char *want)
     srv_buf_free(&b);
 }
 
-Test(numbers, shortest_forms)
+Test(handler_numbers, shortest_forms)
 {
     expect_text(0.1, 1, "0.1");
     expect_text(1.0 / 3, 1, "0.3333333333333333");
@@ -680,7 +680,7 @@ Test(numbers, shortest_forms)
     expect_text(2.718281828459045, 0, "2.7182818");
 }
 
-Test(numbers, float32_within_6e_8)
+Test(handler_numbers, float32_within_6e_8)
 {
     uint64_t s = 7;
     size_t i;
@@ -701,7 +701,7 @@ Test(numbers, float32_within_6e_8)
     }
 }
 
-Test(numbers, non_finite_is_null)
+Test(handler_numbers, non_finite_is_null)
 {
     srv_buf b;
     const double v[] = {NAN, INFINITY, -INFINITY, 1.5};
@@ -766,7 +766,7 @@ static void expect_default_str(const cJSON *cat, const char *loss,
               "%s.%s", loss, param);
 }
 
-Test(catalog, covers_every_loss_with_contract_defaults)
+Test(handler_catalog, covers_every_loss_with_contract_defaults)
 {
     static const char *const names[] = {
         "hinge",      "multiclass_hinge", "softmax", "l_softmax",
