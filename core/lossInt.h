@@ -139,6 +139,9 @@ void loss_vec_dist_grad(double *gu, double *gv, const double *u,
  * one logit dominates.  lse(z) = m + the result. */
 double loss_lse_shifted(const double *z, size_t k, double *m);
 
+/* lse(z) = log sum_j e^(z_j) itself, as m + loss_lse_shifted(z, k, &m). */
+double loss_lse(const double *z, size_t k);
+
 /* The hinge max(0, z)^p for p in {1, 2}; *dz receives its derivative, taken
  * as 0 at the kink z = 0: a hinge is active only when z > 0. */
 double loss_hinge_term(double z, int p, double *dz);

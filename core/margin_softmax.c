@@ -9,7 +9,7 @@
 #include <math.h>
 #include <stdint.h>
 
-#include "loss.h"
+#include "lossInt.h"
 
 #define MARGIN_MAX 8
 
@@ -21,34 +21,6 @@ static const double margin_pi = 3.14159265358979323846;
 typedef struct target_logit {
     double f, s, tx, tw;
 } target_logit;
-
-static double dot(const double *u, const double *v, size_t d)
-{
-    double s = 0.0;
-    size_t j;
-
-    for (j = 0; j < d; j++)
-        s += u[j] * v[j];
-    return s;
-}
-
-/* Euclidean norm, scaled by the largest magnitude so that the squares
- * neither overflow nor underflow. */
-static double norm(const double *u, size_t d)
-{
-    double amax = 0.0, s = 0.0, t;
-    size_t j;
-
-    for (j = 0; j < d; j++)
-        amax = fmax(amax, fabs(u[j]));
-    if (amax == 0.0)
-        return 0.0;
-    for (j = 0; j < d; j++) {
-        t = u[j] / amax;
-        s += t * t;
-    }
-    return amax * sqrt(s);
-}
 
 /* T_m(c) and its derivative T_m'(c) = m*U_{m-1}(c), by the three-term
  * recurrences of the Chebyshev polynomials of the first and second kind.
@@ -90,7 +62,7 @@ static target_logit target_logit_eval(const double *w, const double *x,
                                       size_t d, int m, double beta)
 {
     target_logit t = {0.0, 0.0, 0.0, 0.0};
-    double a = norm(w, d), b = norm(x, d), wx = dot(w, x, d);
+    double a = loss_vec_norm(w, d), b = loss_vec_norm(x, d), wx = loss_vec_dot(w, x, d);
     double c, tm, dtm, sign, psi, dpsi, q;
     int k;
 
@@ -110,19 +82,6 @@ static target_logit target_logit_eval(const double *w, const double *x,
     return t;
 }
 
-/* Max-shifted log-sum-exp of f[0..k-1]. */
-static double log_sum_exp(const double *f, size_t k)
-{
-    double fmx = f[0], s = 0.0;
-    size_t j;
-
-    for (j = 1; j < k; j++)
-        fmx = fmax(fmx, f[j]);
-    for (j = 0; j < k; j++)
-        s += exp(f[j] - fmx);
-    return fmx + log(s);
-}
-
 /* Adds the gradients of scale * per-sample loss of sample i, whose logits'
  * gradients g = scale * (softmax(f) - onehot(y)) are in g[0..k-1]. */
 static void sample_backward(const loss_margin_softmax_args *a, const double *w,
@@ -131,7 +90,7 @@ static void sample_backward(const loss_margin_softmax_args *a, const double *w,
 {
     const double *x = a->features + i * a->d;
     size_t y = (size_t)a->labels[i], j, l;
-    double *gx = o->grad_features ? o->grad_features + i * a->d : NULL;
+    double *gx = loss_row(o->grad_features, i, a->d);
     double *gw;
 
     for (l = 0; gx && l < a->d; l++)
@@ -141,11 +100,11 @@ static void sample_backward(const loss_margin_softmax_args *a, const double *w,
             continue;
         for (l = 0; gx && l < a->d; l++)
             gx[l] += g[j] * w[j * a->d + l];
-        gw = o->grad_weights ? o->grad_weights + j * a->d : NULL;
+        gw = loss_row(o->grad_weights, j, a->d);
         for (l = 0; gw && l < a->d; l++)
             gw[l] += g[j] * x[l];
     }
-    gw = o->grad_weights ? o->grad_weights + y * a->d : NULL;
+    gw = loss_row(o->grad_weights, y, a->d);
     for (l = 0; gw && l < a->d; l++)
         gw[l] += g[y] * (t->s * x[l] + t->tw * w[y * a->d + l]);
 }
@@ -162,10 +121,10 @@ static double sample_loss(const loss_margin_softmax_args *a, const double *w,
     double lse, loss;
 
     for (j = 0; j < a->k; j++)
-        f[j] = dot(w + j * a->d, x, a->d);
+        f[j] = loss_vec_dot(w + j * a->d, x, a->d);
     t = target_logit_eval(w + y * a->d, x, a->d, a->margin, a->beta);
     f[y] = t.f;
-    lse = log_sum_exp(f, a->k);
+    lse = loss_lse(f, a->k);
     loss = lse - f[y];
     if (o->grad_features == NULL && o->grad_weights == NULL)
         return loss;
@@ -179,62 +138,37 @@ static double sample_loss(const loss_margin_softmax_args *a, const double *w,
 static void margin_engine(const loss_margin_softmax_args *a, const double *w,
                           double *f, loss_margin_softmax_out *o)
 {
-    double scale = a->reduction == LOSS_REDUCE_SUM ? 1.0 : 1.0 / (double)a->n;
+    double scale = loss_grad_scale((double)a->n, a->reduction);
     double total = 0.0, v;
     size_t i;
 
-    for (i = 0; o->grad_weights && i < a->k * a->d; i++)
-        o->grad_weights[i] = 0.0;
+    loss_vec_zero(o->grad_weights, a->k * a->d);
     for (i = 0; i < a->n; i++) {
         v = sample_loss(a, w, i, scale, f, o);
         if (o->per_sample)
             o->per_sample[i] = v;
         total += v;
     }
-    o->loss = total * scale;
-}
-
-static int check_finite(const double *x, size_t rows, size_t cols,
-                        const char *field, loss_error *err)
-{
-    size_t i, j;
-
-    for (i = 0; i < rows; i++)
-        for (j = 0; j < cols; j++)
-            if (!isfinite(x[i * cols + j]))
-                return loss_error_set(err, LOSS_E_NONFINITE, field, 2, i, j, 0,
-                                      "%s[%zu][%zu] is NaN or infinite.", field,
-                                      i, j);
-    return LOSS_OK;
+    o->loss = loss_reduce(total, (double)a->n, a->reduction);
 }
 
 /* Validates what both losses share: batch, parameters, labels, numbers. */
 static int margin_validate(const loss_margin_softmax_args *a, loss_error *err)
 {
-    size_t i;
     int rc;
 
-    if (a->n == 0)
-        return loss_error_set(err, LOSS_E_EMPTY, "features", 0, 0, 0, 0,
-                              "The batch is empty: features has no rows.");
-    if (a->margin < 1 || a->margin > MARGIN_MAX)
-        return loss_error_set(err, LOSS_E_PARAM, "margin", 0, 0, 0, 0,
-                              "margin is %d; it must be an integer from 1 "
-                              "to %d.",
-                              a->margin, MARGIN_MAX);
-    if (!isfinite(a->beta) || a->beta < 0.0)
-        return loss_error_set(err, LOSS_E_PARAM, "beta", 0, 0, 0, 0,
-                              "beta is %g; it must be a finite number >= 0.",
-                              a->beta);
-    for (i = 0; i < a->n; i++)
-        if (a->labels[i] < 0 || (uint64_t)a->labels[i] >= a->k)
-            return loss_error_set(err, LOSS_E_LABEL, "labels", 1, i, 0, 0,
-                                  "label %lld is out of range [0, %zu).",
-                                  (long long)a->labels[i], a->k);
-    rc = check_finite(a->features, a->n, a->d, "features", err);
-    if (rc != LOSS_OK)
+    if ((rc = loss_check_batch(err, "features", a->n)) != LOSS_OK)
         return rc;
-    return check_finite(a->weights, a->k, a->d, "weights", err);
+    if (a->margin < 1 || a->margin > MARGIN_MAX)
+        return loss_error_at(err, LOSS_E_PARAM, "margin", 0, 0, 0, 0,
+                             "is %d, not an integer from 1 to %d.", a->margin,
+                             MARGIN_MAX);
+    if ((rc = loss_check_nonneg(err, "beta", a->beta)) != LOSS_OK ||
+        (rc = loss_check_labels(err, a->labels, a->n, a->k)) != LOSS_OK ||
+        (rc = loss_check_finite(err, "features", a->features, a->n, a->d)) !=
+            LOSS_OK)
+        return rc;
+    return loss_check_finite(err, "weights", a->weights, a->k, a->d);
 }
 
 /* ---- l_softmax -------------------------------------------------------------
@@ -280,12 +214,11 @@ static int normalise_rows(const loss_margin_softmax_args *a, double *unit,
     size_t j, l;
 
     for (j = 0; j < a->k; j++) {
-        norms[j] = norm(a->weights + j * a->d, a->d);
+        norms[j] = loss_vec_norm(a->weights + j * a->d, a->d);
         if (norms[j] == 0.0)
-            return loss_error_set(err, LOSS_E_ZERO_NORM, "weights", 1, j, 0, 0,
-                                  "weights[%zu] is a zero vector and "
-                                  "cannot be normalised.",
-                                  j);
+            return loss_error_at(err, LOSS_E_ZERO_NORM, "weights", 1, j, 0, 0,
+                                 "is a zero vector and cannot be "
+                                 "normalised.");
         for (l = 0; l < a->d; l++)
             unit[j * a->d + l] = a->weights[j * a->d + l] / norms[j];
     }
@@ -300,7 +233,7 @@ static void project_rows(const loss_margin_softmax_args *a, const double *unit,
     double p;
 
     for (j = 0; j < a->k; j++) {
-        p = dot(g + j * a->d, unit + j * a->d, a->d);
+        p = loss_vec_dot(g + j * a->d, unit + j * a->d, a->d);
         for (l = 0; l < a->d; l++)
             g[j * a->d + l] =
                 (g[j * a->d + l] - p * unit[j * a->d + l]) / norms[j];

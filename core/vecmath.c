@@ -149,6 +149,13 @@ double loss_lse_shifted(const double *z, size_t k, double *m)
     return log1p(rest);
 }
 
+double loss_lse(const double *z, size_t k)
+{
+    double m, shifted = loss_lse_shifted(z, k, &m);
+
+    return m + shifted;
+}
+
 double loss_hinge_term(double z, int p, double *dz)
 {
     if (!(z > 0.0)) {
