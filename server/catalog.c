@@ -68,8 +68,7 @@ static void put_input(srv_buf *b, const srv_loss *L, const srv_input *in)
     }
     srv_buf_puts(b, (in->flags & SRV_IN_INT) ? ",\"type\":\"integer\""
                                              : ",\"type\":\"number\"");
-    srv_buf_puts(b, in->choice ? ",\"required\":false"
-                               : ",\"required\":true");
+    srv_buf_puts(b, in->choice ? ",\"required\":false" : ",\"required\":true");
     if (in->choice)
         put_alternatives(b, L, in->choice, ",\"alternative_to\":");
     srv_buf_puts(b, (in->flags & SRV_IN_DIFF) ? ",\"differentiable\":true}"
@@ -78,8 +77,8 @@ static void put_input(srv_buf *b, const srv_loss *L, const srv_input *in)
 
 static const char *type_text(srv_ptype t)
 {
-    static const char *const names[] = {"number", "integer", "boolean",
-                                        "enum", "array"};
+    static const char *const names[] = {"number", "integer", "boolean", "enum",
+                                        "array"};
     return names[t];
 }
 

@@ -24,7 +24,7 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* ---- Names ---------------------------------------------------------------- */
+/* ---- Names --------------------------------------------------------------- */
 
 static char names_text[512];
 static pthread_once_t names_once = PTHREAD_ONCE_INIT;
@@ -54,7 +54,7 @@ int srv_loss_exists(const char *name)
     return srv_loss_find(name) != NULL;
 }
 
-/* ---- Outputs -------------------------------------------------------------- */
+/* ---- Outputs ------------------------------------------------------------- */
 
 static double *alloc_doubles(size_t n)
 {
@@ -128,7 +128,7 @@ static void result_cleanup(srv_result *rs)
     free(rs->extra);
 }
 
-/* ---- Replies -------------------------------------------------------------- */
+/* ---- Replies ------------------------------------------------------------- */
 
 static void reply_loss_error(srv_reply *out, int rc, const loss_error *err)
 {
@@ -195,7 +195,7 @@ static void reply_fail(srv_reply *out, const srv_fail *f)
                     "%s", f->message);
 }
 
-/* ---- The request ---------------------------------------------------------- */
+/* ---- The request --------------------------------------------------------- */
 
 static void compute(srv_reply *out, srv_request *rq, double t1)
 {

@@ -32,7 +32,7 @@ static int fail_oom(srv_fail *f)
                         "the server is out of memory; retry later");
 }
 
-/* ---- Bracket scanner ------------------------------------------------------ */
+/* ---- Bracket scanner ----------------------------------------------------- */
 
 typedef struct scan_frame {
     int array;
@@ -186,7 +186,7 @@ static int prescan_depth(const char *body, size_t len, srv_fail *f)
                         path[0] ? path : "the body");
 }
 
-/* ---- Parsing -------------------------------------------------------------- */
+/* ---- Parsing ------------------------------------------------------------- */
 
 /* Whether s[0..n) starts with word (lower case), ignoring case. */
 static int starts_with_word(const char *s, size_t n, const char *word)
@@ -209,8 +209,7 @@ static int nonfinite_token(const char *s, size_t n)
         n--;
     }
     return starts_with_word(s, n, "nan") ||
-           starts_with_word(s, n, "infinity") ||
-           starts_with_word(s, n, "inf");
+           starts_with_word(s, n, "infinity") || starts_with_word(s, n, "inf");
 }
 
 static int parse_fail(const char *body, size_t len, const char *end,
@@ -292,7 +291,7 @@ static const char *type_name(const cJSON *v)
     return "an object";
 }
 
-/* ---- Tensors -------------------------------------------------------------- */
+/* ---- Tensors ------------------------------------------------------------- */
 
 typedef struct walker {
     const char *name;
@@ -518,7 +517,7 @@ static void tensor_cleanup(srv_tensor *t)
     memset(t, 0, sizeof *t);
 }
 
-/* ---- Parameters ----------------------------------------------------------- */
+/* ---- Parameters ---------------------------------------------------------- */
 
 static int in_range(const srv_param *p, double x)
 {
@@ -550,8 +549,8 @@ static int bad_enum(const srv_param *p, const char *s, srv_fail *f)
 
     list[0] = '\0';
     for (i = 0; p->values[i] && at < sizeof list; i++) {
-        int w = snprintf(list + at, sizeof list - at, "%s\"%s\"",
-                         i ? ", " : "", p->values[i]);
+        int w = snprintf(list + at, sizeof list - at, "%s\"%s\"", i ? ", " : "",
+                         p->values[i]);
         if (w < 0)
             break;
         at += (size_t)w;
@@ -567,11 +566,9 @@ static int param_number(const srv_param *p, const cJSON *v, srv_value *out,
     double x;
 
     if (!cJSON_IsNumber(v))
-        return srv_fail_set(f, 400, "wrong_type", p->name,
-                            "%s must be %s, not %s", p->name,
-                            p->type == SRV_P_INTEGER ? "an integer"
-                                                     : "a number",
-                            type_name(v));
+        return srv_fail_set(
+            f, 400, "wrong_type", p->name, "%s must be %s, not %s", p->name,
+            p->type == SRV_P_INTEGER ? "an integer" : "a number", type_name(v));
     x = v->valuedouble;
     if (!isfinite(x))
         return srv_fail_set(f, 422, "non_finite", p->name,
@@ -638,7 +635,7 @@ static void param_default(const srv_param *p, srv_value *out)
     out->idx = (int)p->dflt;
 }
 
-/* ---- Keys ----------------------------------------------------------------- */
+/* ---- Keys ---------------------------------------------------------------- */
 
 static void key_list(const srv_loss *L, char *buf, size_t cap)
 {
@@ -647,11 +644,11 @@ static void key_list(const srv_loss *L, char *buf, size_t cap)
 
     buf[0] = '\0';
     for (i = 0; i < L->ninputs + L->nparams + srv_ncommon_params; i++) {
-        const char *n = i < L->ninputs ? L->inputs[i].name
-                        : i < L->ninputs + L->nparams
-                            ? L->params[i - L->ninputs].name
-                            : srv_common_params[i - L->ninputs - L->nparams]
-                                  .name;
+        const char *n =
+            i < L->ninputs ? L->inputs[i].name
+            : i < L->ninputs + L->nparams
+                ? L->params[i - L->ninputs].name
+                : srv_common_params[i - L->ninputs - L->nparams].name;
         w = snprintf(buf + at, cap - at, "%s%s", i ? ", " : "", n);
         if (w < 0 || (size_t)w >= cap - at)
             return;
@@ -670,8 +667,7 @@ static int unknown_key(const srv_loss *L, const char *key, srv_fail *f)
                         key, L->name, list);
 }
 
-static int common_parse(srv_request *rq, size_t i, const cJSON *v,
-                        srv_fail *f)
+static int common_parse(srv_request *rq, size_t i, const cJSON *v, srv_fail *f)
 {
     srv_value val;
 
@@ -727,15 +723,15 @@ static int key_parse(srv_request *rq, const cJSON *item, unsigned *seen,
                             "%s is given more than once", key);
     *seen |= 1u << slot;
     if (slot < L->ninputs)
-        return tensor_parse(key, L->inputs[slot].rank,
-                            L->inputs[slot].flags, item, &rq->in[slot], f);
+        return tensor_parse(key, L->inputs[slot].rank, L->inputs[slot].flags,
+                            item, &rq->in[slot], f);
     if (slot < L->ninputs + L->nparams)
         return param_parse(&L->params[slot - L->ninputs], item,
                            &rq->p[slot - L->ninputs], f);
     return common_parse(rq, slot - L->ninputs - L->nparams, item, f);
 }
 
-/* ---- Forms: labels | targets and the like --------------------------------- */
+/* ---- Forms: labels | targets and the like -------------------------------- */
 
 static void form_list(const srv_loss *L, int choice, char *buf, size_t cap)
 {
@@ -811,7 +807,7 @@ static int check_present(srv_request *rq, srv_fail *f)
     return 0;
 }
 
-/* ---- Shapes --------------------------------------------------------------- */
+/* ---- Shapes -------------------------------------------------------------- */
 
 typedef struct binding {
     const char *sym;
@@ -845,8 +841,8 @@ static int bind(binder *bd, const char *sym, size_t value, const char *field,
         if (b->value == value)
             return 0;
         return srv_fail_set(bd->f, 422, "shape_mismatch", field,
-                            "%s has %zu %s, %s has %zu%s%s", field, value,
-                            word, b->field, b->value,
+                            "%s has %zu %s, %s has %zu%s%s", field, value, word,
+                            b->field, b->value,
                             strcmp(word, b->word) ? " " : "",
                             strcmp(word, b->word) ? b->word : "");
     }
@@ -856,8 +852,8 @@ static int bind(binder *bd, const char *sym, size_t value, const char *field,
 }
 
 static int layer_mismatch(const srv_tensor *t, const char *name,
-                          const srv_tensor *ref, const char *refname,
-                          size_t l, srv_fail *f)
+                          const srv_tensor *ref, const char *refname, size_t l,
+                          srv_fail *f)
 {
     char path[128];
 
@@ -869,8 +865,7 @@ static int layer_mismatch(const srv_tensor *t, const char *name,
 
 /* Layered inputs agree with the first of them layer by layer. */
 static int check_layers(const srv_tensor *t, const char *name,
-                        const srv_tensor *ref, const char *refname,
-                        srv_fail *f)
+                        const srv_tensor *ref, const char *refname, srv_fail *f)
 {
     size_t l;
 
@@ -933,10 +928,9 @@ static int check_empty(const srv_request *rq, srv_fail *f)
                                 "%s has empty rows", L->inputs[i].name);
         for (l = 0; t->width && l < t->dim[0]; l++)
             if (t->width[l] == 0)
-                return srv_fail_set(f, 422, "shape_mismatch",
-                                    L->inputs[i].name,
-                                    "%s[%zu] has empty rows",
-                                    L->inputs[i].name, l);
+                return srv_fail_set(f, 422, "shape_mismatch", L->inputs[i].name,
+                                    "%s[%zu] has empty rows", L->inputs[i].name,
+                                    l);
     }
     return 0;
 }
@@ -962,7 +956,7 @@ static int check_shapes(srv_request *rq, srv_fail *f)
     return 0;
 }
 
-/* ---- Entry ---------------------------------------------------------------- */
+/* ---- Entry --------------------------------------------------------------- */
 
 static void request_init(srv_request *rq, const srv_loss *L)
 {

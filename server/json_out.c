@@ -100,7 +100,7 @@ void srv_buf_string(srv_buf *b, const char *s)
     srv_buf_put(b, "\"", 1);
 }
 
-/* ---- Numbers -------------------------------------------------------------- */
+/* ---- Numbers ------------------------------------------------------------- */
 
 /* Writes the decimal digits of v (any uint64) at p; returns the count. */
 static size_t put_uint(char *p, uint64_t v)
@@ -185,8 +185,7 @@ static int shortest_digits(double ax, int sig, int f64, char *d, int *exp10)
         k = sig - 1 - e;
         scale10(ax, k, &whole, &frac);
     }
-    slack = f64 ? round_trip_slack(ax, k)
-                : 5e-8 * ((double)whole + frac);
+    slack = f64 ? round_trip_slack(ax, k) : 5e-8 * ((double)whole + frac);
     full = v = whole + llround(frac);
     for (j = 1; j < sig; j++) {
         c = (full + pow10_i64[j] / 2) / pow10_i64[j];
@@ -298,7 +297,7 @@ void srv_buf_numbers(srv_buf *b, const double *x, size_t n, int f64)
     srv_buf_put(b, "]", 1);
 }
 
-/* ---- The response --------------------------------------------------------- */
+/* ---- The response -------------------------------------------------------- */
 
 /* An array in the shape of tensor t: [n], [n][k], or layers of [n][w_l]. */
 static void put_shaped(srv_buf *b, const double *x, const srv_tensor *t,
@@ -353,8 +352,7 @@ static void put_gradients(srv_buf *b, const srv_request *rq,
     srv_buf_put(b, "}", 1);
 }
 
-static void put_metrics(srv_buf *b, const srv_request *rq,
-                        const srv_result *rs)
+static void put_metrics(srv_buf *b, const srv_request *rq, const srv_result *rs)
 {
     size_t i;
 
@@ -386,8 +384,7 @@ static void put_generator(srv_buf *b, const srv_request *rq,
     srv_buf_put(b, "}", 1);
 }
 
-int srv_response_write(srv_buf *b, const srv_request *rq,
-                       const srv_result *rs)
+int srv_response_write(srv_buf *b, const srv_request *rq, const srv_result *rs)
 {
     srv_buf_puts(b, "{\"loss\":");
     srv_buf_number(b, rs->loss, rq->float64);

@@ -43,7 +43,6 @@ void srv_buf_numbers(srv_buf *b, const double *x, size_t n, int f64);
 /* Writes the 200 response of a computed request: loss, per_sample,
  * gradients, metrics and the generator block, as the request asked.
  * Returns 0, or -1 when out of memory. */
-int srv_response_write(srv_buf *b, const srv_request *rq,
-                       const srv_result *rs);
+int srv_response_write(srv_buf *b, const srv_request *rq, const srv_result *rs);
 
 #endif

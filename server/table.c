@@ -12,12 +12,11 @@
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define INF INFINITY
 
-/* ---- Shared parameter vocabularies ---------------------------------------- */
+/* ---- Shared parameter vocabularies --------------------------------------- */
 
 static const char *const reductions[] = {"mean", "sum", NULL};
 static const char *const precisions[] = {"float32", "float64", NULL};
-static const char *const distances[] = {"euclidean", "squared_euclidean",
-                                        NULL};
+static const char *const distances[] = {"euclidean", "squared_euclidean", NULL};
 
 const srv_param srv_common_params[] = {
     {"reduction", SRV_P_ENUM, 0, -INF, INF, 0, reductions, NULL, 0},
@@ -28,12 +27,19 @@ const srv_param srv_common_params[] = {
 const size_t srv_ncommon_params = NELEM(srv_common_params);
 
 /* A finite number parameter with default d and range [lo, hi]. */
-#define NUM(name, d, lo, hi) {name, SRV_P_NUMBER, d, lo, hi, 0, NULL, NULL, 0}
+#define NUM(name, d, lo, hi)                                                   \
+    {                                                                          \
+        name, SRV_P_NUMBER, d, lo, hi, 0, NULL, NULL, 0                        \
+    }
 #define MARGIN(name, d) NUM(name, d, -INF, INF)
 #define ENUM(name, values, d, choice)                                          \
-    {name, SRV_P_ENUM, d, -INF, INF, 0, values, NULL, choice}
+    {                                                                          \
+        name, SRV_P_ENUM, d, -INF, INF, 0, values, NULL, choice                \
+    }
 #define BOOL(name, d, choice)                                                  \
-    {name, SRV_P_BOOLEAN, d, -INF, INF, 0, NULL, NULL, choice}
+    {                                                                          \
+        name, SRV_P_BOOLEAN, d, -INF, INF, 0, NULL, NULL, choice               \
+    }
 
 /* Scratch for the core; rs->work is freed by the handler. */
 int srv_result_work(srv_result *rs, size_t n)
@@ -53,7 +59,7 @@ int srv_result_work(srv_result *rs, size_t n)
         (a).work = rs->work;                                                   \
     } while (0)
 
-/* ---- hinge ---------------------------------------------------------------- */
+/* ---- hinge --------------------------------------------------------------- */
 
 static const srv_input hinge_in[] = {
     {"scores", 1, {"N"}, SRV_IN_DIFF, 0},
@@ -84,7 +90,7 @@ static int run_hinge(const srv_request *rq, srv_result *rs, loss_error *err)
     return rc;
 }
 
-/* ---- multiclass_hinge ----------------------------------------------------- */
+/* ---- multiclass_hinge ---------------------------------------------------- */
 
 static const char *const mc_variants[] = {"one_vs_all", "weston_watkins",
                                           "crammer_singer", NULL};
@@ -99,8 +105,7 @@ static const srv_param mc_par[] = {
     ENUM("variant", mc_variants, 0, 0),
 };
 
-static int run_mc_hinge(const srv_request *rq, srv_result *rs,
-                        loss_error *err)
+static int run_mc_hinge(const srv_request *rq, srv_result *rs, loss_error *err)
 {
     loss_multiclass_hinge_args a = {0};
     loss_multiclass_hinge_out o = {0};
@@ -123,10 +128,9 @@ static int run_mc_hinge(const srv_request *rq, srv_result *rs,
     return rc;
 }
 
-/* ---- softmax -------------------------------------------------------------- */
+/* ---- softmax ------------------------------------------------------------- */
 
-static const char *const softmax_metrics[] = {"accuracy", "mean_entropy",
-                                              NULL};
+static const char *const softmax_metrics[] = {"accuracy", "mean_entropy", NULL};
 static const srv_input softmax_in[] = {
     {"logits", 2, {"N", "K"}, SRV_IN_DIFF, 0},
     {"labels", 1, {"N"}, SRV_IN_INT, 1},
@@ -138,8 +142,7 @@ static const srv_param softmax_par[] = {
     {"label_smoothing", SRV_P_NUMBER, 0, 0, 1, SRV_P_HI_OPEN, NULL, NULL, 0},
 };
 
-static int run_softmax(const srv_request *rq, srv_result *rs,
-                       loss_error *err)
+static int run_softmax(const srv_request *rq, srv_result *rs, loss_error *err)
 {
     loss_softmax_args a = {0};
     loss_softmax_out o = {0};
@@ -164,7 +167,7 @@ static int run_softmax(const srv_request *rq, srv_result *rs,
     return rc;
 }
 
-/* ---- l_softmax, a_softmax ------------------------------------------------- */
+/* ---- l_softmax, a_softmax ------------------------------------------------ */
 
 static const srv_input msoft_in[] = {
     {"features", 2, {"N", "D"}, SRV_IN_DIFF, 0},
@@ -193,8 +196,7 @@ static void msoft_args(const srv_request *rq, loss_margin_softmax_args *a)
     a->reduction = rq->reduction;
 }
 
-static int run_l_softmax(const srv_request *rq, srv_result *rs,
-                         loss_error *err)
+static int run_l_softmax(const srv_request *rq, srv_result *rs, loss_error *err)
 {
     loss_margin_softmax_args a = {0};
     loss_margin_softmax_out o = {0};
@@ -210,8 +212,7 @@ static int run_l_softmax(const srv_request *rq, srv_result *rs,
     return rc;
 }
 
-static int run_a_softmax(const srv_request *rq, srv_result *rs,
-                         loss_error *err)
+static int run_a_softmax(const srv_request *rq, srv_result *rs, loss_error *err)
 {
     loss_margin_softmax_args a = {0};
     loss_margin_softmax_out o = {0};
@@ -227,7 +228,7 @@ static int run_a_softmax(const srv_request *rq, srv_result *rs,
     return rc;
 }
 
-/* ---- contrastive ---------------------------------------------------------- */
+/* ---- contrastive --------------------------------------------------------- */
 
 static const char *const contrastive_variants[] = {"seed", "hadsell",
                                                    "double_margin", NULL};
@@ -315,11 +316,10 @@ static int run_contrastive(const srv_request *rq, srv_result *rs,
     return rc;
 }
 
-/* ---- triplet (explicit: form 1; mined: form 2) ---------------------------- */
+/* ---- triplet (explicit: form 1; mined: form 2) --------------------------- */
 
 static const char *const minings[] = {"batch_hard", "batch_all", NULL};
-static const char *const triplet_metrics[] = {"valid", "active_fraction",
-                                              NULL};
+static const char *const triplet_metrics[] = {"valid", "active_fraction", NULL};
 static const srv_input triplet_in[] = {
     {"anchor", 2, {"N", "D"}, SRV_IN_DIFF, 1},
     {"positive", 2, {"N", "D"}, SRV_IN_DIFF, 1},
@@ -388,7 +388,7 @@ static int run_triplet(const srv_request *rq, srv_result *rs, loss_error *err)
     return rc;
 }
 
-/* ---- coupled_cluster ------------------------------------------------------ */
+/* ---- coupled_cluster ----------------------------------------------------- */
 
 static const srv_input cc_in[] = {
     {"positives", 2, {"Np", "D"}, SRV_IN_DIFF, 0},
@@ -419,7 +419,7 @@ static int run_coupled_cluster(const srv_request *rq, srv_result *rs,
     return rc;
 }
 
-/* ---- quadruplet ----------------------------------------------------------- */
+/* ---- quadruplet ---------------------------------------------------------- */
 
 static const srv_input quad_in[] = {
     {"anchor", 2, {"N", "D"}, SRV_IN_DIFF, 0},
@@ -461,7 +461,7 @@ static int run_quadruplet(const srv_request *rq, srv_result *rs,
     return rc;
 }
 
-/* ---- msml ----------------------------------------------------------------- */
+/* ---- msml ---------------------------------------------------------------- */
 
 static const srv_input msml_in[] = {
     {"embeddings", 2, {"N", "D"}, SRV_IN_DIFF, 0},
@@ -492,13 +492,12 @@ static int run_msml(const srv_request *rq, srv_result *rs, loss_error *err)
     return rc;
 }
 
-/* ---- kl, js, cross_entropy ------------------------------------------------ */
+/* ---- kl, js, cross_entropy ----------------------------------------------- */
 
-static const char *const prob_inputs[] = {"probs", "logits", "log_probs",
-                                          NULL};
+static const char *const prob_inputs[] = {"probs", "logits", "log_probs", NULL};
 static const char *const div_metrics[] = {
-    "kl_pq", "kl_qp", "js", "js_distance", "cross_entropy", "entropy_p",
-    "entropy_q", NULL};
+    "kl_pq",         "kl_qp",     "js",        "js_distance",
+    "cross_entropy", "entropy_p", "entropy_q", NULL};
 static const srv_input div_in[] = {
     {"p", 2, {"N", "K"}, 0, 0},
     {"q", 2, {"N", "K"}, SRV_IN_DIFF, 0},
@@ -509,8 +508,9 @@ static const srv_input js_in[] = {
 };
 #define DIV_PARAMS                                                             \
     ENUM("input", prob_inputs, 0, 0),                                          \
-        {"base", SRV_P_NUMBER, 2.718281828459045, 0, INF,                      \
-         SRV_P_LO_OPEN | SRV_P_NOT_ONE, NULL, NULL, 0},                        \
+        {"base", SRV_P_NUMBER, 2.718281828459045,                              \
+         0,      INF,          SRV_P_LO_OPEN | SRV_P_NOT_ONE,                  \
+         NULL,   NULL,         0},                                             \
         BOOL("normalize", 0, 0), NUM("eps", 0, 0, INF)
 static const srv_param div_par[] = {DIV_PARAMS};
 static const srv_param js_par[] = {DIV_PARAMS, BOOL("distance", 0, 0)};
@@ -565,11 +565,10 @@ static int run_cross_entropy(const srv_request *rq, srv_result *rs,
     return run_divergence(rq, rs, LOSS_DIV_CROSS_ENTROPY, err);
 }
 
-/* ---- vae ------------------------------------------------------------------ */
+/* ---- vae ----------------------------------------------------------------- */
 
 static const char *const likelihoods[] = {"bernoulli", "gaussian", NULL};
-static const char *const vae_metrics[] = {"reconstruction", "kl", "elbo",
-                                          NULL};
+static const char *const vae_metrics[] = {"reconstruction", "kl", "elbo", NULL};
 static const srv_input vae_in[] = {
     {"x", 2, {"N", "D"}, 0, 0},
     {"recon", 2, {"N", "D"}, SRV_IN_DIFF, 1},
@@ -612,14 +611,12 @@ static int run_vae(const srv_request *rq, srv_result *rs, loss_error *err)
     return rc;
 }
 
-/* ---- gan ------------------------------------------------------------------ */
+/* ---- gan ----------------------------------------------------------------- */
 
 static const char *const gan_inputs[] = {"logits", "probs", NULL};
-static const char *const gan_generators[] = {"non_saturating", "minimax",
-                                             NULL};
-static const char *const gan_metrics[] = {"value", "jsd_estimate",
-                                          "d_real_mean", "d_fake_mean",
-                                          "accuracy", NULL};
+static const char *const gan_generators[] = {"non_saturating", "minimax", NULL};
+static const char *const gan_metrics[] = {
+    "value", "jsd_estimate", "d_real_mean", "d_fake_mean", "accuracy", NULL};
 static const srv_input gan_in[] = {
     {"d_real", 1, {"N"}, SRV_IN_DIFF, 0},
     {"d_fake", 1, {"M"}, SRV_IN_DIFF, 0},
@@ -657,7 +654,7 @@ static int run_gan(const srv_request *rq, srv_result *rs, loss_error *err)
     return rc;
 }
 
-/* ---- The table ------------------------------------------------------------ */
+/* ---- The table ----------------------------------------------------------- */
 
 static const char *const no_metrics[] = {NULL};
 
@@ -675,8 +672,7 @@ const srv_loss srv_losses[] = {
     {"softmax",
      "softmax cross-entropy -sum_j t_j log softmax(z)_j with class labels "
      "or probabilities, as torch.nn.functional.cross_entropy",
-     IN(softmax_in), PAR(softmax_par), softmax_metrics, "N", NULL,
-     run_softmax},
+     IN(softmax_in), PAR(softmax_par), softmax_metrics, "N", NULL, run_softmax},
     {"l_softmax",
      "large-margin softmax: cross-entropy of f_j = w_j.x, f_y = (beta*|w_y||x|"
      "cos(theta) + |w_y||x| psi(theta)) / (1 + beta), psi = (-1)^k cos(m "
@@ -694,8 +690,7 @@ const srv_loss srv_losses[] = {
     {"triplet",
      "triplet loss max(d(a,p) - d(a,n) + margin, 0) on explicit triplets or "
      "mined from labelled embeddings (batch_hard, batch_all)",
-     IN(triplet_in), PAR(triplet_par), triplet_metrics, "N", NULL,
-     run_triplet},
+     IN(triplet_in), PAR(triplet_par), triplet_metrics, "N", NULL, run_triplet},
     {"coupled_cluster",
      "coupled clusters: 1/2 max(d^2(z_i, c) - d^2(z*, c) + margin, 0), c the "
      "mean of the positives, z* the nearest negative",

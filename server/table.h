@@ -19,8 +19,8 @@
 #define SRV_MAX_RANK 3
 
 /* Input flags. */
-#define SRV_IN_INT 1u     /* integer values (labels), parsed to int64_t */
-#define SRV_IN_DIFF 2u    /* differentiable: the response carries its gradient */
+#define SRV_IN_INT 1u  /* integer values (labels), parsed to int64_t */
+#define SRV_IN_DIFF 2u /* differentiable: the response carries its gradient */
 #define SRV_IN_LAYERED 4u /* [N][D] or [L][N][D] with a width per layer */
 
 /* One input tensor.  shape holds one symbol per axis ("N", "K"); inputs
@@ -98,7 +98,7 @@ struct srv_loss;
  * consistent shapes, every parameter in range. */
 typedef struct srv_request {
     const struct srv_loss *loss;
-    int form;                     /* 0, or the choice (1, 2) of the inputs */
+    int form;                      /* 0, or the choice (1, 2) of the inputs */
     srv_tensor in[SRV_MAX_INPUTS]; /* by position in loss->inputs */
     srv_value p[SRV_MAX_PARAMS];   /* by position in loss->params */
     loss_reduction reduction;

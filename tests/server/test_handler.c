@@ -15,7 +15,7 @@
 #include "table.h"
 #include "vec.h"
 
-/* ---- Helpers -------------------------------------------------------------- */
+/* ---- Helpers ------------------------------------------------------------- */
 
 /* Runs one request; the parsed response is returned (caller deletes), the
  * status stored in *status. */
@@ -27,8 +27,8 @@ static cJSON *run(const char *loss, const char *body, int *status)
     srv_loss_run(loss, body, strlen(body), &r);
     cr_assert_not_null(r.body, "%s: no body", loss);
     resp = cJSON_ParseWithLength(r.body, r.len);
-    cr_assert_not_null(resp, "%s: response is not JSON: %.*s", loss,
-                       (int)r.len, r.body);
+    cr_assert_not_null(resp, "%s: response is not JSON: %.*s", loss, (int)r.len,
+                       r.body);
     cr_assert(r.parse_s >= 0 && r.compute_s >= 0 && r.encode_s >= 0);
     *status = r.status;
     srv_reply_cleanup(&r);
@@ -51,8 +51,8 @@ static void expect_error(const char *loss, const char *body, int status,
     cJSON *resp = run(loss, body, &got);
     const char *c = error_field(resp, "code"), *f = error_field(resp, "field");
 
-    cr_expect_eq(got, status, "%s: status %d, want %d (%s)", body, got,
-                 status, c ? c : "?");
+    cr_expect_eq(got, status, "%s: status %d, want %d (%s)", body, got, status,
+                 c ? c : "?");
     cr_expect(c && strcmp(c, code) == 0, "%s: code %s, want %s", body,
               c ? c : "(none)", code);
     if (field)
@@ -96,8 +96,8 @@ static void shape_of(const cJSON *a, char *buf, size_t cap)
 
     buf[0] = '\0';
     while (cJSON_IsArray(a) && at + 24 < cap) {
-        at += (size_t)snprintf(buf + at, cap - at, "[%d]",
-                               cJSON_GetArraySize(a));
+        at +=
+            (size_t)snprintf(buf + at, cap - at, "[%d]", cJSON_GetArraySize(a));
         a = a->child;
     }
 }
@@ -133,7 +133,7 @@ static double number_of(const cJSON *v)
     return cJSON_IsNumber(v) ? v->valuedouble : INFINITY;
 }
 
-/* ---- Reference vectors ---------------------------------------------------- */
+/* ---- Reference vectors --------------------------------------------------- */
 
 static void expect_object_numbers(const cJSON *want, const cJSON *got,
                                   const char *name, const char *what)
@@ -186,8 +186,7 @@ static void expect_result(const cJSON *c, const cJSON *resp)
         cr_expect_null(cJSON_GetObjectItem(resp, "per_sample"),
                        "%s: unexpected per_sample", name);
     expect_gradients(cJSON_GetObjectItem(want, "gradients"),
-                     cJSON_GetObjectItem(resp, "gradients"), name,
-                     "gradients");
+                     cJSON_GetObjectItem(resp, "gradients"), name, "gradients");
     expect_object_numbers(cJSON_GetObjectItem(want, "metrics"),
                           cJSON_GetObjectItem(resp, "metrics"), name,
                           "metrics");
@@ -225,10 +224,10 @@ static void expect_failure(const cJSON *c, const cJSON *resp, int status)
 
     cr_expect_eq(status, cJSON_GetObjectItem(want, "status")->valueint,
                  "%s: status %d", name, status);
-    cr_expect(code && same_code(code,
-                                cJSON_GetObjectItem(want, "code")->valuestring),
-              "%s: code %s, want %s", name, code ? code : "(none)",
-              cJSON_GetObjectItem(want, "code")->valuestring);
+    cr_expect(
+        code && same_code(code, cJSON_GetObjectItem(want, "code")->valuestring),
+        "%s: code %s, want %s", name, code ? code : "(none)",
+        cJSON_GetObjectItem(want, "code")->valuestring);
     if (cJSON_IsString(wf))
         cr_expect(field && strcmp(field, wf->valuestring) == 0,
                   "%s: field %s, want %s", name, field ? field : "(none)",
@@ -279,8 +278,8 @@ Test(handler_vectors, every_case_of_every_file)
             continue;
         snprintf(family, sizeof family, "%.*s", (int)(n - 5), e->d_name);
         root = vec_load(family);
-        cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases"))
-            cases += run_case(c);
+        cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases")) cases +=
+            run_case(c);
         cJSON_Delete(root);
         files++;
     }
@@ -289,7 +288,7 @@ Test(handler_vectors, every_case_of_every_file)
     cr_expect_gt(files, 0);
 }
 
-/* ---- Request errors ------------------------------------------------------- */
+/* ---- Request errors ------------------------------------------------------ */
 
 #define LOGITS "\"logits\":[[1,2,3],[0.5,-1,2]]"
 
@@ -321,8 +320,9 @@ Test(handler_errors, missing_fields)
 
 Test(handler_errors, wrong_json_types_are_400)
 {
-    expect_error("softmax", "{" LOGITS ",\"labels\":[0,1],\"label_smoothing\":"
-                            "\"0.1\"}",
+    expect_error("softmax",
+                 "{" LOGITS ",\"labels\":[0,1],\"label_smoothing\":"
+                 "\"0.1\"}",
                  400, "wrong_type", "label_smoothing");
     expect_error("softmax", "{\"logits\":[[1,\"2\",3]],\"labels\":[0]}", 400,
                  "wrong_type", "logits[0][1]");
@@ -384,8 +384,8 @@ Test(handler_errors, mismatched_dimensions_name_the_later_field)
 
 Test(handler_errors, empty_batch)
 {
-    expect_error("softmax", "{\"logits\":[],\"labels\":[]}", 422,
-                 "empty_batch", "logits");
+    expect_error("softmax", "{\"logits\":[],\"labels\":[]}", 422, "empty_batch",
+                 "logits");
     expect_error("gan", "{\"d_real\":[1],\"d_fake\":[]}", 422, "empty_batch",
                  "d_fake");
     expect_error("softmax", "{\"logits\":[[],[]],\"labels\":[0,0]}", 422,
@@ -409,9 +409,10 @@ Test(handler_errors, non_finite_numbers_with_their_paths)
                  "non_finite", "scores[1]");
     expect_error("hinge", "{\"scores\":[1],\"labels\":[1],\"margin\":1e400}",
                  422, "non_finite", "margin");
-    expect_error("softmax",
-                 "{\"logits\":[[1,2]],\"k\\\\\":\"],[\\\"{\",\"labels\":[0, NaN]}",
-                 422, "non_finite", "labels[1]");
+    expect_error(
+        "softmax",
+        "{\"logits\":[[1,2]],\"k\\\\\":\"],[\\\"{\",\"labels\":[0, NaN]}", 422,
+        "non_finite", "labels[1]");
     expect_error("contrastive",
                  "{\"x1\":[[[1,2]],[[1,nan]]],\"x2\":[[[1,2]],[[1,2]]],"
                  "\"labels\":[1]}",
@@ -420,8 +421,9 @@ Test(handler_errors, non_finite_numbers_with_their_paths)
 
 Test(handler_errors, conflicting_alternatives)
 {
-    expect_error("softmax", "{" LOGITS ",\"labels\":[0,1],\"targets\":[[1,0,0]"
-                            ",[0,1,0]]}",
+    expect_error("softmax",
+                 "{" LOGITS ",\"labels\":[0,1],\"targets\":[[1,0,0]"
+                 ",[0,1,0]]}",
                  422, "conflicting_fields", "targets");
     expect_error("triplet",
                  "{\"anchor\":[[1]],\"positive\":[[1]],\"negative\":[[1]],"
@@ -444,11 +446,13 @@ Test(handler_errors, bad_parameters)
     expect_error("multiclass_hinge",
                  "{\"scores\":[[1,2]],\"labels\":[0],\"variant\":\"ovr\"}", 422,
                  "bad_parameter", "variant");
-    expect_error("softmax", "{" LOGITS ",\"labels\":[0,1],\"reduction\":"
-                            "\"avg\"}",
+    expect_error("softmax",
+                 "{" LOGITS ",\"labels\":[0,1],\"reduction\":"
+                 "\"avg\"}",
                  422, "bad_parameter", "reduction");
-    expect_error("softmax", "{" LOGITS ",\"labels\":[0,1],\"precision\":"
-                            "\"float16\"}",
+    expect_error("softmax",
+                 "{" LOGITS ",\"labels\":[0,1],\"precision\":"
+                 "\"float16\"}",
                  422, "bad_parameter", "precision");
     expect_error("kl", "{\"p\":[[0.5,0.5]],\"q\":[[0.5,0.5]],\"base\":1}", 422,
                  "bad_parameter", "base");
@@ -462,16 +466,17 @@ Test(handler_errors, core_statuses_carry_their_paths)
 {
     expect_error("softmax", "{" LOGITS ",\"labels\":[0,3]}", 422,
                  "label_out_of_range", "labels[1]");
-    expect_error("kl", "{\"p\":[[0.5,0.5],[0.5,0.6]],\"q\":[[0.5,0.5],[0.5,"
-                       "0.5]]}",
+    expect_error("kl",
+                 "{\"p\":[[0.5,0.5],[0.5,0.6]],\"q\":[[0.5,0.5],[0.5,"
+                 "0.5]]}",
                  422, "invalid_probability", "p[1]");
 }
 
 Test(handler_errors, invalid_json_and_nesting)
 {
     int status;
-    cJSON *resp = run("softmax", "{\"logits\": [[1,2]], \"labels\": [0,]}",
-                      &status);
+    cJSON *resp =
+        run("softmax", "{\"logits\": [[1,2]], \"labels\": [0,]}", &status);
 
     cr_expect_eq(status, 400);
     cr_expect_str_eq(error_field(resp, "code"), "invalid_json");
@@ -483,9 +488,10 @@ Test(handler_errors, invalid_json_and_nesting)
                  "invalid_json", NULL);
     expect_error("softmax", "{\"logits\":[[[[1]]]],\"labels\":[0]}", 422,
                  "shape_mismatch", "logits[0][0][0]");
-    expect_error("softmax",
-                 "{\"labels\":[0],\"x\":\"[[[[[[\",\"logits\":[[[[[[[[1]]]]]]]]}",
-                 422, "shape_mismatch", "logits[0][0][0]");
+    expect_error(
+        "softmax",
+        "{\"labels\":[0],\"x\":\"[[[[[[\",\"logits\":[[[[[[[[1]]]]]]]]}", 422,
+        "shape_mismatch", "logits[0][0][0]");
     expect_error("softmax", "{\"a\":{\"b\":{\"c\":{\"d\":{}}}}}", 422,
                  "shape_mismatch", "a.b.c.d");
     expect_error("nope", "{}", 404, "unknown_loss", NULL);
@@ -508,12 +514,13 @@ Test(handler_errors, deep_nesting_is_cheap)
     free(body);
 }
 
-/* ---- Responses ------------------------------------------------------------ */
+/* ---- Responses ----------------------------------------------------------- */
 
 Test(handler_responses, gradients_and_per_sample_can_be_omitted)
 {
-    cJSON *resp = run_ok("softmax", "{" LOGITS ",\"labels\":[0,1],"
-                                    "\"gradients\":false,\"per_sample\":false}");
+    cJSON *resp =
+        run_ok("softmax", "{" LOGITS ",\"labels\":[0,1],"
+                          "\"gradients\":false,\"per_sample\":false}");
 
     cr_expect_null(cJSON_GetObjectItem(resp, "gradients"));
     cr_expect_null(cJSON_GetObjectItem(resp, "per_sample"));
@@ -525,8 +532,8 @@ Test(handler_responses, gradients_and_per_sample_can_be_omitted)
                          "\"gradients\":false}");
     cr_expect_null(cJSON_GetObjectItem(resp, "per_sample"));
     cr_expect_null(cJSON_GetObjectItem(resp, "gradients"));
-    cr_expect(cJSON_IsNumber(cJSON_GetObjectItem(
-        cJSON_GetObjectItem(resp, "generator"), "loss")));
+    cr_expect(cJSON_IsNumber(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(resp, "generator"), "loss")));
     cr_expect_null(cJSON_GetObjectItem(cJSON_GetObjectItem(resp, "generator"),
                                        "gradients"));
     cJSON_Delete(resp);
@@ -541,19 +548,18 @@ Test(handler_responses, gradients_and_per_sample_can_be_omitted)
 
 Test(handler_responses, gradients_keep_the_layered_shape)
 {
-    cJSON *resp = run_ok("contrastive",
-                         "{\"x1\":[[[1,2],[0,0]],[[1,2,3],[1,1,1]]],"
-                         "\"x2\":[[[0,2],[0,1]],[[1,0,3],[1,1,0]]],"
-                         "\"labels\":[1,0]}");
+    cJSON *resp =
+        run_ok("contrastive", "{\"x1\":[[[1,2],[0,0]],[[1,2,3],[1,1,1]]],"
+                              "\"x2\":[[[0,2],[0,1]],[[1,0,3],[1,1,0]]],"
+                              "\"labels\":[1,0]}");
     const cJSON *g =
         cJSON_GetObjectItem(cJSON_GetObjectItem(resp, "gradients"), "x2");
     char s[64];
 
     shape_of(g, s, sizeof s);
     cr_expect_str_eq(s, "[2][2][2]");
-    cr_expect_eq(cJSON_GetArraySize(cJSON_GetArrayItem(
-                     cJSON_GetArrayItem(g, 1), 0)),
-                 3);
+    cr_expect_eq(
+        cJSON_GetArraySize(cJSON_GetArrayItem(cJSON_GetArrayItem(g, 1), 0)), 3);
     cr_expect_eq(cJSON_GetArraySize(cJSON_GetObjectItem(resp, "per_sample")),
                  2);
     cJSON_Delete(resp);
@@ -576,7 +582,7 @@ static void expect_close(const cJSON *a, const cJSON *b)
 Test(handler_responses, float32_is_within_float_rounding)
 {
 #define F32_BODY                                                               \
-    "{\"logits\":[[1.1,2.2,3.3e-7],[0.5,-1,2e12],[1e-30,1e30,0.3333]],"       \
+    "{\"logits\":[[1.1,2.2,3.3e-7],[0.5,-1,2e12],[1e-30,1e30,0.3333]],"        \
     "\"labels\":[0,1,2]"
     const char *b32 = F32_BODY "}";
     const char *b64 = F32_BODY ",\"precision\":\"float64\"}";
@@ -599,7 +605,7 @@ Test(handler_responses, infinite_metrics_are_null)
     cJSON_Delete(resp);
 }
 
-/* ---- Number writer -------------------------------------------------------- */
+/* ---- Number writer ------------------------------------------------------- */
 
 static double written(double x, int f64)
 {
@@ -627,9 +633,15 @@ Test(handler_numbers, float64_round_trips_exactly)
 {
     uint64_t s = 42;
     size_t i;
-    static const double special[] = {0.1, 1.0 / 3, 2.718281828459045, 1e-320,
-                                     5e-324, 1.7976931348623157e308, -0.0,
-                                     123456789012345678.0, 9007199254740993.0};
+    static const double special[] = {0.1,
+                                     1.0 / 3,
+                                     2.718281828459045,
+                                     1e-320,
+                                     5e-324,
+                                     1.7976931348623157e308,
+                                     -0.0,
+                                     123456789012345678.0,
+                                     9007199254740993.0};
 
     for (i = 0; i < sizeof special / sizeof special[0]; i++)
         cr_expect_eq(written(special[i], 1), special[i], "%.17g", special[i]);
@@ -684,10 +696,18 @@ Test(handler_numbers, float32_within_6e_8)
 {
     uint64_t s = 7;
     size_t i;
-    static const double special[] = {0.1, 1.0 / 3, 9.9999999949999e5,
-                                     0.99999999995, 1e-5, 9.99999995e-6,
-                                     1e15, 1e-320, 5e-324, 123456789.5,
-                                     1.7976931348623157e308, -2.5e-7};
+    static const double special[] = {0.1,
+                                     1.0 / 3,
+                                     9.9999999949999e5,
+                                     0.99999999995,
+                                     1e-5,
+                                     9.99999995e-6,
+                                     1e15,
+                                     1e-320,
+                                     5e-324,
+                                     123456789.5,
+                                     1.7976931348623157e308,
+                                     -2.5e-7};
 
     for (i = 0; i < sizeof special / sizeof special[0]; i++) {
         double x = special[i];
@@ -718,7 +738,7 @@ Test(handler_numbers, non_finite_is_null)
     srv_buf_free(&b);
 }
 
-/* ---- Catalog -------------------------------------------------------------- */
+/* ---- Catalog ------------------------------------------------------------- */
 
 static const cJSON *param_of(const cJSON *entry, const char *name)
 {
@@ -749,8 +769,8 @@ static const cJSON *entry_of(const cJSON *cat, const char *name)
 static void expect_default_num(const cJSON *cat, const char *loss,
                                const char *param, double want)
 {
-    const cJSON *d = cJSON_GetObjectItem(param_of(entry_of(cat, loss), param),
-                                         "default");
+    const cJSON *d =
+        cJSON_GetObjectItem(param_of(entry_of(cat, loss), param), "default");
 
     cr_expect(cJSON_IsNumber(d) && d->valuedouble == want, "%s.%s", loss,
               param);
@@ -759,20 +779,30 @@ static void expect_default_num(const cJSON *cat, const char *loss,
 static void expect_default_str(const cJSON *cat, const char *loss,
                                const char *param, const char *want)
 {
-    const cJSON *d = cJSON_GetObjectItem(param_of(entry_of(cat, loss), param),
-                                         "default");
+    const cJSON *d =
+        cJSON_GetObjectItem(param_of(entry_of(cat, loss), param), "default");
 
-    cr_expect(cJSON_IsString(d) && strcmp(d->valuestring, want) == 0,
-              "%s.%s", loss, param);
+    cr_expect(cJSON_IsString(d) && strcmp(d->valuestring, want) == 0, "%s.%s",
+              loss, param);
 }
 
 Test(handler_catalog, covers_every_loss_with_contract_defaults)
 {
-    static const char *const names[] = {
-        "hinge",      "multiclass_hinge", "softmax", "l_softmax",
-        "a_softmax",  "contrastive",      "triplet", "coupled_cluster",
-        "quadruplet", "msml",             "kl",      "js",
-        "cross_entropy", "vae",           "gan"};
+    static const char *const names[] = {"hinge",
+                                        "multiclass_hinge",
+                                        "softmax",
+                                        "l_softmax",
+                                        "a_softmax",
+                                        "contrastive",
+                                        "triplet",
+                                        "coupled_cluster",
+                                        "quadruplet",
+                                        "msml",
+                                        "kl",
+                                        "js",
+                                        "cross_entropy",
+                                        "vae",
+                                        "gan"};
     size_t len, i;
     char *text = srv_catalog_json(NULL, &len);
     cJSON *cat = cJSON_ParseWithLength(text, len), *list;
