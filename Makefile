@@ -43,7 +43,7 @@ TSERV_SRC  := $(sort $(wildcard tests/server/*.c))
 
 obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
 CORE_OBJ   := $(call obj,$(CORE_SRC))
-SERVER_OBJ := $(call obj,$(SERVER_SRC))
+SERVER_OBJ := $(call obj,$(SERVER_SRC)) $(B)/obj/gen/assets.o
 SERVER_LIB_OBJ := $(filter-out $(B)/obj/server/main.o,$(SERVER_OBJ))
 UTIL_OBJ   := $(call obj,$(UTIL_SRC))
 TCORE_OBJ  := $(call obj,$(TCORE_SRC))
@@ -54,7 +54,7 @@ LOSSD   := $(if $(SERVER_SRC),$(B)/lossd)
 TESTS   := $(if $(TCORE_SRC),$(B)/tests/core_tests) \
            $(if $(TSERV_SRC),$(B)/tests/server_tests)
 
-.PHONY: all deps run test asan lint format clean vectors unit bench bench-deps
+.PHONY: all deps run test asan lint format clean vectors unit
 all: $(LIBCORE) $(LOSSD)
 
 deps:
@@ -68,6 +68,35 @@ deps:
 $(B)/obj/%.o: %.c | deps
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_BASE) $(PKG_CFLAGS) -Icore -Iserver -Itests/util $(CFLAGS) -c $< -o $@
+
+# The OpenAPI document and the reference page, embedded in the daemon:
+# Redocly CLI (pinned in api/package.json) bundles api/openapi.yaml to JSON
+# and builds the self-contained page; api/embed.mjs turns both into C
+# (server/assets.h).  npm runs only when api/node_modules is missing or
+# older than the lock file.
+API_NPM := api/node_modules/.package-lock.json
+REDOCLY := cd api && REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
+           ./node_modules/.bin/redocly
+
+$(API_NPM): api/package.json api/package-lock.json
+	@command -v npm >/dev/null || { echo "api: needs node (>= 20.19) and npm"; exit 1; }
+	cd api && npm ci --no-audit --no-fund
+	@touch $@
+
+$(B)/gen/openapi.json: api/openapi.yaml api/redocly.yaml $(API_NPM)
+	@mkdir -p $(@D)
+	$(REDOCLY) bundle openapi.yaml --ext json -o $(abspath $@)
+
+$(B)/gen/docs.html: api/openapi.yaml api/redocly.yaml $(API_NPM)
+	@mkdir -p $(@D)
+	$(REDOCLY) build-docs openapi.yaml --inlineBundle -o $(abspath $@)
+
+$(B)/gen/assets.c: api/embed.mjs $(B)/gen/openapi.json $(B)/gen/docs.html
+	node api/embed.mjs $@ $(B)/gen/openapi.json $(B)/gen/docs.html
+
+$(B)/obj/gen/assets.o: $(B)/gen/assets.c | deps
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_BASE) -g0 -Iserver $(CFLAGS) -c $< -o $@
 
 $(LIBCORE): $(CORE_OBJ)
 	@mkdir -p $(@D)
@@ -109,35 +138,6 @@ test: all $(TESTS)
 asan:
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(MAKE) test B=build/asan SAN=1
-
-# The benchmark (bench/): the HTTP floor, lossd and a FastAPI + PyTorch peer
-# side by side on loopback, and the core alone; writes build/bench/report.md.
-# Never part of `make test`.
-BENCH_DEBS := wrk curl python3-fastapi python3-uvicorn python3-uvloop \
-              python3-httptools python3-torch gnuplot-nox
-
-bench-deps: deps
-	@missing=; for p in $(BENCH_DEBS); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' \
-	    || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  echo "bench-deps: installing$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-	    apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
-	fi
-
-$(B)/bench/floor: bench/floor.c | deps
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_BASE) $(PKG_CFLAGS) $(CFLAGS) -o $@ $< $(PKG_LIBS)
-
-$(B)/bench/core_bench: bench/core_bench.c $(LIBCORE)
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_BASE) -Icore $(CFLAGS) -o $@ $< $(LIBCORE) -lm
-
-# BENCH_ARGS=--quick: shorter runs, for trying the harness.
-bench: bench-deps all $(B)/bench/floor $(B)/bench/core_bench
-	$(PYTHON) bench/run.py --build $(B) $(BENCH_ARGS)
 
 # Regenerates tests/vectors/*.json with PyTorch (Debian's python3-torch).
 vectors:
