@@ -234,30 +234,61 @@ static void expect_failure(const cJSON *c, const cJSON *resp, int status)
                   wf->valuestring);
 }
 
-static size_t run_case(const cJSON *c)
+/* The same request at float32 and float64: every number agrees to 6e-8. */
+static void expect_close(const cJSON *a, const cJSON *b)
+{
+    if (cJSON_IsNull(a) || cJSON_IsNull(b)) {
+        cr_expect(cJSON_IsNull(a) && cJSON_IsNull(b), "null in one only");
+    } else if (cJSON_IsNumber(a)) {
+        double x = a->valuedouble, y = number_of(b);
+        cr_expect(fabs(x - y) <= 6e-8 * fabs(y), "%.17g vs %.17g", x, y);
+    } else if (cJSON_IsArray(a) || cJSON_IsObject(a)) {
+        const cJSON *e, *f = b ? b->child : NULL;
+        cr_assert_eq(cJSON_GetArraySize(a), cJSON_GetArraySize(b));
+        for (e = a->child; e; e = e->next, f = f->next)
+            expect_close(e, f);
+    }
+}
+
+/* The case's request at the given precision: the response and status. */
+static cJSON *run_at(const cJSON *c, const char *precision, int *status)
 {
     cJSON *req = cJSON_Duplicate(cJSON_GetObjectItem(c, "request"), 1);
     const char *loss = cJSON_GetObjectItem(c, "loss")->valuestring;
     char *body;
-    int status;
     cJSON *resp;
 
     cJSON_DeleteItemFromObjectCaseSensitive(req, "precision");
-    cJSON_AddStringToObject(req, "precision", "float64");
+    cJSON_AddStringToObject(req, "precision", precision);
     body = cJSON_PrintUnformatted(req);
-    resp = run(loss, body, &status);
-    if (cJSON_GetObjectItem(c, "error"))
-        expect_failure(c, resp, status);
-    else {
-        cr_expect_eq(status, 200, "%s: status %d: %s",
-                     cJSON_GetObjectItem(c, "name")->valuestring, status,
-                     error_field(resp, "message"));
-        if (status == 200)
-            expect_result(c, resp);
-    }
-    cJSON_Delete(resp);
+    resp = run(loss, body, status);
     free(body);
     cJSON_Delete(req);
+    return resp;
+}
+
+/* float64 against the vector; float32 against float64 within 6e-8. */
+static size_t run_case(const cJSON *c)
+{
+    int status, s32;
+    cJSON *resp = run_at(c, "float64", &status), *r32;
+
+    if (cJSON_GetObjectItem(c, "error")) {
+        expect_failure(c, resp, status);
+        cJSON_Delete(resp);
+        return 1;
+    }
+    cr_expect_eq(status, 200, "%s: status %d: %s",
+                 cJSON_GetObjectItem(c, "name")->valuestring, status,
+                 error_field(resp, "message"));
+    if (status == 200) {
+        expect_result(c, resp);
+        r32 = run_at(c, "float32", &s32);
+        cr_expect_eq(s32, 200);
+        expect_close(r32, resp);
+        cJSON_Delete(r32);
+    }
+    cJSON_Delete(resp);
     return 1;
 }
 
@@ -563,20 +594,6 @@ Test(handler_responses, gradients_keep_the_layered_shape)
     cr_expect_eq(cJSON_GetArraySize(cJSON_GetObjectItem(resp, "per_sample")),
                  2);
     cJSON_Delete(resp);
-}
-
-/* The same request at float32 and float64: every number agrees to 6e-8. */
-static void expect_close(const cJSON *a, const cJSON *b)
-{
-    if (cJSON_IsNumber(a)) {
-        double x = a->valuedouble, y = number_of(b);
-        cr_expect(fabs(x - y) <= 6e-8 * fabs(y), "%.17g vs %.17g", x, y);
-    } else if (cJSON_IsArray(a) || cJSON_IsObject(a)) {
-        const cJSON *e, *f = b ? b->child : NULL;
-        cr_assert_eq(cJSON_GetArraySize(a), cJSON_GetArraySize(b));
-        for (e = a->child; e; e = e->next, f = f->next)
-            expect_close(e, f);
-    }
 }
 
 Test(handler_responses, float32_is_within_float_rounding)
