@@ -5,91 +5,8 @@
  * respect to every embedding. */
 #include <assert.h>
 #include <math.h>
-#include <stddef.h>
-#include <stdint.h>
 
-#include "loss.h"
-
-/* ---- shared helpers ----------------------------------------------------- */
-
-/* ||u - v||^2 over k components, summed directly. */
-static double pair_sqdist(const double *u, const double *v, size_t k)
-{
-    double s = 0.0, t;
-    size_t j;
-
-    for (j = 0; j < k; j++) {
-        t = u[j] - v[j];
-        s += t * t;
-    }
-    return s;
-}
-
-/* ||u - v|| over k components.  The plain sum of squares is used while it
- * is safely inside the normal range; otherwise the differences are scaled by
- * the largest |u_j - v_j| before squaring, so that distances near 1e-200 or
- * 1e200 keep their full accuracy instead of underflowing or overflowing. */
-static double pair_norm(const double *u, const double *v, size_t k)
-{
-    double scale = 0.0, s = pair_sqdist(u, v, k), t;
-    size_t j;
-
-    if (s >= 0x1p-960 && s <= 0x1p1000)
-        return sqrt(s);
-    for (j = 0; j < k; j++) {
-        t = fabs(u[j] - v[j]);
-        if (t > scale)
-            scale = t;
-    }
-    if (scale == 0.0 || !isfinite(scale))
-        return scale;
-    for (s = 0.0, j = 0; j < k; j++) {
-        t = (u[j] - v[j]) / scale;
-        s += t * t;
-    }
-    return scale * sqrt(s);
-}
-
-/* A parameter that must be a finite number >= 0. */
-static int check_nonneg(loss_error *err, const char *name, double v)
-{
-    if (!isfinite(v) || v < 0.0)
-        return loss_error_set(err, LOSS_E_PARAM, name, 0, 0, 0, 0,
-                              "%s must be a finite number >= 0, got %g.",
-                              name, v);
-    return LOSS_OK;
-}
-
-static int check_reduction(loss_error *err, loss_reduction r)
-{
-    if (r != LOSS_REDUCE_MEAN && r != LOSS_REDUCE_SUM)
-        return loss_error_set(err, LOSS_E_PARAM, "reduction", 0, 0, 0, 0,
-                              "reduction must be \"mean\" or \"sum\".");
-    return LOSS_OK;
-}
-
-/* Every element of an [n][k] matrix is finite.  When layered, the error is
- * reported at depth 3 as field[layer][row][col], else at depth 2. */
-static int check_finite(loss_error *err, const char *field, const double *x,
-                        size_t n, size_t k, int layered, size_t layer)
-{
-    size_t i, j;
-
-    for (i = 0; i < n; i++)
-        for (j = 0; j < k; j++) {
-            if (isfinite(x[i * k + j]))
-                continue;
-            if (layered)
-                return loss_error_set(err, LOSS_E_NONFINITE, field, 3, layer,
-                                      i, j,
-                                      "%s[%zu][%zu][%zu] is not a finite "
-                                      "number.", field, layer, i, j);
-            return loss_error_set(err, LOSS_E_NONFINITE, field, 2, i, j, 0,
-                                  "%s[%zu][%zu] is not a finite number.",
-                                  field, i, j);
-        }
-    return LOSS_OK;
-}
+#include "lossInt.h"
 
 /* ---- contrastive -----------------------------------------------------------
  *
@@ -103,7 +20,7 @@ static int check_finite(loss_error *err, const char *field, const double *x,
  * divides the sum of the per-sample values by n.
  *
  * Method: each term is a function t(D) of the layer's distance alone.  D
- * comes from pair_norm, which rescales the differences when their squares
+ * comes from loss_vec_dist, which rescales the differences when their squares
  * would underflow or overflow; d is D^2.
  *
  * Gradient: t'(D) (x1_l - x2_l) / D with respect to x1_l and the negative of
@@ -139,89 +56,83 @@ size_t loss_contrastive_work(const loss_contrastive_args *a)
     return 0;
 }
 
+/* Layer l of x1 or x2, located at depth 3 when the input has several layers
+ * and at depth 2 (field[i][j]) when it has one. */
+static int contrastive_check_layer(const loss_contrastive_args *a,
+                                   const char *field, const double *x,
+                                   size_t l, loss_error *err)
+{
+    if (a->layers > 1)
+        return loss_check_finite_layer(err, field, l, x, a->n, a->d[l]);
+    return loss_check_finite(err, field, x, a->n, a->d[l]);
+}
+
 static int contrastive_check(const loss_contrastive_args *a, loss_error *err)
 {
-    size_t i, l;
+    size_t l;
     int rc;
 
-    if (a->layers == 0 || a->n == 0)
-        return loss_error_set(err, LOSS_E_EMPTY, "x1", 0, 0, 0, 0,
-                              "The batch is empty: x1 has no pairs.");
-    if ((rc = check_nonneg(err, "margin", a->margin)) != LOSS_OK ||
-        (rc = check_nonneg(err, "pos_margin", a->pos_margin)) != LOSS_OK ||
-        (rc = check_nonneg(err, "neg_margin", a->neg_margin)) != LOSS_OK ||
-        (rc = check_reduction(err, a->reduction)) != LOSS_OK)
+    if ((rc = loss_check_batch(err, "x1", a->layers ? a->n : 0)) != LOSS_OK ||
+        (rc = loss_check_nonneg(err, "margin", a->margin)) != LOSS_OK ||
+        (rc = loss_check_nonneg(err, "pos_margin", a->pos_margin)) != LOSS_OK ||
+        (rc = loss_check_nonneg(err, "neg_margin", a->neg_margin)) != LOSS_OK ||
+        (rc = loss_check_reduction(err, a->reduction)) != LOSS_OK ||
+        (rc = loss_check_choice(err, "variant", (int)a->variant, 3,
+                                "\"seed\", \"hadsell\" or "
+                                "\"double_margin\"")) != LOSS_OK ||
+        (rc = loss_check_labels_pair(err, a->labels, a->n, 0, 1)) != LOSS_OK)
         return rc;
-    if (a->variant != LOSS_CONTRASTIVE_SEED &&
-        a->variant != LOSS_CONTRASTIVE_HADSELL &&
-        a->variant != LOSS_CONTRASTIVE_DOUBLE_MARGIN)
-        return loss_error_set(err, LOSS_E_PARAM, "variant", 0, 0, 0, 0,
-                              "variant must be \"seed\", \"hadsell\" or "
-                              "\"double_margin\".");
-    for (i = 0; i < a->n; i++)
-        if (a->labels[i] != 0 && a->labels[i] != 1)
-            return loss_error_set(err, LOSS_E_LABEL, "labels", 1, i, 0, 0,
-                                  "labels[%zu] is %lld, but a pair's label "
-                                  "must be 0 or 1.",
-                                  i, (long long)a->labels[i]);
     for (l = 0; l < a->layers; l++)
-        if ((rc = check_finite(err, "x1", a->x1[l], a->n, a->d[l],
-                               a->layers > 1, l)) != LOSS_OK ||
-            (rc = check_finite(err, "x2", a->x2[l], a->n, a->d[l],
-                               a->layers > 1, l)) != LOSS_OK)
+        if ((rc = contrastive_check_layer(a, "x1", a->x1[l], l, err)) !=
+                LOSS_OK ||
+            (rc = contrastive_check_layer(a, "x2", a->x2[l], l, err)) !=
+                LOSS_OK)
             return rc;
     return LOSS_OK;
 }
 
-/* One layer's term t(D) for a pair with label y; *slope = t'(D). */
+/* One layer's term t(D) = 1/2 h(gap) for a pair with label y, h the hinge
+ * of its variant (squared for a non-matching hadsell pair); *slope = t'(D). */
 static double contrastive_term(const loss_contrastive_args *a, int y,
                                double dist, double *slope)
 {
-    double sq = dist * dist, gap;
+    double sq = dist * dist, gap, dgap, dz, h;
+    int p = 1;
 
-    *slope = 0.0;
-    if (a->variant == LOSS_CONTRASTIVE_DOUBLE_MARGIN) {
-        gap = y ? sq - a->pos_margin : a->neg_margin - sq;
-        if (gap <= 0.0)
-            return 0.0;
-        *slope = y ? dist : -dist;
-        return 0.5 * gap;
-    }
-    if (y) {
+    if (y && a->variant != LOSS_CONTRASTIVE_DOUBLE_MARGIN) {
         *slope = dist;
         return 0.5 * sq;
     }
-    if (a->variant == LOSS_CONTRASTIVE_HADSELL) {
+    if (a->variant == LOSS_CONTRASTIVE_DOUBLE_MARGIN) {
+        gap = y ? sq - a->pos_margin : a->neg_margin - sq;
+        dgap = y ? 2.0 * dist : -2.0 * dist;
+    } else if (a->variant == LOSS_CONTRASTIVE_HADSELL) {
         gap = a->margin - dist;
-        if (gap <= 0.0)
-            return 0.0;
-        *slope = -gap;
-        return 0.5 * gap * gap;
+        dgap = -1.0;
+        p = 2;
+    } else {
+        gap = a->margin - sq;
+        dgap = -2.0 * dist;
     }
-    gap = a->margin - sq;
-    if (gap <= 0.0)
-        return 0.0;
-    *slope = -dist;
-    return 0.5 * gap;
+    h = loss_hinge_term(gap, p, &dz);
+    *slope = 0.5 * dz * dgap;
+    return 0.5 * h;
 }
 
-/* Writes the gradient rows of pair i in layer l: scale * (x1 - x2) / dist
- * for x1 and its negative for x2 (zero rows when dist is 0). */
+/* Writes the gradient rows of pair i in layer l: w * (x1 - x2) / dist for
+ * x1 and its negative for x2 (zero rows when dist is 0). */
 static void contrastive_grad_rows(const loss_contrastive_args *a,
                                   loss_contrastive_out *o, size_t l, size_t i,
-                                  double scale, double dist)
+                                  double w, double dist)
 {
-    size_t k = a->d[l], j;
-    const double *u = a->x1[l] + i * k, *v = a->x2[l] + i * k;
-    double g;
+    size_t k = a->d[l];
+    double *g1 = o->grad_x1 ? loss_row(o->grad_x1[l], i, k) : NULL;
+    double *g2 = o->grad_x2 ? loss_row(o->grad_x2[l], i, k) : NULL;
 
-    for (j = 0; j < k; j++) {
-        g = dist > 0.0 ? scale * ((u[j] - v[j]) / dist) : 0.0;
-        if (o->grad_x1 != NULL)
-            o->grad_x1[l][i * k + j] = g;
-        if (o->grad_x2 != NULL)
-            o->grad_x2[l][i * k + j] = -g;
-    }
+    loss_vec_zero(g1, k);
+    loss_vec_zero(g2, k);
+    loss_vec_dist_grad(g1, g2, a->x1[l] + i * k, a->x2[l] + i * k, k, dist, w,
+                       LOSS_DIST_EUCLIDEAN);
 }
 
 /* Pair i: its per-sample value; *dist receives the sum of its layers'
@@ -237,7 +148,7 @@ static double contrastive_pair(const loss_contrastive_args *a,
     *dist = 0.0;
     for (l = 0; l < a->layers; l++) {
         k = a->d[l];
-        dl = pair_norm(a->x1[l] + i * k, a->x2[l] + i * k, k);
+        dl = loss_vec_dist(a->x1[l] + i * k, a->x2[l] + i * k, k);
         value += contrastive_term(a, y, dl, &slope);
         *dist += dl;
         if (o->grad_x1 != NULL || o->grad_x2 != NULL)
@@ -255,7 +166,7 @@ int loss_contrastive(const loss_contrastive_args *a, loss_contrastive_out *o,
 
     if ((rc = contrastive_check(a, err)) != LOSS_OK)
         return rc;
-    w = a->reduction == LOSS_REDUCE_MEAN ? 1.0 / (double)a->n : 1.0;
+    w = loss_grad_scale((double)a->n, a->reduction);
     for (i = 0; i < a->n; i++) {
         v = contrastive_pair(a, o, i, w, &dist);
         if (o->per_sample != NULL)
@@ -265,7 +176,7 @@ int loss_contrastive(const loss_contrastive_args *a, loss_contrastive_out *o,
         sum[y] += dist;
         count[y]++;
     }
-    o->loss = a->reduction == LOSS_REDUCE_MEAN ? total / (double)a->n : total;
+    o->loss = loss_reduce(total, (double)a->n, a->reduction);
     o->mean_distance_pos = count[1] ? sum[1] / (double)count[1] : NAN;
     o->mean_distance_neg = count[0] ? sum[0] / (double)count[0] : NAN;
     return LOSS_OK;
@@ -312,22 +223,14 @@ static int coupled_cluster_check(const loss_coupled_cluster_args *a,
 {
     int rc;
 
-    if (a->np == 0)
-        return loss_error_set(err, LOSS_E_EMPTY, "positives", 0, 0, 0, 0,
-                              "positives is empty: the loss needs at least "
-                              "one positive.");
-    if (a->nn == 0)
-        return loss_error_set(err, LOSS_E_EMPTY, "negatives", 0, 0, 0, 0,
-                              "negatives is empty: the loss needs at least "
-                              "one negative.");
-    if ((rc = check_nonneg(err, "margin", a->margin)) != LOSS_OK ||
-        (rc = check_reduction(err, a->reduction)) != LOSS_OK ||
-        (rc = check_finite(err, "positives", a->positives, a->np, a->d, 0,
-                           0)) != LOSS_OK ||
-        (rc = check_finite(err, "negatives", a->negatives, a->nn, a->d, 0,
-                           0)) != LOSS_OK)
+    if ((rc = loss_check_batch(err, "positives", a->np)) != LOSS_OK ||
+        (rc = loss_check_batch(err, "negatives", a->nn)) != LOSS_OK ||
+        (rc = loss_check_nonneg(err, "margin", a->margin)) != LOSS_OK ||
+        (rc = loss_check_reduction(err, a->reduction)) != LOSS_OK ||
+        (rc = loss_check_finite(err, "positives", a->positives, a->np,
+                                a->d)) != LOSS_OK)
         return rc;
-    return LOSS_OK;
+    return loss_check_finite(err, "negatives", a->negatives, a->nn, a->d);
 }
 
 /* c = the mean of the positives, into c[0..d-1]. */
@@ -335,8 +238,7 @@ static void cluster_center(const loss_coupled_cluster_args *a, double *c)
 {
     size_t i, j, d = a->d;
 
-    for (j = 0; j < d; j++)
-        c[j] = 0.0;
+    loss_vec_zero(c, d);
     for (i = 0; i < a->np; i++)
         for (j = 0; j < d; j++)
             c[j] += a->positives[i * d + j];
@@ -351,9 +253,9 @@ static size_t nearest_negative(const loss_coupled_cluster_args *a,
     size_t j, best = 0;
     double s;
 
-    *sq = pair_sqdist(a->negatives, c, a->d);
+    *sq = loss_vec_sqdist(a->negatives, c, a->d);
     for (j = 1; j < a->nn; j++) {
-        s = pair_sqdist(a->negatives + j * a->d, c, a->d);
+        s = loss_vec_sqdist(a->negatives + j * a->d, c, a->d);
         if (s < *sq) {
             *sq = s;
             best = j;
@@ -370,19 +272,18 @@ static double cluster_hinges(const loss_coupled_cluster_args *a,
 {
     size_t i, j, d = a->d;
     const double *p;
-    double h, total = 0.0, ai;
+    double h, total = 0.0, ai, dz;
 
     *big_a = 0.0;
-    for (j = 0; j < d; j++)
-        s[j] = 0.0;
+    loss_vec_zero(s, d);
     for (i = 0; i < a->np; i++) {
         p = a->positives + i * d;
-        h = pair_sqdist(p, c, d) - neg_sq + a->margin;
-        h = h > 0.0 ? h : 0.0;
+        h = loss_hinge_term(loss_vec_sqdist(p, c, d) - neg_sq + a->margin, 1,
+                            &dz);
         if (o->per_sample != NULL)
             o->per_sample[i] = 0.5 * h;
         total += 0.5 * h;
-        ai = h > 0.0 ? w : 0.0;
+        ai = w * dz;
         *big_a += ai;
         for (j = 0; j < d; j++) {
             s[j] += ai * (p[j] - c[j]);
@@ -409,8 +310,7 @@ static void cluster_backward(const loss_coupled_cluster_args *a,
             for (j = 0; j < d; j++)
                 o->grad_positives[i * d + j] += s[j];
     if (o->grad_negatives != NULL) {
-        for (i = 0; i < a->nn * d; i++)
-            o->grad_negatives[i] = 0.0;
+        loss_vec_zero(o->grad_negatives, a->nn * d);
         for (j = 0; j < d; j++)
             o->grad_negatives[star * d + j] = -big_a * (z[j] - c[j]);
     }
@@ -427,12 +327,11 @@ int loss_coupled_cluster(const loss_coupled_cluster_args *a,
         return rc;
     assert(a->d == 0 || a->work != NULL);
     s = c != NULL ? c + a->d : NULL;
-    w = a->reduction == LOSS_REDUCE_MEAN ? 1.0 / (double)a->np : 1.0;
+    w = loss_grad_scale((double)a->np, a->reduction);
     cluster_center(a, c);
     star = nearest_negative(a, c, &neg_sq);
     total = cluster_hinges(a, o, c, neg_sq, w, s, &big_a);
-    o->loss = a->reduction == LOSS_REDUCE_MEAN ? total / (double)a->np
-                                               : total;
+    o->loss = loss_reduce(total, (double)a->np, a->reduction);
     cluster_backward(a, o, c, star, big_a, s);
     return LOSS_OK;
 }
