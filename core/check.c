@@ -38,12 +38,11 @@ int loss_check_present(loss_error *err, const char *field, const void *p)
 {
     if (p != NULL)
         return LOSS_OK;
-    return loss_error_at(err, LOSS_E_PARAM, field, 0, 0, 0, 0,
-                         "is missing.");
+    return loss_error_at(err, LOSS_E_PARAM, field, 0, 0, 0, 0, "is missing.");
 }
 
-int loss_check_choice(loss_error *err, const char *field, int value,
-                      int count, const char *choices)
+int loss_check_choice(loss_error *err, const char *field, int value, int count,
+                      const char *choices)
 {
     if (value >= 0 && value < count)
         return LOSS_OK;

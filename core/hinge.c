@@ -49,8 +49,7 @@ static int hinge_validate(const loss_hinge_args *a, loss_error *err)
         (rc = loss_check_batch(err, "scores", a->n)) != LOSS_OK ||
         (rc = loss_check_present(err, "scores", a->scores)) != LOSS_OK ||
         (rc = loss_check_present(err, "labels", a->labels)) != LOSS_OK ||
-        (rc = loss_check_finite_vec(err, "scores", a->scores, a->n)) !=
-            LOSS_OK)
+        (rc = loss_check_finite_vec(err, "scores", a->scores, a->n)) != LOSS_OK)
         return rc;
     return loss_check_labels_pair(err, a->labels, a->n, -1, 1);
 }
@@ -78,7 +77,7 @@ int loss_hinge(const loss_hinge_args *a, loss_hinge_out *o, loss_error *err)
     return LOSS_OK;
 }
 
-/* ---- multiclass_hinge ---------------------------------------------------------
+/* ---- multiclass_hinge -------------------------------------------------------
  * Multiclass hinge losses over scores s[K] with label y in [0, K), writing
  * h(z) = max(0, z)^p:
  *
@@ -143,8 +142,7 @@ static size_t argmax_except(const double *s, size_t k, size_t skip)
 
 /* One row of one_vs_all; g (may be NULL) receives dl/ds times scale. */
 static double mc_one_vs_all(const loss_multiclass_hinge_args *a,
-                            const double *s, size_t y, double scale,
-                            double *g)
+                            const double *s, size_t y, double scale, double *g)
 {
     double l = 0.0, dz;
     size_t j;

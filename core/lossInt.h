@@ -26,14 +26,14 @@
  * they all speak with one voice.  field must not be NULL.
  */
 loss_status loss_error_at(loss_error *err, loss_status status,
-                          const char *field, size_t depth, size_t i0,
-                          size_t i1, size_t i2, const char *fmt, ...)
+                          const char *field, size_t depth, size_t i0, size_t i1,
+                          size_t i2, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 8, 9)))
 #endif
     ;
 
-/* ---- Checks (check.c) ------------------------------------------------------ */
+/* ---- Checks (check.c) ---------------------------------------------------- */
 
 /* n > 0, else LOSS_E_EMPTY on field: "x is empty: the batch has no
  * samples." */
@@ -47,8 +47,8 @@ int loss_check_present(loss_error *err, const char *field, const void *p);
 
 /* An enumerated option: 0 <= value < count, else LOSS_E_PARAM on field with
  * choices, the valid names as a phrase ("\"mean\" or \"sum\""). */
-int loss_check_choice(loss_error *err, const char *field, int value,
-                      int count, const char *choices);
+int loss_check_choice(loss_error *err, const char *field, int value, int count,
+                      const char *choices);
 
 /* reduction is LOSS_REDUCE_MEAN or LOSS_REDUCE_SUM (LOSS_E_PARAM). */
 int loss_check_reduction(loss_error *err, loss_reduction reduction);
@@ -97,7 +97,7 @@ double loss_reduce(double sum, double count, loss_reduction reduction);
  * reduced loss: 1 for "sum", 1/count for "mean" (0 when count is 0). */
 double loss_grad_scale(double count, loss_reduction reduction);
 
-/* ---- Vectors and distances (vecmath.c) ------------------------------------ */
+/* ---- Vectors and distances (vecmath.c) ----------------------------------- */
 
 /* Row i of an [n][d] output that may be NULL (no arithmetic on NULL). */
 static inline double *loss_row(double *x, size_t i, size_t d)
@@ -131,7 +131,7 @@ void loss_vec_dist_grad(double *gu, double *gv, const double *u,
                         const double *v, size_t d, double dist, double w,
                         loss_distance kind);
 
-/* ---- Scalars (vecmath.c) --------------------------------------------------- */
+/* ---- Scalars (vecmath.c) ------------------------------------------------- */
 
 /* Max-shifted log-sum-exp of z[0..k-1], k >= 1: *m receives m = max z and
  * the result is lse(z - m) = log1p(sum over the other j of e^(z_j - m)),

@@ -62,7 +62,8 @@ static target_logit target_logit_eval(const double *w, const double *x,
                                       size_t d, int m, double beta)
 {
     target_logit t = {0.0, 0.0, 0.0, 0.0};
-    double a = loss_vec_norm(w, d), b = loss_vec_norm(x, d), wx = loss_vec_dot(w, x, d);
+    double a = loss_vec_norm(w, d), b = loss_vec_norm(x, d),
+           wx = loss_vec_dot(w, x, d);
     double c, tm, dtm, sign, psi, dpsi, q;
     int k;
 

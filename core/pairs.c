@@ -59,8 +59,8 @@ size_t loss_contrastive_work(const loss_contrastive_args *a)
 /* Layer l of x1 or x2, located at depth 3 when the input has several layers
  * and at depth 2 (field[i][j]) when it has one. */
 static int contrastive_check_layer(const loss_contrastive_args *a,
-                                   const char *field, const double *x,
-                                   size_t l, loss_error *err)
+                                   const char *field, const double *x, size_t l,
+                                   loss_error *err)
 {
     if (a->layers > 1)
         return loss_check_finite_layer(err, field, l, x, a->n, a->d[l]);
@@ -227,8 +227,8 @@ static int coupled_cluster_check(const loss_coupled_cluster_args *a,
         (rc = loss_check_batch(err, "negatives", a->nn)) != LOSS_OK ||
         (rc = loss_check_nonneg(err, "margin", a->margin)) != LOSS_OK ||
         (rc = loss_check_reduction(err, a->reduction)) != LOSS_OK ||
-        (rc = loss_check_finite(err, "positives", a->positives, a->np,
-                                a->d)) != LOSS_OK)
+        (rc = loss_check_finite(err, "positives", a->positives, a->np, a->d)) !=
+            LOSS_OK)
         return rc;
     return loss_check_finite(err, "negatives", a->negatives, a->nn, a->d);
 }

@@ -7,7 +7,7 @@
 
 #include "lossInt.h"
 
-/* ---- softmax ------------------------------------------------------------------
+/* ---- softmax ----------------------------------------------------------------
  * Softmax cross-entropy, identical to torch.nn.functional.cross_entropy.
  *
  * Method:   with log p_j = z_j - lse(z) and eps = label_smoothing, each row
@@ -92,7 +92,8 @@ static int check_weight(const loss_softmax_args *a, loss_error *err)
         if (a->weight[j] < 0.0)
             return loss_error_at(err, LOSS_E_PARAM, "weight", 1, j, 0, 0,
                                  "is %g, below 0: class weights must be "
-                                 ">= 0.", a->weight[j]);
+                                 ">= 0.",
+                                 a->weight[j]);
     }
     return LOSS_OK;
 }
@@ -127,7 +128,8 @@ static int check_targets(const loss_softmax_args *a, loss_error *err)
             if (q[j] < 0.0)
                 return loss_error_at(err, LOSS_E_PROB, "targets", 2, i, j, 0,
                                      "is %g, below 0: probabilities must be "
-                                     ">= 0.", q[j]);
+                                     ">= 0.",
+                                     q[j]);
             sum += q[j];
         }
         if (fabs(sum - 1.0) > SOFTMAX_PROB_TOL)
@@ -167,8 +169,8 @@ static double coef(const loss_softmax_args *a, size_t i, size_t j)
     double smooth = eps / (double)a->k * w;
 
     if (a->targets)
-        return w * ((1.0 - eps) * a->targets[i * a->k + j] +
-                    eps / (double)a->k);
+        return w *
+               ((1.0 - eps) * a->targets[i * a->k + j] + eps / (double)a->k);
     if (is_ignored(a, i))
         return 0.0;
     return ((size_t)a->labels[i] == j ? (1.0 - eps) * w : 0.0) + smooth;

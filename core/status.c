@@ -70,8 +70,8 @@ static size_t error_path(loss_error *err)
 }
 
 loss_status loss_error_at(loss_error *err, loss_status status,
-                          const char *field, size_t depth, size_t i0,
-                          size_t i1, size_t i2, const char *fmt, ...)
+                          const char *field, size_t depth, size_t i0, size_t i1,
+                          size_t i2, const char *fmt, ...)
 {
     va_list ap;
     size_t at;

@@ -17,93 +17,10 @@
  */
 #include <assert.h>
 #include <math.h>
-#include <stdint.h>
 
-#include "loss.h"
+#include "lossInt.h"
 
-/* Outside [SQ_TINY, SQ_HUGE] a sum of squares may have lost precision to
- * underflow or be about to overflow, so the Euclidean distance is recomputed
- * with the differences scaled by the largest of them: coordinates differing
- * by 1e-300 or 1e300 still have an accurate distance and gradient.  Ordinary
- * inputs take the plain path, which is exact whenever the squares and their
- * sum are (integer coordinates), so exact ties stay ties. */
-#define SQ_TINY 0x1p-960
-#define SQ_HUGE 0x1p1000
-
-/* ---- Distances and their gradients -------------------------------------- */
-
-static double sq_dist(const double *u, const double *v, size_t d)
-{
-    double s = 0.0;
-    size_t i;
-
-    for (i = 0; i < d; i++) {
-        double t = u[i] - v[i];
-        s += t * t;
-    }
-    return s;
-}
-
-static double euclid(const double *u, const double *v, size_t d)
-{
-    double s = sq_dist(u, v, d), m = 0.0, r = 0.0;
-    size_t i;
-
-    if (s >= SQ_TINY && s <= SQ_HUGE)
-        return sqrt(s);
-    for (i = 0; i < d; i++)
-        m = fmax(m, fabs(u[i] - v[i]));
-    if (m == 0.0 || isinf(m))
-        return m;
-    for (i = 0; i < d; i++) {
-        double t = (u[i] - v[i]) / m;
-        r += t * t;
-    }
-    return m * sqrt(r);
-}
-
-static double distance(const double *u, const double *v, size_t d,
-                       loss_distance k)
-{
-    return k == LOSS_DIST_EUCLIDEAN ? euclid(u, v, d) : sq_dist(u, v, d);
-}
-
-/* Adds w * dD/du to gu and w * dD/dv = -w * dD/du to gv, either of which may
- * be NULL, where D = dist is d(u, v).  The Euclidean gradient divides each
- * difference by D before weighting it, so a tiny D cannot overflow. */
-static void dist_grad(double *gu, double *gv, const double *u, const double *v,
-                      size_t d, double dist, double w, loss_distance k)
-{
-    size_t i;
-
-    if (k == LOSS_DIST_EUCLIDEAN && dist == 0.0)
-        return;
-    for (i = 0; i < d; i++) {
-        double t = k == LOSS_DIST_EUCLIDEAN ? w * ((u[i] - v[i]) / dist)
-                                            : 2.0 * w * (u[i] - v[i]);
-        if (gu)
-            gu[i] += t;
-        if (gv)
-            gv[i] -= t;
-    }
-}
-
-/* ---- Small helpers ------------------------------------------------------ */
-
-/* Row i of an [n][d] array that may be NULL (no pointer arithmetic on NULL). */
-static double *row(double *x, size_t i, size_t d)
-{
-    return x ? x + i * d : NULL;
-}
-
-static void zero(double *x, size_t len)
-{
-    size_t i;
-
-    if (x)
-        for (i = 0; i < len; i++)
-            x[i] = 0.0;
-}
+/* ---- Helpers ------------------------------------------------------------- */
 
 /* Turns an accumulated gradient of the sum into one of the mean. */
 static void grad_mean(double *g, size_t len, double count)
@@ -115,59 +32,20 @@ static void grad_mean(double *g, size_t len, double count)
             g[i] /= count;
 }
 
-static double reduce(double sum, double count, loss_reduction r)
-{
-    if (r == LOSS_REDUCE_SUM)
-        return sum;
-    return count > 0.0 ? sum / count : 0.0;
-}
-
-/* ---- Validation --------------------------------------------------------- */
-
-static int check_margin(double m, const char *name, loss_error *err)
-{
-    if (isfinite(m) && m >= 0.0)
-        return LOSS_OK;
-    return loss_error_set(err, LOSS_E_PARAM, name, 0, 0, 0, 0,
-                          "%s must be a finite number >= 0, got %g.", name, m);
-}
-
 /* The checks every loss here shares: a non-empty batch (first names the
  * first input, for the error), a margin, a distance and a reduction. */
 static int check_common(size_t n, const char *first, double margin,
                         loss_distance k, loss_reduction r, loss_error *err)
 {
-    if (n == 0)
-        return loss_error_set(err, LOSS_E_EMPTY, first, 0, 0, 0, 0,
-                              "The batch is empty: %s has no rows.", first);
-    if (check_margin(margin, "margin", err) != LOSS_OK)
-        return LOSS_E_PARAM;
-    if (k != LOSS_DIST_EUCLIDEAN && k != LOSS_DIST_SQUARED_EUCLIDEAN)
-        return loss_error_set(err, LOSS_E_PARAM, "distance", 0, 0, 0, 0,
-                              "distance must be \"euclidean\" or "
-                              "\"squared_euclidean\" (got code %d).",
-                              (int)k);
-    if (r != LOSS_REDUCE_MEAN && r != LOSS_REDUCE_SUM)
-        return loss_error_set(err, LOSS_E_PARAM, "reduction", 0, 0, 0, 0,
-                              "reduction must be \"mean\" or \"sum\" "
-                              "(got code %d).",
-                              (int)r);
-    return LOSS_OK;
-}
+    int rc;
 
-static int check_finite(const double *x, size_t n, size_t d, const char *field,
-                        loss_error *err)
-{
-    size_t i, j;
-
-    for (i = 0; i < n; i++)
-        for (j = 0; j < d; j++)
-            if (!isfinite(x[i * d + j]))
-                return loss_error_set(
-                    err, LOSS_E_NONFINITE, field, 2, i, j, 0,
-                    "%s[%zu][%zu] is %s; inputs must be finite numbers.", field,
-                    i, j, isnan(x[i * d + j]) ? "NaN" : "infinite");
-    return LOSS_OK;
+    if ((rc = loss_check_batch(err, first, n)) != LOSS_OK ||
+        (rc = loss_check_nonneg(err, "margin", margin)) != LOSS_OK ||
+        (rc = loss_check_choice(err, "distance", (int)k, 2,
+                                "\"euclidean\" or \"squared_euclidean\"")) !=
+            LOSS_OK)
+        return rc;
+    return loss_check_reduction(err, r);
 }
 
 /* ---- triplet: explicit triplets --------------------------------------------
@@ -197,19 +75,18 @@ size_t loss_triplet_work(const loss_triplet_args *a)
 
 static int triplet_check(const loss_triplet_args *a, loss_error *err)
 {
-    int rc =
-        check_common(a->n, "anchor", a->margin, a->distance, a->reduction, err);
+    int rc;
 
-    if (rc == LOSS_OK && a->swap != 0 && a->swap != 1)
-        rc = loss_error_set(err, LOSS_E_PARAM, "swap", 0, 0, 0, 0,
-                            "swap must be true or false (got %d).", a->swap);
-    if (rc == LOSS_OK)
-        rc = check_finite(a->anchor, a->n, a->d, "anchor", err);
-    if (rc == LOSS_OK)
-        rc = check_finite(a->positive, a->n, a->d, "positive", err);
-    if (rc == LOSS_OK)
-        rc = check_finite(a->negative, a->n, a->d, "negative", err);
-    return rc;
+    if ((rc = check_common(a->n, "anchor", a->margin, a->distance, a->reduction,
+                           err)) != LOSS_OK ||
+        (rc = loss_check_choice(err, "swap", a->swap, 2, "true or false")) !=
+            LOSS_OK ||
+        (rc = loss_check_finite(err, "anchor", a->anchor, a->n, a->d)) !=
+            LOSS_OK ||
+        (rc = loss_check_finite(err, "positive", a->positive, a->n, a->d)) !=
+            LOSS_OK)
+        return rc;
+    return loss_check_finite(err, "negative", a->negative, a->n, a->d);
 }
 
 /* Sample i's loss; adds its gradient (of the sum) to the outputs. */
@@ -220,23 +97,25 @@ static double triplet_one(const loss_triplet_args *a, loss_triplet_out *o,
     loss_distance k = a->distance;
     const double *x = a->anchor + off, *p = a->positive + off;
     const double *ng = a->negative + off, *from = x;
-    double *gfrom = row(o->grad_anchor, i, d);
-    double dap = distance(x, p, d, k), dn = distance(x, ng, d, k), z;
+    double *gfrom = loss_row(o->grad_anchor, i, d);
+    double dap = loss_vec_distance(x, p, d, k),
+           dn = loss_vec_distance(x, ng, d, k), z;
 
     if (a->swap) {
-        double dpn = distance(p, ng, d, k);
+        double dpn = loss_vec_distance(p, ng, d, k);
         if (dpn < dn) {
             dn = dpn;
             from = p;
-            gfrom = row(o->grad_positive, i, d);
+            gfrom = loss_row(o->grad_positive, i, d);
         }
     }
     z = dap - dn + a->margin;
     if (z <= 0.0)
         return 0.0;
-    dist_grad(row(o->grad_anchor, i, d), row(o->grad_positive, i, d), x, p, d,
-              dap, 1.0, k);
-    dist_grad(gfrom, row(o->grad_negative, i, d), from, ng, d, dn, -1.0, k);
+    loss_vec_dist_grad(loss_row(o->grad_anchor, i, d),
+                       loss_row(o->grad_positive, i, d), x, p, d, dap, 1.0, k);
+    loss_vec_dist_grad(gfrom, loss_row(o->grad_negative, i, d), from, ng, d, dn,
+                       -1.0, k);
     return z;
 }
 
@@ -253,9 +132,9 @@ int loss_triplet(const loss_triplet_args *a, loss_triplet_out *o,
         return rc;
     len = a->n * a->d;
     cnt = (double)a->n;
-    zero(o->grad_anchor, len);
-    zero(o->grad_positive, len);
-    zero(o->grad_negative, len);
+    loss_vec_zero(o->grad_anchor, len);
+    loss_vec_zero(o->grad_positive, len);
+    loss_vec_zero(o->grad_negative, len);
     for (i = 0; i < a->n; i++) {
         double l = triplet_one(a, o, i);
         if (o->per_sample)
@@ -263,7 +142,7 @@ int loss_triplet(const loss_triplet_args *a, loss_triplet_out *o,
         sum += l;
         active += l > 0.0;
     }
-    o->loss = reduce(sum, cnt, a->reduction);
+    o->loss = loss_reduce(sum, cnt, a->reduction);
     if (a->reduction == LOSS_REDUCE_MEAN) {
         grad_mean(o->grad_anchor, len, cnt);
         grad_mean(o->grad_positive, len, cnt);
@@ -318,14 +197,11 @@ static int mined_check(const loss_triplet_mined_args *a, loss_error *err)
     int rc = check_common(a->n, "embeddings", a->margin, a->distance,
                           a->reduction, err);
 
-    if (rc == LOSS_OK && a->mining != LOSS_MINING_BATCH_HARD &&
-        a->mining != LOSS_MINING_BATCH_ALL)
-        rc = loss_error_set(err, LOSS_E_PARAM, "mining", 0, 0, 0, 0,
-                            "mining must be \"batch_hard\" or \"batch_all\" "
-                            "(got code %d).",
-                            (int)a->mining);
     if (rc == LOSS_OK)
-        rc = check_finite(a->embeddings, a->n, a->d, "embeddings", err);
+        rc = loss_check_choice(err, "mining", (int)a->mining, 2,
+                               "\"batch_hard\" or \"batch_all\"");
+    if (rc == LOSS_OK)
+        rc = loss_check_finite(err, "embeddings", a->embeddings, a->n, a->d);
     if (rc == LOSS_OK && a->work == NULL)
         rc = loss_error_set(err, LOSS_E_NOMEM, NULL, 0, 0, 0, 0,
                             "No scratch memory for the %zu x %zu distance "
@@ -341,7 +217,7 @@ static void pair_distances(const loss_triplet_mined_args *a, double *dm)
     for (i = 0; i < n; i++) {
         dm[i * n + i] = 0.0;
         for (j = i + 1; j < n; j++)
-            dm[i * n + j] = dm[j * n + i] = distance(
+            dm[i * n + j] = dm[j * n + i] = loss_vec_distance(
                 a->embeddings + i * d, a->embeddings + j * d, d, a->distance);
     }
 }
@@ -359,8 +235,9 @@ static void pair_grad(const loss_triplet_mined_args *a, const double *dm,
     size_t d = a->d;
 
     if (g)
-        dist_grad(g + i * d, g + j * d, a->embeddings + i * d,
-                  a->embeddings + j * d, d, dm[i * a->n + j], w, a->distance);
+        loss_vec_dist_grad(g + i * d, g + j * d, a->embeddings + i * d,
+                           a->embeddings + j * d, d, dm[i * a->n + j], w,
+                           a->distance);
 }
 
 /* Anchor i's batch-hard loss; 0 when it has no positive or no negative. */
@@ -463,7 +340,7 @@ int loss_triplet_mined(const loss_triplet_mined_args *a,
     if (rc != LOSS_OK)
         return rc;
     len = a->n * a->d;
-    zero(o->grad_embeddings, len);
+    loss_vec_zero(o->grad_embeddings, len);
     pair_distances(a, a->work);
     for (i = 0; i < a->n; i++) {
         double l = a->mining == LOSS_MINING_BATCH_HARD
@@ -473,7 +350,7 @@ int loss_triplet_mined(const loss_triplet_mined_args *a,
             o->per_sample[i] = l;
         t.sum += l;
     }
-    o->loss = reduce(t.sum, t.valid, a->reduction);
+    o->loss = loss_reduce(t.sum, t.valid, a->reduction);
     if (a->reduction == LOSS_REDUCE_MEAN)
         grad_mean(o->grad_embeddings, len, t.valid);
     o->valid = t.valid;
@@ -503,20 +380,19 @@ size_t loss_quadruplet_work(const loss_quadruplet_args *a)
 
 static int quad_check(const loss_quadruplet_args *a, loss_error *err)
 {
-    int rc =
-        check_common(a->n, "anchor", a->margin, a->distance, a->reduction, err);
+    int rc;
 
-    if (rc == LOSS_OK)
-        rc = check_margin(a->margin2, "margin2", err);
-    if (rc == LOSS_OK)
-        rc = check_finite(a->anchor, a->n, a->d, "anchor", err);
-    if (rc == LOSS_OK)
-        rc = check_finite(a->positive, a->n, a->d, "positive", err);
-    if (rc == LOSS_OK)
-        rc = check_finite(a->negative, a->n, a->d, "negative", err);
-    if (rc == LOSS_OK)
-        rc = check_finite(a->negative2, a->n, a->d, "negative2", err);
-    return rc;
+    if ((rc = check_common(a->n, "anchor", a->margin, a->distance, a->reduction,
+                           err)) != LOSS_OK ||
+        (rc = loss_check_nonneg(err, "margin2", a->margin2)) != LOSS_OK ||
+        (rc = loss_check_finite(err, "anchor", a->anchor, a->n, a->d)) !=
+            LOSS_OK ||
+        (rc = loss_check_finite(err, "positive", a->positive, a->n, a->d)) !=
+            LOSS_OK ||
+        (rc = loss_check_finite(err, "negative", a->negative, a->n, a->d)) !=
+            LOSS_OK)
+        return rc;
+    return loss_check_finite(err, "negative2", a->negative2, a->n, a->d);
 }
 
 /* Sample i's loss; adds its gradient (of the sum) to the outputs. */
@@ -527,21 +403,24 @@ static double quad_one(const loss_quadruplet_args *a, loss_quadruplet_out *o,
     loss_distance k = a->distance;
     const double *x = a->anchor + off, *p = a->positive + off;
     const double *n1 = a->negative + off, *n2 = a->negative2 + off;
-    double *ga = row(o->grad_anchor, i, d), *gp = row(o->grad_positive, i, d);
-    double *gn = row(o->grad_negative, i, d);
-    double dap = distance(x, p, d, k), dan = distance(x, n1, d, k);
-    double dnn = distance(n1, n2, d, k), l = 0.0;
+    double *ga = loss_row(o->grad_anchor, i, d),
+           *gp = loss_row(o->grad_positive, i, d);
+    double *gn = loss_row(o->grad_negative, i, d);
+    double dap = loss_vec_distance(x, p, d, k),
+           dan = loss_vec_distance(x, n1, d, k);
+    double dnn = loss_vec_distance(n1, n2, d, k), l = 0.0;
     double z1 = dap - dan + a->margin, z2 = dap - dnn + a->margin2;
 
     if (z1 > 0.0) {
         l += z1;
-        dist_grad(ga, gp, x, p, d, dap, 1.0, k);
-        dist_grad(ga, gn, x, n1, d, dan, -1.0, k);
+        loss_vec_dist_grad(ga, gp, x, p, d, dap, 1.0, k);
+        loss_vec_dist_grad(ga, gn, x, n1, d, dan, -1.0, k);
     }
     if (z2 > 0.0) {
         l += z2;
-        dist_grad(ga, gp, x, p, d, dap, 1.0, k);
-        dist_grad(gn, row(o->grad_negative2, i, d), n1, n2, d, dnn, -1.0, k);
+        loss_vec_dist_grad(ga, gp, x, p, d, dap, 1.0, k);
+        loss_vec_dist_grad(gn, loss_row(o->grad_negative2, i, d), n1, n2, d,
+                           dnn, -1.0, k);
     }
     return l;
 }
@@ -559,17 +438,17 @@ int loss_quadruplet(const loss_quadruplet_args *a, loss_quadruplet_out *o,
         return rc;
     len = a->n * a->d;
     cnt = (double)a->n;
-    zero(o->grad_anchor, len);
-    zero(o->grad_positive, len);
-    zero(o->grad_negative, len);
-    zero(o->grad_negative2, len);
+    loss_vec_zero(o->grad_anchor, len);
+    loss_vec_zero(o->grad_positive, len);
+    loss_vec_zero(o->grad_negative, len);
+    loss_vec_zero(o->grad_negative2, len);
     for (i = 0; i < a->n; i++) {
         double l = quad_one(a, o, i);
         if (o->per_sample)
             o->per_sample[i] = l;
         sum += l;
     }
-    o->loss = reduce(sum, cnt, a->reduction);
+    o->loss = loss_reduce(sum, cnt, a->reduction);
     if (a->reduction == LOSS_REDUCE_MEAN) {
         grad_mean(o->grad_anchor, len, cnt);
         grad_mean(o->grad_positive, len, cnt);
@@ -627,8 +506,8 @@ static void msml_scan(const loss_msml_args *a, msml_pair *pos, msml_pair *neg)
 
     for (i = 0; i < a->n; i++)
         for (j = i + 1; j < a->n; j++) {
-            double dij = distance(a->embeddings + i * d, a->embeddings + j * d,
-                                  d, a->distance);
+            double dij = loss_vec_distance(
+                a->embeddings + i * d, a->embeddings + j * d, d, a->distance);
             if (a->labels[i] == a->labels[j])
                 msml_keep(pos, dij, i, j, 1);
             else
@@ -641,8 +520,8 @@ static void msml_grad(const loss_msml_args *a, double *g, const msml_pair *m,
 {
     size_t d = a->d;
 
-    dist_grad(g + m->i * d, g + m->j * d, a->embeddings + m->i * d,
-              a->embeddings + m->j * d, d, m->d, w, a->distance);
+    loss_vec_dist_grad(g + m->i * d, g + m->j * d, a->embeddings + m->i * d,
+                       a->embeddings + m->j * d, d, m->d, w, a->distance);
 }
 
 int loss_msml(const loss_msml_args *a, loss_msml_out *o, loss_error *err)
@@ -655,10 +534,10 @@ int loss_msml(const loss_msml_args *a, loss_msml_out *o, loss_error *err)
     rc = check_common(a->n, "embeddings", a->margin, a->distance, a->reduction,
                       err);
     if (rc == LOSS_OK)
-        rc = check_finite(a->embeddings, a->n, a->d, "embeddings", err);
+        rc = loss_check_finite(err, "embeddings", a->embeddings, a->n, a->d);
     if (rc != LOSS_OK)
         return rc;
-    zero(o->grad_embeddings, a->n * a->d);
+    loss_vec_zero(o->grad_embeddings, a->n * a->d);
     o->loss = 0.0;
     msml_scan(a, &pos, &neg);
     if (!pos.found || !neg.found)

@@ -112,8 +112,7 @@ double loss_vec_dist(const double *u, const double *v, size_t d)
 double loss_vec_distance(const double *u, const double *v, size_t d,
                          loss_distance kind)
 {
-    return kind == LOSS_DIST_EUCLIDEAN ? length(u, v, d)
-                                       : sum_squares(u, v, d);
+    return kind == LOSS_DIST_EUCLIDEAN ? length(u, v, d) : sum_squares(u, v, d);
 }
 
 /* The Euclidean gradient divides each difference by D before weighting it,
