@@ -3,20 +3,8 @@
  * failure reported on its field and index in the one sentence form of
  * loss_error_at ("labels[3] is 7, outside [0, 5)."). */
 #include <math.h>
-#include <stdio.h>
 
 #include "lossInt.h"
-
-/* v as the message shows it: "NaN", "infinity", "-infinity" or %g. */
-static const char *number_text(double v, char *buf, size_t len)
-{
-    if (isnan(v))
-        return "NaN";
-    if (isinf(v))
-        return v > 0.0 ? "infinity" : "-infinity";
-    snprintf(buf, len, "%g", v);
-    return buf;
-}
 
 int loss_check_batch(loss_error *err, const char *field, size_t n)
 {
@@ -64,7 +52,7 @@ int loss_check_finite_param(loss_error *err, const char *name, double v)
         return LOSS_OK;
     return loss_error_at(err, LOSS_E_NONFINITE, name, 0, 0, 0, 0,
                          "is %s, not a finite number.",
-                         number_text(v, buf, sizeof buf));
+                         loss_number_text(v, buf, sizeof buf));
 }
 
 int loss_check_nonneg(loss_error *err, const char *name, double v)
@@ -75,7 +63,7 @@ int loss_check_nonneg(loss_error *err, const char *name, double v)
         return LOSS_OK;
     return loss_error_at(err, LOSS_E_PARAM, name, 0, 0, 0, 0,
                          "is %s, not a finite number >= 0.",
-                         number_text(v, buf, sizeof buf));
+                         loss_number_text(v, buf, sizeof buf));
 }
 
 int loss_error_nonfinite(loss_error *err, const char *field, size_t depth,
@@ -85,7 +73,7 @@ int loss_error_nonfinite(loss_error *err, const char *field, size_t depth,
 
     return loss_error_at(err, LOSS_E_NONFINITE, field, depth, i0, i1, i2,
                          "is %s, not a finite number.",
-                         number_text(v, buf, sizeof buf));
+                         loss_number_text(v, buf, sizeof buf));
 }
 
 /* The first non-finite element of the [n][k] array x, reported at depth

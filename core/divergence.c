@@ -5,9 +5,8 @@
  * metrics (API.md, "kl, js, cross_entropy"). */
 #include <assert.h>
 #include <math.h>
-#include <stddef.h>
 
-#include "loss.h"
+#include "lossInt.h"
 
 /* loss_divergence -- kl, js and cross_entropy.
  *
@@ -83,51 +82,35 @@ static const char *const div_names[] = {"kl", "js", "cross_entropy"};
 
 static int div_check_params(const loss_divergence_args *a, loss_error *err)
 {
-    if (a->n == 0)
-        return loss_error_set(err, LOSS_E_EMPTY, "p", 0, 0, 0, 0,
-                              "the batch is empty: p has no rows");
-    if (a->k == 0)
-        return loss_error_set(err, LOSS_E_SHAPE, "p", 0, 0, 0, 0,
-                              "p and q must have at least one column");
+    char buf[32];
+    int rc;
+
+    if ((rc = loss_check_batch(err, "p", a->n)) != LOSS_OK ||
+        (rc = loss_check_classes(err, "p", a->k)) != LOSS_OK)
+        return rc;
     if ((unsigned)a->kind > (unsigned)LOSS_DIV_CROSS_ENTROPY)
         return loss_error_set(err, LOSS_E_PARAM, NULL, 0, 0, 0, 0,
-                              "unknown divergence %d", (int)a->kind);
-    if ((unsigned)a->input > (unsigned)LOSS_INPUT_LOG_PROBS)
-        return loss_error_set(err, LOSS_E_PARAM, "input", 0, 0, 0, 0,
-                              "input must be probs, logits or log_probs");
-    if ((unsigned)a->reduction > (unsigned)LOSS_REDUCE_SUM)
-        return loss_error_set(err, LOSS_E_PARAM, "reduction", 0, 0, 0, 0,
-                              "reduction must be mean or sum");
+                              "The divergence kind %d is unknown.",
+                              (int)a->kind);
+    if ((rc = loss_check_choice(err, "input", (int)a->input, 3,
+                                "\"probs\", \"logits\" or \"log_probs\"")) !=
+            LOSS_OK ||
+        (rc = loss_check_reduction(err, a->reduction)) != LOSS_OK)
+        return rc;
     if (!isfinite(a->base) || a->base <= 0 || a->base == 1)
-        return loss_error_set(err, LOSS_E_PARAM, "base", 0, 0, 0, 0,
-                              "base must be a finite number > 0 and not 1, "
-                              "got %g",
-                              a->base);
-    if (!isfinite(a->eps) || a->eps < 0 || !isfinite((double)a->k * a->eps))
-        return loss_error_set(err, LOSS_E_PARAM, "eps", 0, 0, 0, 0,
-                              "eps must be a finite number >= 0 (and K*eps "
-                              "finite), got %g",
-                              a->eps);
+        return loss_error_at(err, LOSS_E_PARAM, "base", 0, 0, 0, 0,
+                             "is %s, not a finite number > 0 other than 1.",
+                             loss_number_text(a->base, buf, sizeof buf));
+    if ((rc = loss_check_nonneg(err, "eps", a->eps)) != LOSS_OK)
+        return rc;
+    if (!isfinite((double)a->k * a->eps))
+        return loss_error_at(err, LOSS_E_PARAM, "eps", 0, 0, 0, 0,
+                             "is %g, so large that K*eps overflows.", a->eps);
     if (a->kind == LOSS_DIV_JS && a->distance && a->base < 1)
-        return loss_error_set(err, LOSS_E_PARAM, "base", 0, 0, 0, 0,
-                              "the Jensen-Shannon distance needs base > 1 "
-                              "(JSD is negative in base %g)",
-                              a->base);
-    return LOSS_OK;
-}
-
-static int div_check_finite(const double *x, size_t n, size_t k,
-                            const char *field, loss_error *err)
-{
-    size_t i;
-
-    for (i = 0; i < n * k; i++)
-        if (!isfinite(x[i]))
-            return loss_error_set(
-                err, LOSS_E_NONFINITE, field, 2, i / k, i % k, 0,
-                "%s[%zu][%zu] is %s; every value must be a "
-                "finite number",
-                field, i / k, i % k, isnan(x[i]) ? "NaN" : "infinite");
+        return loss_error_at(err, LOSS_E_PARAM, "base", 0, 0, 0, 0,
+                             "is %g, below 1, where JSD is negative: the "
+                             "Jensen-Shannon distance needs base > 1.",
+                             a->base);
     return LOSS_OK;
 }
 
@@ -141,25 +124,23 @@ static int div_prep_probs(const double *x, size_t k, int normalize,
 
     for (j = 0; j < k; j++) {
         if (x[j] < 0)
-            return loss_error_set(err, LOSS_E_PROB, field, 2, row, j, 0,
-                                  "%s[%zu][%zu] = %g is negative; "
-                                  "probabilities must be >= 0",
-                                  field, row, j, x[j]);
+            return loss_error_at(err, LOSS_E_PROB, field, 2, row, j, 0,
+                                 "is %g, below 0: probabilities must be "
+                                 ">= 0.",
+                                 x[j]);
         m = fmax(m, x[j]);
     }
     if (normalize && m == 0)
-        return loss_error_set(err, LOSS_E_PROB, field, 1, row, 0, 0,
-                              "row %zu of %s sums to 0 and cannot be "
-                              "normalized",
-                              row, field);
+        return loss_error_at(err, LOSS_E_PROB, field, 1, row, 0, 0,
+                             "sums to 0 and cannot be normalised.");
     s->m = normalize ? m : 1.0;
     for (j = 0; j < k; j++)
         sum += x[j] / s->m;
     if (!normalize && fabs(sum - 1.0) > DIV_SUM_TOL)
-        return loss_error_set(err, LOSS_E_PROB, field, 1, row, 0, 0,
-                              "row %zu of %s sums to %.17g, not 1 (set "
-                              "normalize to divide rows by their sum)",
-                              row, field, sum);
+        return loss_error_at(err, LOSS_E_PROB, field, 1, row, 0, 0,
+                             "sums to %.17g, not 1; set normalize to divide "
+                             "each row by its sum.",
+                             sum);
     s->s = normalize ? sum : 1.0;
     for (j = 0; j < k; j++) {
         s->u[j] = normalize ? x[j] / s->m / s->s : x[j];
@@ -168,35 +149,19 @@ static int div_prep_probs(const double *x, size_t k, int normalize,
     return LOSS_OK;
 }
 
-/* log sum exp x over k >= 1 values: the largest term is 1 after the shift,
- * so the rest goes through log1p. */
-static double div_logsumexp(const double *x, size_t k)
-{
-    size_t j, top = 0;
-    double rest = 0;
-
-    for (j = 1; j < k; j++)
-        if (x[j] > x[top])
-            top = j;
-    for (j = 0; j < k; j++)
-        if (j != top)
-            rest += exp(x[j] - x[top]);
-    return x[top] + log1p(rest);
-}
-
 /* Logits and log-probabilities: fills s->l = log u and s->u. */
 static int div_prep_logs(const double *x, size_t k, int softmax,
                          const char *field, size_t row, div_side *s,
                          loss_error *err)
 {
-    double lse = div_logsumexp(x, k);
+    double lse = loss_lse(x, k);
     size_t j;
 
     if (!softmax && fabs(lse) > DIV_SUM_TOL)
-        return loss_error_set(err, LOSS_E_PROB, field, 1, row, 0, 0,
-                              "row %zu of %s has log-sum-exp %.17g, not 0 "
-                              "(set normalize to normalize it)",
-                              row, field, lse);
+        return loss_error_at(err, LOSS_E_PROB, field, 1, row, 0, 0,
+                             "has log-sum-exp %.17g, not 0; set normalize to "
+                             "normalise it.",
+                             lse);
     for (j = 0; j < k; j++) {
         s->l[j] = softmax ? x[j] - lse : x[j];
         s->u[j] = exp(s->l[j]);
@@ -385,10 +350,10 @@ static int div_row(const loss_divergence_args *a, size_t i, div_side *p,
         return rc;
     bad = div_first_infinite(p, q, k);
     if (a->kind != LOSS_DIV_JS && bad < k)
-        return loss_error_set(err, LOSS_E_INFINITE, "q", 1, i, 0, 0,
-                              "%s is infinite in row %zu: q[%zu][%zu] is 0 "
-                              "where p is not (use eps to smooth q)",
-                              div_names[a->kind], i, i, bad);
+        return loss_error_at(err, LOSS_E_INFINITE, "q", 1, i, 0, 0,
+                             "is 0 in column %zu where p is not, so %s is "
+                             "infinite; set eps to smooth q.",
+                             bad, div_names[a->kind]);
     div_row_stats(p, q, k, st);
     *value = div_value(a, st, scale);
     factor = scale / (a->reduction == LOSS_REDUCE_MEAN ? (double)a->n : 1.0);
@@ -406,7 +371,7 @@ static void div_finish(const loss_divergence_args *a, const div_stats *sum,
 {
     double scale = 1.0 / log(a->base), nn = (double)a->n;
 
-    o->loss = a->reduction == LOSS_REDUCE_MEAN ? total / nn : total;
+    o->loss = loss_reduce(total, nn, a->reduction);
     o->kl_pq = sum->kl_pq * scale / nn;
     o->kl_qp = sum->kl_qp * scale / nn;
     o->js = sum->js * scale / nn;
@@ -432,8 +397,8 @@ int loss_divergence(const loss_divergence_args *a, loss_divergence_out *o,
 
     assert(a != NULL && o != NULL);
     if ((rc = div_check_params(a, err)) != LOSS_OK ||
-        (rc = div_check_finite(a->p, a->n, a->k, "p", err)) != LOSS_OK ||
-        (rc = div_check_finite(a->q, a->n, a->k, "q", err)) != LOSS_OK)
+        (rc = loss_check_finite(err, "p", a->p, a->n, a->k)) != LOSS_OK ||
+        (rc = loss_check_finite(err, "q", a->q, a->n, a->k)) != LOSS_OK)
         return rc;
     assert(a->work != NULL);
     p.u = a->work, p.v = p.u + a->k, p.l = p.v + a->k;

@@ -33,6 +33,10 @@ loss_status loss_error_at(loss_error *err, loss_status status,
 #endif
     ;
 
+/* v as messages show it: "NaN", "infinity", "-infinity" or printf's %g,
+ * written to buf when it is a number.  Returns a static string or buf. */
+const char *loss_number_text(double v, char *buf, size_t len);
+
 /* ---- Checks (check.c) ---------------------------------------------------- */
 
 /* n > 0, else LOSS_E_EMPTY on field: "x is empty: the batch has no

@@ -1,6 +1,7 @@
 /* status.c -- status codes, their contract error codes and messages, and the
  * two helpers every loss uses to describe a failure: loss_error_set with a
  * free-form sentence, loss_error_at with a sentence about one located field. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -84,4 +85,14 @@ loss_status loss_error_at(loss_error *err, loss_status status,
     vsnprintf(err->message + at, sizeof err->message - at, fmt, ap);
     va_end(ap);
     return status;
+}
+
+const char *loss_number_text(double v, char *buf, size_t len)
+{
+    if (isnan(v))
+        return "NaN";
+    if (isinf(v))
+        return v > 0.0 ? "infinity" : "-infinity";
+    snprintf(buf, len, "%g", v);
+    return buf;
 }
