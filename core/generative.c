@@ -10,7 +10,7 @@
  * term whose logarithm is clamped contributes 0. */
 #include <math.h>
 
-#include "loss.h"
+#include "lossInt.h"
 
 /* The floor of every logarithm of a probability (PyTorch's BCE clamp). */
 #define LOG_FLOOR (-100.0)
@@ -63,51 +63,18 @@ static double clamped_log1m(double p, double *dp)
     return l;
 }
 
-/* Writes "field[i]" (depth 1) or "field[i][j]" (depth 2) failures. */
-static int element_error(loss_error *err, loss_status status, const char *field,
-                         size_t depth, size_t i, size_t j, const char *why,
-                         double v)
-{
-    if (depth == 1)
-        return loss_error_set(err, status, field, 1, i, 0, 0,
-                              "%s[%zu] = %g %s.", field, i, v, why);
-    return loss_error_set(err, status, field, 2, i, j, 0,
-                          "%s[%zu][%zu] = %g %s.", field, i, j, v, why);
-}
-
-/* Reports the first non-finite element of the rows x cols array v; depth 1
- * for a vector (cols = 1), 2 for a matrix. */
-static int check_finite(const double *v, size_t rows, size_t cols, size_t depth,
-                        const char *field, loss_error *err)
+/* Reports the first element of the [n][k] array v outside [0, 1] at
+ * field[i][j], or at field[i] when vec is set (k = 1). */
+static int check_unit(loss_error *err, const char *field, const double *v,
+                      size_t n, size_t k, int vec)
 {
     size_t i;
 
-    for (i = 0; i < rows * cols; i++)
-        if (!isfinite(v[i]))
-            return element_error(err, LOSS_E_NONFINITE, field, depth, i / cols,
-                                 i % cols, "is not a finite number", v[i]);
-    return LOSS_OK;
-}
-
-/* Reports the first element of v outside [0, 1], as check_finite. */
-static int check_unit(const double *v, size_t rows, size_t cols, size_t depth,
-                      const char *field, loss_error *err)
-{
-    size_t i;
-
-    for (i = 0; i < rows * cols; i++)
+    for (i = 0; i < n * k; i++)
         if (!(v[i] >= 0.0 && v[i] <= 1.0))
-            return element_error(err, LOSS_E_PROB, field, depth, i / cols,
-                                 i % cols, "is not a probability in [0, 1]",
-                                 v[i]);
-    return LOSS_OK;
-}
-
-static int check_reduction(loss_reduction r, loss_error *err)
-{
-    if (r != LOSS_REDUCE_MEAN && r != LOSS_REDUCE_SUM)
-        return loss_error_set(err, LOSS_E_PARAM, "reduction", 0, 0, 0, 0,
-                              "reduction must be \"mean\" or \"sum\".");
+            return loss_error_at(err, LOSS_E_PROB, field, vec ? 1 : 2, i / k,
+                                 i % k, 0,
+                                 "is %g, not a probability in [0, 1].", v[i]);
     return LOSS_OK;
 }
 
@@ -181,80 +148,65 @@ static double vae_gaussian(double x, double r, double *dr)
 
 static int vae_check_params(const loss_vae_args *a, loss_error *err)
 {
-    int rc = check_reduction(a->reduction, err);
+    int rc;
 
-    if (rc != LOSS_OK)
+    if ((rc = loss_check_reduction(err, a->reduction)) != LOSS_OK ||
+        (rc = loss_check_choice(err, "likelihood", (int)a->likelihood, 2,
+                                "\"bernoulli\" or \"gaussian\"")) != LOSS_OK ||
+        (rc = loss_check_finite_param(err, "beta", a->beta)) != LOSS_OK)
         return rc;
-    if (a->likelihood != LOSS_LIKELIHOOD_BERNOULLI &&
-        a->likelihood != LOSS_LIKELIHOOD_GAUSSIAN)
-        return loss_error_set(err, LOSS_E_PARAM, "likelihood", 0, 0, 0, 0,
-                              "likelihood must be \"bernoulli\" or "
-                              "\"gaussian\".");
-    if (!isfinite(a->beta))
-        return loss_error_set(err, LOSS_E_NONFINITE, "beta", 0, 0, 0, 0,
-                              "beta must be a finite number.");
     if (a->beta < 0.0)
-        return loss_error_set(err, LOSS_E_PARAM, "beta", 0, 0, 0, 0,
-                              "beta is %g; it must be >= 0.", a->beta);
+        return loss_error_at(err, LOSS_E_PARAM, "beta", 0, 0, 0, 0,
+                             "is %g, below 0.", a->beta);
     return LOSS_OK;
-}
-
-static int require(const double *field, const char *name, loss_error *err)
-{
-    if (field != NULL)
-        return LOSS_OK;
-    return loss_error_set(err, LOSS_E_PARAM, name, 0, 0, 0, 0,
-                          "%s is required.", name);
 }
 
 static int vae_check_fields(const loss_vae_args *a, loss_error *err)
 {
     int rc;
 
-    if (a->recon != NULL && a->recon_logits != NULL)
-        return loss_error_set(err, LOSS_E_PARAM, "recon_logits", 0, 0, 0, 0,
-                              "Give exactly one of recon and recon_logits, "
-                              "not both.");
-    if (a->recon == NULL && a->recon_logits == NULL)
-        return loss_error_set(err, LOSS_E_PARAM, "recon", 0, 0, 0, 0,
-                              "One of recon and recon_logits is required.");
+    if ((a->recon == NULL) == (a->recon_logits == NULL))
+        return loss_error_set(err, LOSS_E_PARAM,
+                              a->recon ? "recon_logits" : "recon", 0, 0, 0, 0,
+                              "Give exactly one of recon and recon_logits.");
     if (a->recon_logits != NULL && a->likelihood != LOSS_LIKELIHOOD_BERNOULLI)
-        return loss_error_set(err, LOSS_E_PARAM, "recon_logits", 0, 0, 0, 0,
-                              "recon_logits is only valid with the "
-                              "\"bernoulli\" likelihood.");
-    if ((rc = require(a->x, "x", err)) != LOSS_OK ||
-        (rc = require(a->mu, "mu", err)) != LOSS_OK ||
-        (rc = require(a->logvar, "logvar", err)) != LOSS_OK)
+        return loss_error_at(err, LOSS_E_PARAM, "recon_logits", 0, 0, 0, 0,
+                             "is only valid with the \"bernoulli\" "
+                             "likelihood.");
+    if ((rc = loss_check_present(err, "x", a->x)) != LOSS_OK ||
+        (rc = loss_check_present(err, "mu", a->mu)) != LOSS_OK ||
+        (rc = loss_check_present(err, "logvar", a->logvar)) != LOSS_OK)
         return rc;
-    if (a->n == 0)
-        return loss_error_set(err, LOSS_E_EMPTY, "x", 0, 0, 0, 0,
-                              "The batch is empty: x has no rows.");
-    return LOSS_OK;
+    return loss_check_batch(err, "x", a->n);
 }
 
 /* Values whose square or exponential the loss needs but which overflow. */
 static int vae_check_overflow(const loss_vae_args *a, loss_error *err)
 {
-    size_t i;
+    size_t i, z = a->z, d = a->d;
 
-    for (i = 0; i < a->n * a->z; i++) {
+    for (i = 0; i < a->n * z; i++) {
         if (isinf(exp(a->logvar[i])))
-            return element_error(
-                err, LOSS_E_NONFINITE, "logvar", 2, i / a->z, i % a->z,
-                "is too large: exp(logvar) overflows", a->logvar[i]);
+            return loss_error_at(err, LOSS_E_NONFINITE, "logvar", 2, i / z,
+                                 i % z, 0,
+                                 "is %g, so large that exp(logvar) "
+                                 "overflows.",
+                                 a->logvar[i]);
         if (isinf(a->mu[i] * a->mu[i]))
-            return element_error(err, LOSS_E_NONFINITE, "mu", 2, i / a->z,
-                                 i % a->z, "is too large: mu^2 overflows",
+            return loss_error_at(err, LOSS_E_NONFINITE, "mu", 2, i / z, i % z,
+                                 0, "is %g, so large that mu^2 overflows.",
                                  a->mu[i]);
     }
     if (a->likelihood != LOSS_LIKELIHOOD_GAUSSIAN)
         return LOSS_OK;
-    for (i = 0; i < a->n * a->d; i++) {
+    for (i = 0; i < a->n * d; i++) {
         double diff = a->recon[i] - a->x[i];
         if (isinf(diff * diff))
-            return element_error(
-                err, LOSS_E_NONFINITE, "recon", 2, i / a->d, i % a->d,
-                "is too far from x: (x - recon)^2 overflows", a->recon[i]);
+            return loss_error_at(err, LOSS_E_NONFINITE, "recon", 2, i / d,
+                                 i % d, 0,
+                                 "is %g, so far from x that (x - recon)^2 "
+                                 "overflows.",
+                                 a->recon[i]);
     }
     return LOSS_OK;
 }
@@ -266,17 +218,17 @@ static int vae_validate(const loss_vae_args *a, loss_error *err)
     int rc;
 
     if ((rc = vae_check_params(a, err)) != LOSS_OK ||
-        (rc = vae_check_fields(a, err)) != LOSS_OK)
-        return rc;
-    if ((rc = check_finite(a->x, a->n, a->d, 2, "x", err)) != LOSS_OK ||
-        (rc = check_finite(r, a->n, a->d, 2, rname, err)) != LOSS_OK ||
-        (rc = check_finite(a->mu, a->n, a->z, 2, "mu", err)) != LOSS_OK ||
-        (rc = check_finite(a->logvar, a->n, a->z, 2, "logvar", err)) != LOSS_OK)
+        (rc = vae_check_fields(a, err)) != LOSS_OK ||
+        (rc = loss_check_finite(err, "x", a->x, a->n, a->d)) != LOSS_OK ||
+        (rc = loss_check_finite(err, rname, r, a->n, a->d)) != LOSS_OK ||
+        (rc = loss_check_finite(err, "mu", a->mu, a->n, a->z)) != LOSS_OK ||
+        (rc = loss_check_finite(err, "logvar", a->logvar, a->n, a->z)) !=
+            LOSS_OK)
         return rc;
     if (a->likelihood == LOSS_LIKELIHOOD_BERNOULLI &&
-        ((rc = check_unit(a->x, a->n, a->d, 2, "x", err)) != LOSS_OK ||
+        ((rc = check_unit(err, "x", a->x, a->n, a->d, 0)) != LOSS_OK ||
          (a->recon != NULL &&
-          (rc = check_unit(a->recon, a->n, a->d, 2, "recon", err)) != LOSS_OK)))
+          (rc = check_unit(err, "recon", a->recon, a->n, a->d, 0)) != LOSS_OK)))
         return rc;
     return vae_check_overflow(a, err);
 }
@@ -335,7 +287,7 @@ int loss_vae(const loss_vae_args *a, loss_vae_out *o, loss_error *err)
 
     if (rc != LOSS_OK)
         return rc;
-    scale = a->reduction == LOSS_REDUCE_MEAN ? 1.0 / (double)a->n : 1.0;
+    scale = loss_grad_scale((double)a->n, a->reduction);
     for (i = 0; i < a->n; i++) {
         double rec = vae_rec_row(a, i, scale, o->grad_recon);
         double kl =
@@ -357,7 +309,7 @@ int loss_vae(const loss_vae_args *a, loss_vae_out *o, loss_error *err)
         return loss_error_set(err, LOSS_E_NONFINITE, NULL, 0, 0, 0, 0,
                               "The sum of the per-sample losses overflows "
                               "double precision.");
-    o->loss = total * scale;
+    o->loss = loss_reduce(total, (double)a->n, a->reduction);
     o->reconstruction = rec_sum / (double)a->n;
     o->kl = kl_sum / (double)a->n;
     o->elbo = -(o->reconstruction + o->kl);
@@ -448,32 +400,26 @@ typedef struct gan_sums {
 
 static int gan_validate(const loss_gan_args *a, loss_error *err)
 {
-    int rc = check_reduction(a->reduction, err);
+    int rc;
 
-    if (rc != LOSS_OK)
-        return rc;
-    if (a->probs != 0 && a->probs != 1)
-        return loss_error_set(err, LOSS_E_PARAM, "input", 0, 0, 0, 0,
-                              "input must be \"logits\" or \"probs\".");
-    if (a->generator_loss != LOSS_GAN_NON_SATURATING &&
-        a->generator_loss != LOSS_GAN_MINIMAX)
-        return loss_error_set(err, LOSS_E_PARAM, "generator_loss", 0, 0, 0, 0,
-                              "generator_loss must be \"non_saturating\" "
-                              "or \"minimax\".");
-    if (a->n == 0 || a->d_real == NULL)
-        return loss_error_set(err, LOSS_E_EMPTY, "d_real", 0, 0, 0, 0,
-                              "d_real is empty: the batch has no real "
-                              "samples.");
-    if (a->m == 0 || a->d_fake == NULL)
-        return loss_error_set(err, LOSS_E_EMPTY, "d_fake", 0, 0, 0, 0,
-                              "d_fake is empty: the batch has no generated "
-                              "samples.");
-    if ((rc = check_finite(a->d_real, a->n, 1, 1, "d_real", err)) != LOSS_OK ||
-        (rc = check_finite(a->d_fake, a->m, 1, 1, "d_fake", err)) != LOSS_OK)
+    /* A missing input counts as an empty one. */
+    if ((rc = loss_check_reduction(err, a->reduction)) != LOSS_OK ||
+        (rc = loss_check_choice(err, "input", a->probs, 2,
+                                "\"logits\" or \"probs\"")) != LOSS_OK ||
+        (rc = loss_check_choice(err, "generator_loss", (int)a->generator_loss,
+                                2, "\"non_saturating\" or \"minimax\"")) !=
+            LOSS_OK ||
+        (rc = loss_check_batch(err, "d_real", a->d_real ? a->n : 0)) !=
+            LOSS_OK ||
+        (rc = loss_check_batch(err, "d_fake", a->d_fake ? a->m : 0)) !=
+            LOSS_OK ||
+        (rc = loss_check_finite_vec(err, "d_real", a->d_real, a->n)) !=
+            LOSS_OK ||
+        (rc = loss_check_finite_vec(err, "d_fake", a->d_fake, a->m)) != LOSS_OK)
         return rc;
     if (a->probs &&
-        ((rc = check_unit(a->d_real, a->n, 1, 1, "d_real", err)) != LOSS_OK ||
-         (rc = check_unit(a->d_fake, a->m, 1, 1, "d_fake", err)) != LOSS_OK))
+        ((rc = check_unit(err, "d_real", a->d_real, a->n, 1, 1)) != LOSS_OK ||
+         (rc = check_unit(err, "d_fake", a->d_fake, a->m, 1, 1)) != LOSS_OK))
         return rc;
     return LOSS_OK;
 }
@@ -517,19 +463,18 @@ static void gan_fake_pass(const loss_gan_args *a, double scale, double *grad,
 static int gan_check_sums(const gan_sums *s, loss_error *err)
 {
     if (!isfinite(s->nll_real))
-        return loss_error_set(err, LOSS_E_NONFINITE, "d_real", 0, 0, 0, 0,
-                              "The sum of -log D over d_real overflows "
-                              "double precision.");
+        return loss_error_at(err, LOSS_E_NONFINITE, "d_real", 0, 0, 0, 0,
+                             "has logits so large that the sum of -log D "
+                             "overflows double precision.");
     if (!isfinite(s->nll_fake) || !isfinite(s->gen))
-        return loss_error_set(err, LOSS_E_NONFINITE, "d_fake", 0, 0, 0, 0,
-                              "The sum of the losses over d_fake overflows "
-                              "double precision.");
+        return loss_error_at(err, LOSS_E_NONFINITE, "d_fake", 0, 0, 0, 0,
+                             "has logits so large that the sum of its "
+                             "losses overflows double precision.");
     return LOSS_OK;
 }
 
 int loss_gan(const loss_gan_args *a, loss_gan_out *o, loss_error *err)
 {
-    int mean = a->reduction == LOSS_REDUCE_MEAN;
     double n, m, scale_real, scale_fake;
     gan_sums s = {0.0, 0.0, 0.0, 0.0, 0.0, 0};
     int rc = gan_validate(a, err);
@@ -538,18 +483,19 @@ int loss_gan(const loss_gan_args *a, loss_gan_out *o, loss_error *err)
         return rc;
     n = (double)a->n;
     m = (double)a->m;
-    scale_real = mean ? 1.0 / n : 1.0;
-    scale_fake = mean ? 1.0 / m : 1.0;
+    scale_real = loss_grad_scale(n, a->reduction);
+    scale_fake = loss_grad_scale(m, a->reduction);
     gan_real_pass(a, scale_real, o->grad_d_real, &s);
     gan_fake_pass(a, scale_fake, o->grad_d_fake, o->generator_grad_d_fake, &s);
     if ((rc = gan_check_sums(&s, err)) != LOSS_OK)
         return rc;
-    o->loss = scale_real * s.nll_real + scale_fake * s.nll_fake;
+    o->loss = loss_reduce(s.nll_real, n, a->reduction) +
+              loss_reduce(s.nll_fake, m, a->reduction);
     if (!isfinite(o->loss))
         return loss_error_set(err, LOSS_E_NONFINITE, NULL, 0, 0, 0, 0,
                               "The discriminator loss overflows double "
                               "precision.");
-    o->generator_loss = scale_fake * s.gen;
+    o->generator_loss = loss_reduce(s.gen, m, a->reduction);
     o->value = -(s.nll_real / n + s.nll_fake / m);
     o->jsd_estimate = 0.5 * (o->value + LOG_4);
     o->d_real_mean = s.prob_real / n;
