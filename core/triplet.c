@@ -22,14 +22,28 @@
 
 /* ---- Helpers ------------------------------------------------------------- */
 
-/* Turns an accumulated gradient of the sum into one of the mean. */
-static void grad_mean(double *g, size_t len, double count)
+/* Zeroes the count gradient outputs g[0..count-1], each of len doubles or
+ * NULL, before a loss accumulates the gradient of its sum into them. */
+static void grads_zero(double *const *g, size_t count, size_t len)
 {
-    size_t i;
+    size_t j;
 
-    if (g && count > 0.0)
-        for (i = 0; i < len; i++)
-            g[i] /= count;
+    for (j = 0; j < count; j++)
+        loss_vec_zero(g[j], len);
+}
+
+/* Turns the accumulated gradients of the sum into those of the reduced
+ * loss: under "mean" each is divided by the divisor (nothing when it is 0). */
+static void grads_reduce(double *const *g, size_t count, size_t len,
+                         double divisor, loss_reduction r)
+{
+    size_t i, j;
+
+    if (r != LOSS_REDUCE_MEAN || !(divisor > 0.0))
+        return;
+    for (j = 0; j < count; j++)
+        for (i = 0; g[j] && i < len; i++)
+            g[j][i] /= divisor;
 }
 
 /* The checks every loss here shares: a non-empty batch (first names the
@@ -98,8 +112,8 @@ static double triplet_one(const loss_triplet_args *a, loss_triplet_out *o,
     const double *x = a->anchor + off, *p = a->positive + off;
     const double *ng = a->negative + off, *from = x;
     double *gfrom = loss_row(o->grad_anchor, i, d);
-    double dap = loss_vec_distance(x, p, d, k),
-           dn = loss_vec_distance(x, ng, d, k), z;
+    double dap = loss_vec_distance(x, p, d, k);
+    double dn = loss_vec_distance(x, ng, d, k), z;
 
     if (a->swap) {
         double dpn = loss_vec_distance(p, ng, d, k);
@@ -122,19 +136,16 @@ static double triplet_one(const loss_triplet_args *a, loss_triplet_out *o,
 int loss_triplet(const loss_triplet_args *a, loss_triplet_out *o,
                  loss_error *err)
 {
-    size_t i, active = 0, len;
-    double sum = 0.0, cnt;
+    double *const g[] = {o->grad_anchor, o->grad_positive, o->grad_negative};
+    size_t i, active = 0, len = a->n * a->d;
+    double sum = 0.0, cnt = (double)a->n;
     int rc;
 
     assert(a != NULL && o != NULL);
     rc = triplet_check(a, err);
     if (rc != LOSS_OK)
         return rc;
-    len = a->n * a->d;
-    cnt = (double)a->n;
-    loss_vec_zero(o->grad_anchor, len);
-    loss_vec_zero(o->grad_positive, len);
-    loss_vec_zero(o->grad_negative, len);
+    grads_zero(g, 3, len);
     for (i = 0; i < a->n; i++) {
         double l = triplet_one(a, o, i);
         if (o->per_sample)
@@ -143,11 +154,7 @@ int loss_triplet(const loss_triplet_args *a, loss_triplet_out *o,
         active += l > 0.0;
     }
     o->loss = loss_reduce(sum, cnt, a->reduction);
-    if (a->reduction == LOSS_REDUCE_MEAN) {
-        grad_mean(o->grad_anchor, len, cnt);
-        grad_mean(o->grad_positive, len, cnt);
-        grad_mean(o->grad_negative, len, cnt);
-    }
+    grads_reduce(g, 3, len, cnt, a->reduction);
     o->valid = cnt;
     o->active_fraction = (double)active / cnt;
     return LOSS_OK;
@@ -351,8 +358,7 @@ int loss_triplet_mined(const loss_triplet_mined_args *a,
         t.sum += l;
     }
     o->loss = loss_reduce(t.sum, t.valid, a->reduction);
-    if (a->reduction == LOSS_REDUCE_MEAN)
-        grad_mean(o->grad_embeddings, len, t.valid);
+    grads_reduce(&o->grad_embeddings, 1, len, t.valid, a->reduction);
     o->valid = t.valid;
     o->active_fraction = t.valid > 0.0 ? t.active / t.valid : NAN;
     return LOSS_OK;
@@ -403,11 +409,11 @@ static double quad_one(const loss_quadruplet_args *a, loss_quadruplet_out *o,
     loss_distance k = a->distance;
     const double *x = a->anchor + off, *p = a->positive + off;
     const double *n1 = a->negative + off, *n2 = a->negative2 + off;
-    double *ga = loss_row(o->grad_anchor, i, d),
-           *gp = loss_row(o->grad_positive, i, d);
+    double *ga = loss_row(o->grad_anchor, i, d);
+    double *gp = loss_row(o->grad_positive, i, d);
     double *gn = loss_row(o->grad_negative, i, d);
-    double dap = loss_vec_distance(x, p, d, k),
-           dan = loss_vec_distance(x, n1, d, k);
+    double dap = loss_vec_distance(x, p, d, k);
+    double dan = loss_vec_distance(x, n1, d, k);
     double dnn = loss_vec_distance(n1, n2, d, k), l = 0.0;
     double z1 = dap - dan + a->margin, z2 = dap - dnn + a->margin2;
 
@@ -428,20 +434,17 @@ static double quad_one(const loss_quadruplet_args *a, loss_quadruplet_out *o,
 int loss_quadruplet(const loss_quadruplet_args *a, loss_quadruplet_out *o,
                     loss_error *err)
 {
-    size_t i, len;
-    double sum = 0.0, cnt;
+    double *const g[] = {o->grad_anchor, o->grad_positive, o->grad_negative,
+                         o->grad_negative2};
+    size_t i, len = a->n * a->d;
+    double sum = 0.0, cnt = (double)a->n;
     int rc;
 
     assert(a != NULL && o != NULL);
     rc = quad_check(a, err);
     if (rc != LOSS_OK)
         return rc;
-    len = a->n * a->d;
-    cnt = (double)a->n;
-    loss_vec_zero(o->grad_anchor, len);
-    loss_vec_zero(o->grad_positive, len);
-    loss_vec_zero(o->grad_negative, len);
-    loss_vec_zero(o->grad_negative2, len);
+    grads_zero(g, 4, len);
     for (i = 0; i < a->n; i++) {
         double l = quad_one(a, o, i);
         if (o->per_sample)
@@ -449,12 +452,7 @@ int loss_quadruplet(const loss_quadruplet_args *a, loss_quadruplet_out *o,
         sum += l;
     }
     o->loss = loss_reduce(sum, cnt, a->reduction);
-    if (a->reduction == LOSS_REDUCE_MEAN) {
-        grad_mean(o->grad_anchor, len, cnt);
-        grad_mean(o->grad_positive, len, cnt);
-        grad_mean(o->grad_negative, len, cnt);
-        grad_mean(o->grad_negative2, len, cnt);
-    }
+    grads_reduce(g, 4, len, cnt, a->reduction);
     return LOSS_OK;
 }
 
