@@ -36,16 +36,18 @@
  * which the server reports as 503.
  */
 #define LOSS_STATUS_MAP(X)                                                     \
-    X(OK, 0, "ok", "success")                                                  \
-    X(E_PARAM, -1, "bad_parameter", "parameter out of range")                  \
-    X(E_SHAPE, -2, "shape_mismatch", "inputs have incompatible shapes")        \
-    X(E_EMPTY, -3, "empty_batch", "the batch is empty")                        \
-    X(E_LABEL, -4, "label_out_of_range", "label out of range")                 \
-    X(E_PROB, -5, "invalid_probability", "not a probability distribution")     \
-    X(E_NONFINITE, -6, "non_finite", "number is NaN or infinite")              \
-    X(E_INFINITE, -7, "infinite_divergence", "the divergence is infinite")     \
-    X(E_ZERO_NORM, -8, "zero_norm", "a vector that must be normalised is 0")  \
-    X(E_NOMEM, -9, "out_of_memory", "out of memory")
+    X(OK, 0, "ok", "Success.")                                                 \
+    X(E_PARAM, -1, "bad_parameter", "A parameter is out of range.")            \
+    X(E_SHAPE, -2, "shape_mismatch", "The inputs have incompatible shapes.")   \
+    X(E_EMPTY, -3, "empty_batch", "The batch is empty.")                       \
+    X(E_LABEL, -4, "label_out_of_range", "A label is out of range.")           \
+    X(E_PROB, -5, "invalid_probability",                                       \
+      "An input is not a probability distribution.")                           \
+    X(E_NONFINITE, -6, "non_finite", "A number is NaN or infinite.")           \
+    X(E_INFINITE, -7, "infinite_divergence", "The divergence is infinite.")    \
+    X(E_ZERO_NORM, -8, "zero_norm",                                            \
+      "A vector that must be normalised is zero.")                             \
+    X(E_NOMEM, -9, "out_of_memory", "Out of memory.")
 
 typedef enum loss_status {
 #define LOSS_STATUS_ENUM(name, value, code, msg) LOSS_##name = value,
@@ -58,7 +60,8 @@ typedef enum loss_status {
  * NULL.  index[0..depth-1] locates the element inside that field: depth 0 is
  * the whole field, 1 is field[index[0]], 2 is field[index[0]][index[1]], 3 is
  * field[index[0]][index[1]][index[2]] (multi-layer inputs).  message is a
- * complete sentence for people, always NUL-terminated. */
+ * complete sentence for people, always NUL-terminated; when field is set it
+ * opens with that path, as in "labels[3] is 7, outside [0, 5)." */
 typedef struct loss_error {
     loss_status status;
     const char *field;
