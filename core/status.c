@@ -1,34 +1,46 @@
 /* status.c -- status codes, their contract error codes and messages, and the
  * two helpers every loss uses to describe a failure: loss_error_set with a
- * free-form sentence, loss_error_at with a sentence about one located field. */
+ * free-form sentence, loss_error_at with a sentence about one located field
+ * (and loss_number_text, which names NaN and the infinities in words). */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 
 #include "lossInt.h"
 
+/* One row per status, generated from the same X-macro as the enum. */
+static const struct status_row {
+    loss_status status;
+    const char *code, *message;
+} status_rows[] = {
+#define LOSS_STATUS_ROW(name, value, code, msg) {LOSS_##name, code, msg},
+    LOSS_STATUS_MAP(LOSS_STATUS_ROW)
+#undef LOSS_STATUS_ROW
+};
+
+/* The row of s, or NULL for a value outside the enum. */
+static const struct status_row *status_find(loss_status s)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof status_rows / sizeof status_rows[0]; i++)
+        if (status_rows[i].status == s)
+            return &status_rows[i];
+    return NULL;
+}
+
 const char *loss_status_code(loss_status s)
 {
-    switch (s) {
-#define LOSS_STATUS_CODE(name, value, code, msg)                               \
-    case LOSS_##name:                                                          \
-        return code;
-        LOSS_STATUS_MAP(LOSS_STATUS_CODE)
-#undef LOSS_STATUS_CODE
-    }
-    return "unknown";
+    const struct status_row *r = status_find(s);
+
+    return r ? r->code : "unknown";
 }
 
 const char *loss_status_message(loss_status s)
 {
-    switch (s) {
-#define LOSS_STATUS_MSG(name, value, code, msg)                                \
-    case LOSS_##name:                                                          \
-        return msg;
-        LOSS_STATUS_MAP(LOSS_STATUS_MSG)
-#undef LOSS_STATUS_MSG
-    }
-    return "unknown";
+    const struct status_row *r = status_find(s);
+
+    return r ? r->message : "unknown";
 }
 
 loss_status loss_error_set(loss_error *err, loss_status status,
