@@ -133,18 +133,13 @@ static double triplet_one(const loss_triplet_args *a, loss_triplet_out *o,
     return z;
 }
 
-int loss_triplet(const loss_triplet_args *a, loss_triplet_out *o,
-                 loss_error *err)
+/* The loss, its gradients and metrics over valid arguments. */
+static void triplet_run(const loss_triplet_args *a, loss_triplet_out *o)
 {
     double *const g[] = {o->grad_anchor, o->grad_positive, o->grad_negative};
     size_t i, active = 0, len = a->n * a->d;
     double sum = 0.0, cnt = (double)a->n;
-    int rc;
 
-    assert(a != NULL && o != NULL);
-    rc = triplet_check(a, err);
-    if (rc != LOSS_OK)
-        return rc;
     grads_zero(g, 3, len);
     for (i = 0; i < a->n; i++) {
         double l = triplet_one(a, o, i);
@@ -157,7 +152,18 @@ int loss_triplet(const loss_triplet_args *a, loss_triplet_out *o,
     grads_reduce(g, 3, len, cnt, a->reduction);
     o->valid = cnt;
     o->active_fraction = (double)active / cnt;
-    return LOSS_OK;
+}
+
+int loss_triplet(const loss_triplet_args *a, loss_triplet_out *o,
+                 loss_error *err)
+{
+    int rc;
+
+    assert(a != NULL && o != NULL);
+    rc = triplet_check(a, err);
+    if (rc == LOSS_OK)
+        triplet_run(a, o);
+    return rc;
 }
 
 /* ---- triplet: mined from a labelled batch ----------------------------------
@@ -431,19 +437,14 @@ static double quad_one(const loss_quadruplet_args *a, loss_quadruplet_out *o,
     return l;
 }
 
-int loss_quadruplet(const loss_quadruplet_args *a, loss_quadruplet_out *o,
-                    loss_error *err)
+/* The loss and its gradients over valid arguments. */
+static void quad_run(const loss_quadruplet_args *a, loss_quadruplet_out *o)
 {
     double *const g[] = {o->grad_anchor, o->grad_positive, o->grad_negative,
                          o->grad_negative2};
     size_t i, len = a->n * a->d;
     double sum = 0.0, cnt = (double)a->n;
-    int rc;
 
-    assert(a != NULL && o != NULL);
-    rc = quad_check(a, err);
-    if (rc != LOSS_OK)
-        return rc;
     grads_zero(g, 4, len);
     for (i = 0; i < a->n; i++) {
         double l = quad_one(a, o, i);
@@ -453,7 +454,18 @@ int loss_quadruplet(const loss_quadruplet_args *a, loss_quadruplet_out *o,
     }
     o->loss = loss_reduce(sum, cnt, a->reduction);
     grads_reduce(g, 4, len, cnt, a->reduction);
-    return LOSS_OK;
+}
+
+int loss_quadruplet(const loss_quadruplet_args *a, loss_quadruplet_out *o,
+                    loss_error *err)
+{
+    int rc;
+
+    assert(a != NULL && o != NULL);
+    rc = quad_check(a, err);
+    if (rc == LOSS_OK)
+        quad_run(a, o);
+    return rc;
 }
 
 /* ---- msml: Margin Sample Mining Loss (Xiao et al., 2017) -------------------
