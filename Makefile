@@ -153,6 +153,38 @@ format:
 	clang-format -i core/*.c core/*.h $(wildcard server/*.c server/*.h) \
 	  $(wildcard tests/*/*.c tests/*/*.h)
 
+# The deployment files (docker/), without a container engine: YAML lint, the
+# Kubernetes objects against the API schemas (kubernetes-models, pinned in
+# docker/validate/package.json), the kustomization rendered when kubectl is
+# there, and docker/check-manifests.py for the security, probe and shutdown
+# fields, which it also breaks one by one to show that it notices.
+.PHONY: k8s-check image-test
+K8S_NPM  := docker/validate/node_modules/.package-lock.json
+K8S_YAML := $(filter-out %/kustomization.yaml,$(wildcard docker/k8s/*.yaml))
+
+$(K8S_NPM): docker/validate/package.json docker/validate/package-lock.json
+	@command -v npm >/dev/null || { echo "k8s-check: needs node and npm"; exit 1; }
+	cd docker/validate && npm ci --no-audit --no-fund --silent
+	@touch $@
+
+k8s-check: $(K8S_NPM)
+	@if ! command -v yamllint >/dev/null || ! $(PYTHON) -c 'import yaml' 2>/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends yamllint python3-yaml >/dev/null; \
+	fi
+	yamllint -c docker/yamllint.yaml docker/docker-compose.yml docker/k8s/*.yaml
+	$(PYTHON) docker/check-manifests.py --self-test
+	node docker/validate/validate.mjs $(K8S_YAML)
+	@if command -v kubectl >/dev/null; then \
+	  echo "kubectl kustomize docker/k8s | node docker/validate/validate.mjs"; \
+	  kubectl kustomize docker/k8s | node docker/validate/validate.mjs; \
+	fi
+
+# Builds the image and checks it: one container, then 3 replicas behind
+# nginx (docker/test-image.sh).  Needs docker or podman, so not in `test`.
+image-test:
+	docker/test-image.sh
+
 clean:
 	rm -rf build
 
