@@ -120,7 +120,7 @@ F ?= $(T)
 unit: deps
 	@mkdir -p $(B)/unit
 	$(CC) $(CFLAGS_BASE) $(PKG_CFLAGS) -Icore -Itests/util -o $(B)/unit/$(T) \
-	  tests/core/test_$(T).c tests/util/vec.c core/status.c \
+	  tests/core/test_$(T).c tests/util/vec.c core/status.c core/check.c core/vecmath.c \
 	  $(foreach f,$(F),core/$(f).c) $(TEST_LIBS) -lm
 	LOSSD_VECTORS=$(abspath tests/vectors) ./$(B)/unit/$(T) --jobs 2
 

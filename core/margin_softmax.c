@@ -164,7 +164,8 @@ static int margin_validate(const loss_margin_softmax_args *a, loss_error *err)
         return loss_error_at(err, LOSS_E_PARAM, "margin", 0, 0, 0, 0,
                              "is %d, not an integer from 1 to %d.", a->margin,
                              MARGIN_MAX);
-    if ((rc = loss_check_nonneg(err, "beta", a->beta)) != LOSS_OK ||
+    if ((rc = loss_check_reduction(err, a->reduction)) != LOSS_OK ||
+        (rc = loss_check_nonneg(err, "beta", a->beta)) != LOSS_OK ||
         (rc = loss_check_labels(err, a->labels, a->n, a->k)) != LOSS_OK ||
         (rc = loss_check_finite(err, "features", a->features, a->n, a->d)) !=
             LOSS_OK)
