@@ -87,9 +87,12 @@ $(B)/gen/openapi.json: api/openapi.yaml api/redocly.yaml $(API_NPM)
 	@mkdir -p $(@D)
 	$(REDOCLY) bundle openapi.yaml --ext json -o $(abspath $@)
 
-$(B)/gen/docs.html: api/openapi.yaml api/redocly.yaml $(API_NPM)
+$(B)/gen/docs.html: api/openapi.yaml api/redocly.yaml api/docs.hbs api/offline.mjs \
+                   $(API_NPM)
 	@mkdir -p $(@D)
-	$(REDOCLY) build-docs openapi.yaml --inlineBundle -o $(abspath $@)
+	$(REDOCLY) build-docs openapi.yaml --inlineBundle --template docs.hbs \
+	  -o $(abspath $@).raw
+	node api/offline.mjs $(abspath $@).raw $@
 
 $(B)/gen/assets.c: api/embed.mjs $(B)/gen/openapi.json $(B)/gen/docs.html
 	node api/embed.mjs $@ $(B)/gen/openapi.json $(B)/gen/docs.html
@@ -134,6 +137,19 @@ test: all $(TESTS)
 	  LOSSD_BIN=$(abspath $(LOSSD)) LOSSD_VECTORS=$(abspath tests/vectors) \
 	    ./$$t --jobs 2 || exit 1; \
 	done
+	@$(MAKE) --no-print-directory test-api
+
+# The API's checks (api/, tests/api/): Redocly lint of the document, the
+# contract tests against a running daemon and the reference page in Debian's
+# headless Chromium (installed here when missing).  Screenshots: $(B)/docs*.png.
+.PHONY: test-api
+test-api: $(LOSSD) $(B)/gen/openapi.json $(B)/gen/docs.html
+	$(REDOCLY) lint openapi.yaml
+	@command -v chromium >/dev/null || { echo "test-api: installing chromium"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+	LOSSD_BIN=$(abspath $(LOSSD)) LOSSD_BUILD=$(abspath $(B)) \
+	  node --test --test-concurrency=1 tests/api/
 
 asan:
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

@@ -1,0 +1,468 @@
+// contract.test.mjs -- the daemon against its OpenAPI document: every
+// example is sent and its answer validated against the document's schema
+// for that status (and compared with the example's values), every error
+// status listed for a loss is provoked once, the service endpoints answer
+// as described, and the /losses catalog agrees with the document on names,
+// fields, shapes, defaults, allowed values and ranges.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { after, before, describe, test } from "node:test";
+
+import {
+  BUILD,
+  counts,
+  deref,
+  diff,
+  doc,
+  get,
+  lossNames,
+  lossOperation,
+  opPointer,
+  pointer,
+  post,
+  rawRequest,
+  request,
+  responseSchemaRef,
+  startDaemon,
+  validate,
+} from "./lib.mjs";
+
+const MAX_BODY = 1 << 20;
+let d; // the daemon most tests talk to
+
+before(async () => {
+  d = await startDaemon(["--max-body", String(MAX_BODY), "--threads", "2"]);
+});
+
+after(async () => {
+  if (d) await d.stop();
+  process.stderr.write(`contract: ${counts.validated} responses validated against the document\n`);
+});
+
+// Validates res against the document's schema for (path, method, status).
+function check(pathName, method, res, status) {
+  assert.equal(res.status, status, `${method} ${pathName}: ${res.status} ${res.text.slice(0, 300)}`);
+  const op = opPointer(pathName, method);
+  assert.ok(pointer(op).responses[String(status)], `${method} ${pathName} does not list ${status}`);
+  const ref = responseSchemaRef(op, String(status));
+  assert.ok(ref, `${method} ${pathName} ${status} has no JSON schema`);
+  assert.notEqual(res.json, undefined, `not JSON: ${res.text.slice(0, 200)}`);
+  const err = validate(ref, res.json);
+  assert.equal(err, null, `${method} ${pathName} ${status}: ${err}\n${res.text.slice(0, 400)}`);
+  assert.match(res.headers["content-type"] || "", /^application\/json/);
+  counts.validated++;
+}
+
+function requestExamples(name) {
+  return lossOperation(name).requestBody.content["application/json"].examples;
+}
+
+// The error examples of a loss: {status, key, request, value}.
+function errorExamples(name) {
+  const out = [];
+  for (const [status, r] of Object.entries(lossOperation(name).responses)) {
+    const resp = deref(r);
+    const ex = resp.content?.["application/json"]?.examples || {};
+    for (const [key, e] of Object.entries(ex))
+      if (e["x-request"]) out.push({ status: Number(status), key, request: e["x-request"], value: e.value });
+  }
+  return out;
+}
+
+describe("the document", () => {
+  test("has a /loss path for every loss name, in the order of LossName", () => {
+    assert.deepEqual(lossNames, doc.components.schemas.LossName.enum);
+  });
+
+  for (const name of lossNames) {
+    test(`${name}: every request example is valid for the request schema`, () => {
+      const op = lossOperation(name);
+      const ref = op.requestBody.content["application/json"].schema.$ref;
+      const ok = op.responses["200"].content["application/json"].examples;
+      const ex = requestExamples(name);
+      assert.ok(Object.keys(ex).length >= 1, "no example");
+      for (const [key, e] of Object.entries(ex)) {
+        assert.ok(ok[key], `request example ${key} has no 200 example of the same name`);
+        assert.equal(validate(ref, e.value), null, `${name}/${key}`);
+      }
+    });
+
+    test(`${name}: every 200 example is valid for the response schema`, () => {
+      const op = lossOperation(name);
+      const ref = op.responses["200"].content["application/json"].schema.$ref;
+      for (const [key, e] of Object.entries(op.responses["200"].content["application/json"].examples))
+        assert.equal(validate(ref, e.value), null, `${name}/${key}`);
+    });
+
+    test(`${name}: the summary gives the formula on one line`, () => {
+      const s = lossOperation(name).summary;
+      assert.ok(s.startsWith(`${name}: `), s);
+      assert.ok(!s.includes("\n"), s);
+    });
+  }
+});
+
+describe("every example, sent to the daemon", () => {
+  for (const name of lossNames) {
+    test(`${name}: each request example is answered with its 200 example`, async () => {
+      const op = lossOperation(name);
+      const answers = op.responses["200"].content["application/json"].examples;
+      for (const [key, e] of Object.entries(requestExamples(name))) {
+        const res = await post(d.port, `/loss/${name}`, e.value);
+        check(`/loss/${name}`, "post", res, 200);
+        const dd = diff(res.json, answers[key].value);
+        assert.equal(dd, null, `${name}/${key}: ${dd}`);
+      }
+    });
+
+    test(`${name}: each error example is answered with its status, code and field`, async () => {
+      const ex = errorExamples(name);
+      assert.ok(ex.length >= 1, "no error example");
+      for (const e of ex) {
+        const res = await post(d.port, `/loss/${name}`, e.request);
+        check(`/loss/${name}`, "post", res, e.status);
+        assert.equal(res.json.error.code, e.value.error.code, `${name}/${e.key}`);
+        assert.equal(res.json.error.field, e.value.error.field, `${name}/${e.key}`);
+        assert.equal(e.key, e.value.error.code, `example ${e.key} shows code ${e.value.error.code}`);
+      }
+    });
+  }
+
+  test("the example of every shared error response is what the daemon says", async () => {
+    const R = doc.components.responses;
+    const cases = [
+      [R.BadRequest.content["application/json"].examples.invalid_json, () =>
+        post(d.port, "/loss/hinge", '{"scores": [0.8, -0.4], "labels": [1, -1]')],
+      [R.BadRequest.content["application/json"].examples.wrong_type, () =>
+        post(d.port, "/loss/hinge", { scores: [0.8, -0.4], labels: [1, -1], margin: "1" })],
+      [R.NotFound.content["application/json"].examples.unknown_loss, () => get(d.port, "/losses/hnge")],
+      [R.MethodNotAllowed.content["application/json"].examples.get, () => get(d.port, "/loss/hinge")],
+      [R.MethodNotAllowedGet.content["application/json"].examples.post, () => post(d.port, "/losses", "{}")],
+      [R.UnsupportedMediaType.content["application/json"].examples.unsupported_media_type, () =>
+        post(d.port, "/loss/hinge", "scores=0.8", { type: "text/plain" })],
+    ];
+    for (const [ex, send] of cases) {
+      const res = await send();
+      assert.equal(validate("#/components/schemas/Error", res.json), null);
+      counts.validated++;
+      assert.equal(res.json.error.code, ex.value.error.code);
+      assert.equal(res.json.error.field, ex.value.error.field);
+    }
+  });
+});
+
+// One request per (loss, status) that the status's description promises.
+async function provoke(name, status) {
+  const path = `/loss/${name}`;
+  const basic = requestExamples(name).basic.value;
+  switch (status) {
+    case 400: {
+      const res = await post(d.port, path, '{"' + Object.keys(basic)[0] + '": [1, 2');
+      assert.equal(res.json?.error?.code, "invalid_json");
+      return res;
+    }
+    case 405: {
+      const res = await get(d.port, path);
+      assert.equal(res.headers.allow, "POST");
+      assert.equal(res.json?.error?.code, "method_not_allowed");
+      return res;
+    }
+    case 413: {
+      const head =
+        `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${MAX_BODY + 1}\r\nConnection: close\r\n\r\n`;
+      const res = await rawRequest(d.port, head);
+      assert.equal(res.json?.error?.code, "body_too_large");
+      return res;
+    }
+    case 415: {
+      const res = await post(d.port, path, basic, { type: "text/plain" });
+      assert.equal(res.json?.error?.code, "unsupported_media_type");
+      return res;
+    }
+    case 422: {
+      const e = errorExamples(name).find((x) => x.status === 422);
+      return post(d.port, path, e.request);
+    }
+    default:
+      return null;
+  }
+}
+
+describe("every error status the document lists for a loss", () => {
+  for (const name of lossNames) {
+    const statuses = Object.keys(lossOperation(name).responses)
+      .map(Number)
+      .filter((s) => s >= 400 && s !== 503);
+    test(`${name}: ${statuses.join(", ")}`, async () => {
+      for (const s of statuses) {
+        const res = await provoke(name, s);
+        assert.ok(res, `the test cannot provoke ${s}`);
+        check(`/loss/${name}`, "post", res, s);
+      }
+    });
+  }
+
+  test("a wrong JSON type is 400 wrong_type", async () => {
+    const res = await post(d.port, "/loss/softmax", { logits: "wide", labels: [0] });
+    check("/loss/softmax", "post", res, 400);
+    assert.equal(res.json.error.code, "wrong_type");
+    assert.equal(res.json.error.field, "logits");
+  });
+
+  test("a chunked body cut off at the limit is 413", async () => {
+    const piece = Buffer.alloc(256 * 1024, 0x20);
+    let body = Buffer.alloc(0);
+    for (let i = 0; i < 5; i++)
+      body = Buffer.concat([body, Buffer.from(piece.length.toString(16) + "\r\n"), piece, Buffer.from("\r\n")]);
+    body = Buffer.concat([body, Buffer.from("0\r\n\r\n")]);
+    const head =
+      "POST /loss/hinge HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" +
+      "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    const res = await rawRequest(d.port, head, body);
+    check("/loss/hinge", "post", res, 413);
+    assert.equal(res.json.error.code, "body_too_large");
+  });
+
+  test("an unknown loss and an unknown path are 404 with the valid names", async () => {
+    for (const url of ["/losses/nope", "/nope"]) {
+      const res = await get(d.port, url);
+      assert.equal(res.status, 404);
+      assert.equal(validate("#/components/schemas/Error", res.json), null);
+      counts.validated++;
+      for (const name of lossNames) assert.ok(res.json.error.message.includes(name), name);
+    }
+    const res = await post(d.port, "/loss/nope", { x: [1] });
+    assert.equal(res.status, 404);
+    assert.equal(res.json.error.code, "unknown_loss");
+    assert.equal(validate("#/components/schemas/Error", res.json), null);
+    counts.validated++;
+  });
+});
+
+describe("503: overloaded, then shutting down", () => {
+  // A daemon with one worker and one queue slot, kept busy by two large
+  // batch_all triplet requests (O(N³) work each).
+  let busy;
+  const slow = (() => {
+    let s = 7;
+    const rnd = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
+    const n = 900;
+    return {
+      embeddings: Array.from({ length: n }, () => Array.from({ length: 8 }, rnd)),
+      labels: Array.from({ length: n }, (_, i) => i % 5),
+      mining: "batch_all",
+    };
+  })();
+
+  before(async () => {
+    busy = await startDaemon(["--threads", "1", "--max-queue", "1"]);
+  });
+  after(async () => {
+    if (busy) await busy.stop();
+  });
+
+  test("every loss answers 503 overloaded with Retry-After while the queue is full, and 503 shutting_down once draining", async () => {
+    const inflight = [];
+    const fill = () => inflight.push(post(busy.port, "/loss/triplet", slow));
+    fill();
+    await new Promise((r) => setTimeout(r, 300));
+    fill();
+    // Wait until the queue is full (a probe that is not overloaded is
+    // computed, which is cheap).
+    let full = false;
+    for (let i = 0; i < 50 && !full; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      const res = await post(busy.port, "/loss/hinge", requestExamples("hinge").basic.value);
+      full = res.status === 503;
+    }
+    assert.ok(full, "the queue never filled");
+    for (const name of lossNames) {
+      const res = await post(busy.port, `/loss/${name}`, requestExamples(name).basic.value);
+      check(`/loss/${name}`, "post", res, 503);
+      assert.equal(res.json.error.code, "overloaded");
+      assert.match(res.headers["retry-after"] || "", /^\d+$/);
+    }
+    // SIGTERM while the slow requests are in flight: the daemon drains.
+    busy.child.kill("SIGTERM");
+    await new Promise((r) => setTimeout(r, 200));
+    const ready = await get(busy.port, "/readyz");
+    check("/readyz", "get", ready, 503);
+    assert.equal(ready.json.error.code, "shutting_down");
+    const late = await post(busy.port, "/loss/hinge", requestExamples("hinge").basic.value);
+    check("/loss/hinge", "post", late, 503);
+    assert.equal(late.json.error.code, "shutting_down");
+    // The work admitted before the signal still completes.
+    for (const r of await Promise.all(inflight)) check("/loss/triplet", "post", r, 200);
+  });
+});
+
+describe("service endpoints", () => {
+  test("GET / names every loss of the document, in order", async () => {
+    const res = await get(d.port, "/");
+    check("/", "get", res, 200);
+    assert.deepEqual(res.json.losses, lossNames);
+    const ex = doc.paths["/"].get.responses["200"].content["application/json"].examples.basic.value;
+    assert.deepEqual(res.json.losses, ex.losses);
+  });
+
+  test("GET /losses and /losses/{name} validate", async () => {
+    const res = await get(d.port, "/losses");
+    check("/losses", "get", res, 200);
+    for (const name of lossNames) check("/losses/{name}", "get", await get(d.port, `/losses/${name}`), 200);
+    check("/losses/{name}", "get", await get(d.port, "/losses/nope"), 404);
+  });
+
+  test("GET /healthz, /readyz, /metrics", async () => {
+    check("/healthz", "get", await get(d.port, "/healthz"), 200);
+    check("/readyz", "get", await get(d.port, "/readyz"), 200);
+    const m = await get(d.port, "/metrics");
+    assert.equal(m.status, 200);
+    assert.match(m.headers["content-type"], /^text\/plain/);
+    assert.match(m.text, /^# (HELP|TYPE) lossd_/m);
+  });
+
+  test("every GET endpoint answers another method with 405 and Allow", async () => {
+    for (const p of Object.keys(doc.paths).filter((x) => !x.startsWith("/loss/"))) {
+      const url = p.replace("{name}", "hinge");
+      const res = await request(d.port, "DELETE", url);
+      check(p, "get", res, 405);
+      assert.equal(res.headers.allow, "GET, HEAD");
+    }
+  });
+
+  test("GET /docs is an HTML page", async () => {
+    const res = await get(d.port, "/docs");
+    assert.equal(res.status, 200);
+    assert.match(res.headers["content-type"], /^text\/html/);
+  });
+
+  test("GET /openapi.json serves this document", async (t) => {
+    const res = await get(d.port, "/openapi.json");
+    assert.equal(res.status, 200);
+    assert.match(res.headers["content-type"], /^application\/json/);
+    if (!res.json?.components) {
+      t.todo("the daemon serves a placeholder, not the embedded document (server/assets.h)");
+      return;
+    }
+    assert.deepEqual(res.json, doc);
+  });
+
+  test("the embedded reference page loads nothing from another host", () => {
+    const html = readFileSync(`${BUILD}/gen/docs.html`, "utf8");
+    const refs = [...html.matchAll(/<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)\s*=\s*["']?(https?:)?\/\//gi)];
+    assert.deepEqual(refs.map((m) => m[0]), []);
+    assert.doesNotMatch(html, /@import\s+url\(\s*["']?https?:/i);
+    assert.doesNotMatch(html, /fonts\.googleapis\.com\/css/i);
+  });
+});
+
+describe("the /losses catalog agrees with the document", () => {
+  let catalog;
+  before(async () => {
+    catalog = (await get(d.port, "/losses")).json.losses;
+  });
+
+  // The request forms of a loss (oneOf alternatives, or the one schema).
+  const forms = (name) => {
+    const s = deref(lossOperation(name).requestBody.content["application/json"].schema);
+    return s.oneOf ? s.oneOf.map(deref) : [s];
+  };
+  const prop = (name, field) => {
+    const found = forms(name).filter((f) => f.properties[field]).map((f) => deref(f.properties[field]));
+    return found.length ? found : null;
+  };
+  const response = (name) => deref(lossOperation(name).responses["200"].content["application/json"].schema);
+  const leafType = (s) => {
+    s = deref(s);
+    if (s.anyOf) return leafType(s.anyOf[0]);
+    return s.type === "array" ? leafType(s.items) : s.type;
+  };
+
+  test("names, in order", () => {
+    assert.deepEqual(catalog.map((c) => c.name), lossNames);
+  });
+
+  test("summaries: the daemon's one-line summary of each loss is not empty", () => {
+    for (const c of catalog) assert.ok(c.summary.length > 10 && !c.summary.includes("\n"), c.name);
+  });
+
+  for (const name of doc.components.schemas.LossName.enum) {
+    test(`${name}: fields, shapes, types, defaults and allowed values`, () => {
+      const c = catalog.find((x) => x.name === name);
+      assert.ok(c, "not in the catalog");
+      const docFields = new Set(forms(name).flatMap((f) => Object.keys(f.properties)));
+      const catFields = new Set([...c.inputs.map((i) => i.name), ...c.parameters.map((p) => p.name)]);
+      assert.deepEqual([...docFields].sort(), [...catFields].sort(), "field names");
+      for (const i of c.inputs) {
+        const ps = prop(name, i.name);
+        for (const p of ps) {
+          assert.deepEqual(p["x-shape"], i.shape, `${i.name} shape`);
+          if (i.layered_shape) assert.deepEqual(p["x-layered-shape"], i.layered_shape, `${i.name} layers`);
+          assert.equal(leafType(p), i.type, `${i.name} type`);
+        }
+        const everywhere = forms(name).every((f) => f.required.includes(i.name));
+        assert.equal(everywhere, i.required, `${i.name} required`);
+        if (i.alternative_to) {
+          const mine = forms(name).filter((f) => f.properties[i.name]);
+          const others = forms(name).filter((f) => !f.properties[i.name]);
+          const alt = new Set(others.flatMap((f) => f.required).filter((n) => !mine.some((m) => m.properties[n])));
+          assert.deepEqual([...alt].sort(), [...i.alternative_to].sort(), `${i.name} alternative_to`);
+        }
+      }
+      for (const p of c.parameters) {
+        const ps = prop(name, p.name);
+        for (const s of ps) {
+          assert.deepEqual(s.default, p.default === null ? undefined : p.default, `${p.name} default`);
+          const type = { number: "number", integer: "integer", boolean: "boolean", enum: "string", array: "array" }[p.type];
+          assert.equal(s.type, type, `${p.name} type`);
+          if (p.type === "enum") {
+            const all = new Set(forms(name).flatMap((f) => (f.properties[p.name] ? deref(f.properties[p.name]).enum : [])));
+            assert.deepEqual([...all], p.values, `${p.name} values`);
+          }
+          if (p.type === "array") assert.deepEqual(s["x-shape"], p.shape, `${p.name} shape`);
+        }
+        if (p.only_with) {
+          for (const f of forms(name))
+            assert.equal(!!f.properties[p.name], p.only_with.every((n) => f.properties[n]), `${p.name} only_with`);
+        } else {
+          assert.equal(ps.length, forms(name).length, `${p.name} is in every form of the document but the catalog says only_with`);
+        }
+      }
+    });
+
+    test(`${name}: parameter ranges`, () => {
+      const c = catalog.find((x) => x.name === name);
+      const bad = [];
+      for (const p of c.parameters.filter((x) => x.type === "number" || x.type === "integer")) {
+        const s = prop(name, p.name)[0];
+        const docRange = {
+          minimum: s.enum ? Math.min(...s.enum) : s.minimum,
+          exclusive_minimum: s.exclusiveMinimum,
+          maximum: s.enum ? Math.max(...s.enum) : s.maximum,
+          exclusive_maximum: s.exclusiveMaximum,
+          not: s.not ? [s.not.const] : undefined,
+        };
+        for (const k of Object.keys(docRange))
+          if (docRange[k] !== undefined || p[k] !== undefined)
+            if (JSON.stringify(docRange[k]) !== JSON.stringify(p[k]))
+              bad.push(`${p.name}.${k}: document ${JSON.stringify(docRange[k])}, catalog ${JSON.stringify(p[k])}`);
+      }
+      assert.deepEqual(bad, []);
+    });
+
+    test(`${name}: outputs`, () => {
+      const c = catalog.find((x) => x.name === name);
+      const r = response(name);
+      assert.equal(!!r.properties.per_sample, c.outputs.per_sample, "per_sample");
+      assert.deepEqual(Object.keys(deref(r.properties.gradients).properties).sort(), [...c.outputs.gradients].sort(), "gradients");
+      assert.deepEqual(Object.keys(deref(r.properties.metrics).properties), c.outputs.metrics, "metrics");
+      if (c.outputs.generator)
+        assert.deepEqual(
+          Object.keys(deref(r.properties.generator).properties.gradients.properties),
+          c.outputs.generator.gradients,
+        );
+      else assert.equal(r.properties.generator, undefined);
+    });
+  }
+});
