@@ -10,6 +10,7 @@
  * While suspended, libmicrohttpd does not call back for the connection. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -460,8 +461,12 @@ static int http_listen(const srv_config *cfg, int *family, unsigned *port)
         return -1;
     }
     fd = socket(res->ai_family, res->ai_socktype, res->ai_protocol);
-    if (fd >= 0)
+    if (fd >= 0) {
+        /* Non-blocking: with MHD_USE_TURBO every polling thread tries
+         * accept() before asking epoll, and must not block in it. */
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    }
     if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0 ||
         listen(fd, 1024) != 0 ||
         getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
@@ -483,7 +488,7 @@ static int http_listen(const srv_config *cfg, int *family, unsigned *port)
 int srv_http_start(const srv_config *cfg, unsigned *port)
 {
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ITC | MHD_USE_ERROR_LOG;
+                     MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
     unsigned io_threads = uv_available_parallelism();
     int family = AF_INET, fd;
 
