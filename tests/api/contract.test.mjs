@@ -35,9 +35,11 @@ before(async () => {
 });
 
 after(async () => {
-  if (d) await d.stop();
+  if (d && d.child.exitCode === null) await d.stop();
   process.stderr.write(`contract: ${counts.validated} responses validated against the document\n`);
 });
+
+const SANITIZER = /AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:/;
 
 // Validates res against the document's schema for (path, method, status).
 function check(pathName, method, res, status) {
@@ -259,7 +261,7 @@ describe("503: overloaded, then shutting down", () => {
     busy = await startDaemon(["--threads", "1", "--max-queue", "1"]);
   });
   after(async () => {
-    if (busy) await busy.stop();
+    if (busy && busy.child.exitCode === null) await busy.stop();
   });
 
   test("every loss answers 503 overloaded with Retry-After while the queue is full, and 503 shutting_down once draining", async () => {
@@ -292,8 +294,11 @@ describe("503: overloaded, then shutting down", () => {
     const late = await post(busy.port, "/loss/hinge", requestExamples("hinge").basic.value);
     check("/loss/hinge", "post", late, 503);
     assert.equal(late.json.error.code, "shutting_down");
-    // The work admitted before the signal still completes.
+    // The work admitted before the signal still completes, then the daemon
+    // exits 0.
     for (const r of await Promise.all(inflight)) check("/loss/triplet", "post", r, 200);
+    assert.equal(await busy.stop(), 0, busy.log());
+    assert.doesNotMatch(busy.log(), SANITIZER);
   });
 });
 
@@ -465,4 +470,11 @@ describe("the /losses catalog agrees with the document", () => {
       else assert.equal(r.properties.generator, undefined);
     });
   }
+});
+
+describe("shutdown", () => {
+  test("after all of the above, SIGTERM stops the daemon with status 0 and no sanitizer report", async () => {
+    assert.equal(await d.stop(), 0, d.log());
+    assert.doesNotMatch(d.log(), SANITIZER);
+  });
 });
