@@ -36,7 +36,11 @@ static void *client_run(void *arg)
     return NULL;
 }
 
-Test(http_concurrency, concurrent_clients_get_correct_answers, .timeout = 60)
+/* One timeout for every test: Criterion leaks a little when tests with
+ * different timeouts run side by side under --jobs. */
+TestSuite(http_concurrency, .timeout = 60);
+
+Test(http_concurrency, concurrent_clients_get_correct_answers)
 {
     static const char *const args[] = {"--threads", "3", NULL};
     client clients[CLIENTS];
@@ -98,7 +102,7 @@ static void *big_run(void *arg)
     return NULL;
 }
 
-Test(http_concurrency, full_queue_is_503_with_retry_after, .timeout = 60)
+Test(http_concurrency, full_queue_is_503_with_retry_after)
 {
     static const char *const args[] = {"--threads", "1", "--max-queue", "1",
                                        NULL};

@@ -24,7 +24,7 @@ static void stop(void)
     cr_assert_eq(lossd_stop(&d), 0);
 }
 
-TestSuite(http_errors, .init = start_small, .fini = stop, .timeout = 30);
+TestSuite(http_errors, .init = start_small, .fini = stop, .timeout = 60);
 
 static const char small_softmax[] =
     "{\"logits\":[[1,2,3],[0,0,1]],\"labels\":[2,0]}";

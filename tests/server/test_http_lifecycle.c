@@ -12,6 +12,10 @@
 
 #include "harness.h"
 
+/* One timeout for every test: Criterion leaks a little when tests with
+ * different timeouts run side by side under --jobs. */
+TestSuite(http_lifecycle, .timeout = 60);
+
 Test(http_lifecycle, help_lists_every_flag_and_exits_0)
 {
     static const char *const help[] = {"--help", NULL};
@@ -89,7 +93,7 @@ static void expect_get(unsigned port, const char *path, const char *has)
     hresp_free(&r);
 }
 
-Test(http_lifecycle, service_endpoints, .timeout = 30)
+Test(http_lifecycle, service_endpoints)
 {
     lossd d;
     hresp r;
@@ -126,7 +130,7 @@ static double scrape(unsigned port, const char *series)
     return v;
 }
 
-Test(http_lifecycle, metrics_counters_move, .timeout = 30)
+Test(http_lifecycle, metrics_counters_move)
 {
     static const char ok200[] =
         "lossd_requests_total{loss=\"softmax\",status=\"200\"}";
@@ -161,7 +165,7 @@ Test(http_lifecycle, metrics_counters_move, .timeout = 30)
     cr_assert_eq(lossd_stop(&d), 0);
 }
 
-Test(http_lifecycle, request_log_and_server_timing, .timeout = 30)
+Test(http_lifecycle, request_log_and_server_timing)
 {
     char *body = softmax_body(4, 3, 1, NULL), timing[256];
     lossd d;
@@ -197,7 +201,7 @@ static char *wait_log(const lossd *d, const char *what)
     return log;
 }
 
-Test(http_lifecycle, log_lines_are_json_per_request, .timeout = 30)
+Test(http_lifecycle, log_lines_are_json_per_request)
 {
     char *log, *line;
     lossd d;
@@ -220,7 +224,7 @@ Test(http_lifecycle, log_lines_are_json_per_request, .timeout = 30)
     cr_assert_eq(lossd_stop(&d), 0);
 }
 
-Test(http_lifecycle, text_log_format, .timeout = 30)
+Test(http_lifecycle, text_log_format)
 {
     static const char *const args[] = {"--log-format", "text", NULL};
     lossd d;
@@ -237,7 +241,7 @@ Test(http_lifecycle, text_log_format, .timeout = 30)
 }
 
 /* A request whose body stops arriving is dropped after --timeout. */
-Test(http_lifecycle, slow_request_is_dropped_after_timeout, .timeout = 30)
+Test(http_lifecycle, slow_request_is_dropped_after_timeout)
 {
     static const char *const args[] = {"--timeout", "1", NULL};
     static const char req[] =
@@ -311,7 +315,7 @@ static void wait_not_ready(unsigned port)
 /* SIGTERM with requests running and queued: /readyz turns 503, new work
  * gets 503 with Retry-After, every admitted request gets 200 and the
  * daemon exits 0. */
-Test(http_lifecycle, graceful_shutdown_finishes_in_flight, .timeout = 60)
+Test(http_lifecycle, graceful_shutdown_finishes_in_flight)
 {
     static const char *const args[] = {"--threads", "1", NULL};
     char *body = softmax_body(300, 400, 3, NULL), retry[16];
