@@ -74,6 +74,9 @@ test("/docs renders every loss, fetches only from its own host and runs without 
   const requests = [];
   const errors = [];
   page.on("request", (r) => requests.push(r.url()));
+  page.on("response", (r) => {
+    if (r.status() >= 400) errors.push(`${r.status()} ${r.url()}`);
+  });
   page.on("pageerror", (e) => errors.push(String(e)));
   page.on("console", (m) => {
     if (m.type() === "error") errors.push(m.text());
