@@ -3,18 +3,25 @@
 #   docker build -t lossd .            (or: podman build --format docker -t lossd .)
 #   docker run --rm -p 8080:8080 lossd
 #
-# Two stages: the build stage compiles lossd on Debian bookworm and runs the
-# whole test suite, so an image is only produced from a tree whose tests
-# pass; the run stage is debian:bookworm-slim with the three runtime
-# libraries and the binary, running as an unprivileged numeric user.  The
-# daemon is configured only through LOSSD_* environment variables (see the
-# README's configuration table).
+# Two stages.  The build stage is Debian bookworm with Node.js 22 (the
+# official node:22-bookworm image): it installs the -dev packages and
+# Chromium, builds lossd (Redocly CLI, from api/package.json, turns the
+# OpenAPI document and the reference page into C that is compiled in) and
+# runs the whole `make test`, so an image is only produced from a tree whose
+# tests pass.  The run stage is debian:bookworm-slim with the three runtime
+# libraries and the binary, running as an unprivileged numeric user,
+# configured only through LOSSD_* environment variables (see the README's
+# configuration table).
+#
+# BUILD_IMAGE may name another bookworm image with Node.js >= 20.19 on PATH.
 
-FROM debian:bookworm AS build
+ARG BUILD_IMAGE=node:22-bookworm
+
+FROM ${BUILD_IMAGE} AS build
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
        build-essential pkg-config libmicrohttpd-dev libcjson-dev libuv1-dev \
-       libcriterion-dev libcurl4-openssl-dev curl \
+       libcriterion-dev libcurl4-openssl-dev curl ca-certificates chromium \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

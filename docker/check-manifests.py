@@ -235,8 +235,10 @@ class Checker:
 
     def dockerfile(self, text):
         w = "Dockerfile"
-        froms = re.findall(r"^FROM\s+(\S+)", text, re.M)
-        self.need(len(froms) >= 2 and froms[0].startswith("debian:bookworm") and
+        args = dict(re.findall(r"^ARG\s+(\w+)=(\S+)", text, re.M))
+        froms = [re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), ""), f)
+                 for f in re.findall(r"^FROM\s+(\S+)", text, re.M)]
+        self.need(len(froms) >= 2 and "bookworm" in froms[0] and
                   froms[-1] == "debian:bookworm-slim", w,
                   "multi-stage: bookworm build stage, bookworm-slim run stage")
         self.need(re.search(r"make test", text), w, "the build stage runs make test")

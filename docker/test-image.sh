@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test-image.sh -- builds the lossd image and checks it as a user would run
 # it (`make image-test`):
+#   0. `make k8s-check`: the manifests, Compose file and nginx.conf;
 #   1. the image: numeric non-root user, EXPOSE 8080, exec-form ENTRYPOINT,
 #      a HEALTHCHECK through `lossd --check`, every shared library resolved,
 #      no compiler left in it, its size;
@@ -19,7 +20,7 @@
 # `run` commands for the topology.  Every request goes to 127.0.0.1.
 # Logs are kept in build/image-test/.  LOSSD_IMAGE names the image (default
 # localhost/lossd:test); IMAGE_TEST_NO_BUILD=1 tests it without rebuilding;
-# NGINX_IMAGE and ENGINE override the choices above.
+# BUILD_IMAGE, NGINX_IMAGE and ENGINE override the choices above.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -103,15 +104,48 @@ cleanup() {
 trap cleanup EXIT
 
 # ---------------------------------------------------------------- 1. image
+# The build stage's image: node:22-bookworm, pulled by the engine, unless
+# BUILD_IMAGE names another.  Where nothing can be pulled (podman without a
+# registry), a local bookworm image with this machine's Node.js (>= 20.19)
+# stands in for it, and the build reuses api/node_modules, which `make all`
+# installs here first, since npm cannot download inside the build.
+build_base() {
+    local ctx=$WORK/node-base node
+    BUILD_ARGS=()
+    if [ -n "${BUILD_IMAGE:-}" ]; then
+        BUILD_ARGS=(--build-arg "BUILD_IMAGE=$BUILD_IMAGE")
+        return
+    fi
+    if [ "$PODMAN" = 0 ] || "$ENGINE" image exists docker.io/library/node:22-bookworm; then
+        return
+    fi
+    node=$(command -v node) || { bad "no node:22-bookworm image and no Node.js here"; exit 1; }
+    say "standing in for node:22-bookworm: debian:bookworm with Node.js $(node --version)"
+    make -s all >"$WORK/host-make.log" 2>&1 || { bad "make all on the host (see $WORK/host-make.log)"; exit 1; }
+    mkdir -p "$ctx"
+    cp "$(readlink -f "$node")" "$ctx/node"
+    rm -rf "$ctx/npm" && cp -a "$(npm root -g)/npm" "$ctx/npm"
+    "$ENGINE" build --format docker -t localhost/lossd-node-base:test -f - "$ctx" \
+        >"$WORK/node-base.log" 2>&1 <<'EOF'
+FROM debian:bookworm
+COPY node /usr/local/bin/node
+COPY npm /usr/local/lib/node_modules/npm
+RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \
+    && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx
+EOF
+    BUILD_ARGS=(--build-arg BUILD_IMAGE=localhost/lossd-node-base:test)
+}
+
 build_image() {
     local fmt=()
     if [ -n "${IMAGE_TEST_NO_BUILD:-}" ]; then
         say "using the existing image $TAG (IMAGE_TEST_NO_BUILD)"
         return
     fi
+    build_base
     [ "$PODMAN" = 1 ] && fmt=(--format docker)   # OCI images drop HEALTHCHECK
     say "building $TAG (the build stage runs make test)"
-    if ! "$ENGINE" build "${fmt[@]}" -t "$TAG" . >"$WORK/build.log" 2>&1; then
+    if ! "$ENGINE" build "${fmt[@]}" "${BUILD_ARGS[@]}" -t "$TAG" . >"$WORK/build.log" 2>&1; then
         tail -30 "$WORK/build.log"
         bad "image builds and its tests pass (see $WORK/build.log)"
         exit 1
@@ -376,6 +410,8 @@ grace() {
         awk -v t="$took" -v c="$code" 'BEGIN { exit !(c == "0" && t < 5) }'
 }
 
+say "make k8s-check"
+check "the deployment files pass make k8s-check" make -s k8s-check
 pick_engine
 "$ENGINE" network create "$NET" >/dev/null
 build_image
