@@ -54,7 +54,7 @@ LOSSD   := $(if $(SERVER_SRC),$(B)/lossd)
 TESTS   := $(if $(TCORE_SRC),$(B)/tests/core_tests) \
            $(if $(TSERV_SRC),$(B)/tests/server_tests)
 
-.PHONY: all deps run test asan lint format clean vectors unit
+.PHONY: all deps run test asan lint format clean vectors unit bench bench-deps
 all: $(LIBCORE) $(LOSSD)
 
 deps:
@@ -154,6 +154,42 @@ test-api: $(LOSSD) $(B)/gen/openapi.json $(B)/gen/docs.html
 asan:
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(MAKE) test B=build/asan SAN=1
+
+# The benchmark (bench/): the HTTP floor, lossd and a FastAPI + PyTorch peer
+# side by side on loopback, and the core alone; writes build/bench/report.md.
+# Never part of `make test`.
+BENCH_DEBS := wrk curl python3-fastapi python3-uvicorn python3-uvloop \
+              python3-httptools python3-torch gnuplot-nox
+
+bench-deps: deps
+	@missing=; for p in $(BENCH_DEBS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' \
+	    || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "bench-deps: installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+$(B)/bench/floor: bench/floor.c | deps
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_BASE) $(PKG_CFLAGS) $(CFLAGS) -o $@ $< $(PKG_LIBS)
+
+$(B)/bench/core_bench: bench/core_bench.c $(LIBCORE)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_BASE) -Icore $(CFLAGS) -o $@ $< $(LIBCORE) -lm
+
+$(B)/bench/handler_bench: bench/handler_bench.c $(SERVER_LIB_OBJ) $(LIBCORE)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_BASE) $(PKG_CFLAGS) -Icore -Iserver $(CFLAGS) -o $@ $< \
+	  $(SERVER_LIB_OBJ) $(LIBCORE) $(PKG_LIBS) -lm -lpthread
+
+BENCH_BIN := $(B)/bench/floor $(B)/bench/core_bench $(B)/bench/handler_bench
+
+# BENCH_ARGS=--quick: shorter runs, for trying the harness.
+bench: bench-deps all $(BENCH_BIN)
+	$(PYTHON) bench/run.py --build $(B) $(BENCH_ARGS)
 
 # Regenerates tests/vectors/*.json with PyTorch (Debian's python3-torch).
 vectors:

@@ -94,6 +94,15 @@ def memory_rows(t, d, peer_peak):
           lossd=d["peak100_mb"])
 
 
+def handler_rows(t, e):
+    for w, r in e.items():
+        t.row("(e) " + w, "lossd without HTTP, us per request", lossd=r["us"])
+        for k in TIMING_KEYS:
+            if k in r:
+                t.row("(e) " + w, "lossd without HTTP, " + k + ", us",
+                      lossd=r[k])
+
+
 def parse_rows(t, p):
     for name, ms in p.items():
         t.row("parse softmax_1000x1000", name + ", ms", lossd=ms)
@@ -207,6 +216,7 @@ def write(res, out_dir):
     small_rows(t, res["a"])
     large_rows(t, res["b"])
     memory_rows(t, res.get("d") or {}, res.get("peer_rss"))
+    handler_rows(t, res.get("e", {}))
     parse_rows(t, res.get("parse", {}))
     core_rows(t, res.get("c", {}))
     g = Targets()

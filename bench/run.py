@@ -10,9 +10,11 @@ gnuplot is present).
   (c) the core micro-benchmark (bench/core_bench.c), ns per input element;
   (d) lossd's peak RSS while serving one 1000x1000 request, and its RSS
       after 100 more;
+  (e) lossd's request path without HTTP (bench/handler_bench.c): parse,
+      compute and encode of each body, single thread;
   plus the parser micro-benchmark (bench/parse_bench.c) when it is built.
 
-Usage: /usr/bin/python3 bench/run.py [--quick] [--skip a,b,c,d]
+Usage: /usr/bin/python3 bench/run.py [--quick] [--skip a,b,c,d,e]
 Everything runs on 127.0.0.1 and stops by itself; a server that does not
 start is reported as n/a rather than stopping the rest.
 """
@@ -312,6 +314,27 @@ def peer_rss(peer):
     return max(peaks) if peaks else None
 
 
+# ---- (e) the request path without HTTP --------------------------------------
+
+def workload_e(handler_bench, bodies, budget_ms):
+    """srv_loss_run alone, single thread: us per request and its split."""
+    if not os.path.exists(handler_bench):
+        return {}
+    out = subprocess.run([handler_bench, bodies, str(budget_ms)],
+                         capture_output=True, text=True, timeout=300,
+                         check=True)
+    res = {}
+    for line in out.stdout.splitlines():
+        if line.startswith("#"):
+            continue
+        w, total, parse, compute, encode = line.split()
+        res[w] = {"us": float(total), "parse": float(parse),
+                  "compute": float(compute), "encode": float(encode)}
+        log("(e) %-17s %10.1f us: parse %.1f compute %.1f encode %.1f" % (
+            w, float(total), float(parse), float(compute), float(encode)))
+    return res
+
+
 # ---- parse micro-benchmark -------------------------------------------------
 
 def workload_parse(parse_bench, bodies):
@@ -371,6 +394,9 @@ def main():
         if "c" not in skip else {}
     res["d"] = workload_d(args, bodies, out_dir, 20 if args.quick else 100) \
         if "d" not in skip else {}
+    res["e"] = workload_e(os.path.join(out_dir, "handler_bench"), bodies,
+                          300 if args.quick else 1000) \
+        if "e" not in skip else {}
     res["parse"] = workload_parse(os.path.join(out_dir, "parse_bench"),
                                   bodies)
     res["seconds"] = time.time() - t0
