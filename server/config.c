@@ -152,6 +152,62 @@ static const char *parse_log_format(srv_config *cfg, const char *text)
     return NULL;
 }
 
+static const char *parse_grace(srv_config *cfg, const char *text)
+{
+    unsigned long long v;
+
+    if (parse_uint(text, 0, 86400, &v) != 0)
+        return "a number of seconds in [0, 86400]";
+    cfg->grace = (unsigned)v;
+    return NULL;
+}
+
+static const char *parse_max_connections(srv_config *cfg, const char *text)
+{
+    unsigned long long v;
+
+    if (parse_uint(text, 1, 1000000, &v) != 0)
+        return "a number of connections in [1, 1000000]";
+    cfg->max_connections = (unsigned)v;
+    return NULL;
+}
+
+/* Copies a file path; the file itself is read at start-up, where a
+ * missing or bad file is reported with the reason. */
+static const char *parse_path(char *dst, size_t cap, const char *text)
+{
+    if (strlen(text) >= cap)
+        return "a file path shorter than 4096 bytes";
+    strcpy(dst, text);
+    return NULL;
+}
+
+static const char *parse_api_keys_file(srv_config *cfg, const char *text)
+{
+    return parse_path(cfg->api_keys_file, sizeof cfg->api_keys_file, text);
+}
+
+static const char *parse_tls_cert(srv_config *cfg, const char *text)
+{
+    return parse_path(cfg->tls_cert, sizeof cfg->tls_cert, text);
+}
+
+static const char *parse_tls_key(srv_config *cfg, const char *text)
+{
+    return parse_path(cfg->tls_key, sizeof cfg->tls_key, text);
+}
+
+static const char *parse_metrics_auth(srv_config *cfg, const char *text)
+{
+    if (strcmp(text, "on") == 0)
+        cfg->metrics_auth = 1;
+    else if (strcmp(text, "off") == 0)
+        cfg->metrics_auth = 0;
+    else
+        return "\"on\" or \"off\"";
+    return NULL;
+}
+
 static const option options[] = {
     {"host", "LOSSD_HOST", "0.0.0.0", "address to listen on", parse_host},
     {"port", "LOSSD_PORT", "8080", "TCP port; 0 picks a free one", parse_port},
@@ -165,6 +221,18 @@ static const option options[] = {
      "seconds a request may take to arrive; 0 = none", parse_timeout},
     {"log-format", "LOSSD_LOG_FORMAT", "json", "json or text",
      parse_log_format},
+    {"grace", "LOSSD_GRACE", "30",
+     "seconds SIGTERM waits for admitted requests", parse_grace},
+    {"max-connections", "LOSSD_MAX_CONNECTIONS", "1024",
+     "open connections at once; more are closed", parse_max_connections},
+    {"api-keys-file", "LOSSD_API_KEYS_FILE", "none",
+     "file of API keys, one a line; /loss/* then needs one", parse_api_keys_file},
+    {"metrics-auth", "LOSSD_METRICS_AUTH", "off",
+     "on: GET /metrics needs an API key too", parse_metrics_auth},
+    {"tls-cert", "LOSSD_TLS_CERT", "none", "PEM certificate chain; serves HTTPS",
+     parse_tls_cert},
+    {"tls-key", "LOSSD_TLS_KEY", "none", "PEM private key of --tls-cert",
+     parse_tls_key},
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 
@@ -180,6 +248,8 @@ static void config_defaults(srv_config *cfg)
     cfg->max_queue = 64;
     cfg->timeout = 30;
     cfg->log_format = SRV_LOG_JSON;
+    cfg->grace = 30;
+    cfg->max_connections = 1024;
 }
 
 static void config_usage(const char *prog)
@@ -192,10 +262,12 @@ static void config_usage(const char *prog)
            "overrides the variable.\n\n",
            prog);
     for (i = 0; i < NOPTIONS; i++)
-        printf("  --%-11s %-17s %s (default: %s)\n", options[i].flag,
+        printf("  --%-15s %-21s %s (default: %s)\n", options[i].flag,
                options[i].env, options[i].help, options[i].dflt);
-    printf("  --%-11s %-17s %s\n", "help", "", "print this help and exit");
-    printf("  --%-11s %-17s %s\n", "version", "", "print the version and exit");
+    printf("  %-17s %-21s %s\n", "", "LOSSD_API_KEYS",
+           "API keys, comma-separated (adds to --api-keys-file)");
+    printf("  --%-15s %-21s %s\n", "help", "", "print this help and exit");
+    printf("  --%-15s %-21s %s\n", "version", "", "print the version and exit");
 }
 
 /* Applies one value; on failure prints the single error line. */
@@ -283,5 +355,10 @@ srv_config_action srv_config_parse(srv_config *cfg, int argc, char **argv)
     for (i = 1; i < argc; i++)
         if (config_flag(cfg, argc, argv, &i) != 0)
             return SRV_CONFIG_ERROR;
+    if ((cfg->tls_cert[0] == '\0') != (cfg->tls_key[0] == '\0')) {
+        fprintf(stderr, "lossd: --tls-cert and --tls-key go together: give "
+                        "both or neither\n");
+        return SRV_CONFIG_ERROR;
+    }
     return SRV_CONFIG_RUN;
 }

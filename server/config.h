@@ -21,6 +21,12 @@ typedef struct srv_config {
     unsigned max_queue; /* requests waiting for a worker before 503 */
     unsigned timeout;   /* seconds a request may take to arrive; 0 off */
     srv_log_format log_format;
+    unsigned grace;           /* seconds SIGTERM waits for admitted work */
+    unsigned max_connections; /* open connections at once */
+    char api_keys_file[4096]; /* "" when none; keys also from LOSSD_API_KEYS */
+    int metrics_auth;         /* 1: GET /metrics needs a key too */
+    char tls_cert[4096];      /* PEM paths; both "" for plain HTTP */
+    char tls_key[4096];
 } srv_config;
 
 /* What srv_config_parse asks main() to do. */

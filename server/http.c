@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,6 +25,7 @@
 #include <microhttpd.h>
 #include <uv.h>
 
+#include "auth.h"
 #include "handler.h"
 #include "http.h"
 #include "log.h"
@@ -53,6 +55,7 @@ typedef struct request {
     srv_answer answer;                         /* REQ_DEFERRED's response */
     int status;   /* 0 until a response is queued */
     int admitted; /* counted in http.admitted */
+    int timed_out; /* dropped by the --timeout check */
     size_t bytes_out;
 } request;
 
@@ -61,7 +64,11 @@ static struct {
     const srv_config *cfg; /* read-only while the daemon runs */
     atomic_int draining;
     atomic_long admitted; /* loss requests past routing, not yet complete */
-} http;
+    char *tls_cert, *tls_key; /* PEM text, alive as long as the daemon */
+    atomic_int running;    /* MHD_start_daemon has returned a daemon */
+    pthread_mutex_t error_lock;
+    char mhd_error[512]; /* libmicrohttpd's last start-up message */
+} http = {.error_lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* ---- responses ---------------------------------------------------------- */
 
@@ -111,6 +118,9 @@ static void response_headers(struct MHD_Response *r, const srv_answer *a,
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, a->content_type);
     if (a->allow != NULL)
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, a->allow);
+    if (a->www_authenticate != NULL)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                a->www_authenticate);
     if (a->retry_after > 0) {
         snprintf(retry, sizeof retry, "%d", a->retry_after);
         MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, retry);
@@ -121,6 +131,21 @@ static void response_headers(struct MHD_Response *r, const srv_answer *a,
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
 }
 
+/* The code of an error body, which errors.c always opens with
+ * {"error":{"code":"...", copied into out; "other" for anything else. */
+static void answer_code(const srv_answer *a, char *out, size_t cap)
+{
+    static const char open[] = "{\"error\":{\"code\":\"";
+    size_t n = sizeof open - 1, i = 0;
+
+    if (a->body != NULL && a->len > n && memcmp(a->body, open, n) == 0)
+        while (i + 1 < cap && n + i < a->len && a->body[n + i] != '"')
+            out[i] = a->body[n + i], i++;
+    out[i] = '\0';
+    if (i == 0 || n + i >= a->len || a->body[n + i] != '"')
+        snprintf(out, cap, "other");
+}
+
 /* Queues the answer (taking its body) and marks the request answered. */
 static enum MHD_Result http_answer(request *rq, srv_answer *a,
                                    const char *timing)
@@ -129,8 +154,13 @@ static enum MHD_Result http_answer(request *rq, srv_answer *a,
     enum MHD_Result ret;
     int status = a->status;
     size_t len = a->len;
+    char code[32];
 
     rq->state = REQ_ANSWERED;
+    if (status >= 400) {
+        answer_code(a, code, sizeof code);
+        srv_metrics_rejected(code);
+    }
     r = response_new(a);
     if (r == NULL)
         return MHD_NO;
@@ -239,8 +269,10 @@ static enum MHD_Result http_receive(request *rq, const char *data, size_t *size)
     srv_answer a;
 
     *size = 0;
-    if (request_timed_out(rq))
+    if (request_timed_out(rq)) {
+        rq->timed_out = 1;
         return MHD_NO;
+    }
     if (n > http.cfg->max_body - rq->len) {
         free(rq->body);
         rq->body = NULL;
@@ -301,6 +333,11 @@ static void head_gather(request *rq, srv_head *h)
     MHD_get_connection_values(rq->conn, MHD_HEADER_KIND, head_visit, h);
     h->max_body = http.cfg->max_body;
     h->draining = atomic_load(&http.draining);
+    h->auth_on = srv_auth_enabled();
+    h->metrics_auth = http.cfg->metrics_auth;
+    if (h->auth_on)
+        h->authorized = srv_auth_check(MHD_lookup_connection_value(
+            rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION));
 }
 
 /* An answer decided on the headers.  A request without a body is answered
@@ -381,8 +418,10 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn,
     case REQ_DEFERRED:
         if (*upload_data_size == 0)
             return http_answer(rq, &rq->answer, NULL);
-        if (request_timed_out(rq))
+        if (request_timed_out(rq)) {
+            rq->timed_out = 1;
             return MHD_NO;
+        }
         break;
     case REQ_ANSWERED:
     case REQ_COMPUTING:
@@ -402,9 +441,13 @@ static void http_completed(void *cls, struct MHD_Connection *conn,
 
     (void)cls;
     (void)conn;
-    (void)toe;
     if (rq == NULL)
         return;
+    if (rq->status == 0)
+        srv_metrics_rejected(rq->timed_out ||
+                                     toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED
+                                 ? "timeout"
+                                 : "dropped");
     line.method = rq->method;
     line.path = rq->path;
     line.loss = rq->loss;
@@ -440,6 +483,13 @@ static void http_mhd_log(void *cls, const char *fmt, va_list ap)
 
     (void)cls;
     vsnprintf(msg, sizeof msg, fmt, ap);
+    msg[strcspn(msg, "\n")] = '\0';
+    if (!atomic_load(&http.running)) {
+        pthread_mutex_lock(&http.error_lock);
+        if (http.mhd_error[0] == '\0') /* the first says most */
+            snprintf(http.mhd_error, sizeof http.mhd_error, "%s", msg);
+        pthread_mutex_unlock(&http.error_lock);
+    }
     srv_log_warn("libmicrohttpd: %s", msg);
 }
 
@@ -485,6 +535,74 @@ static int http_listen(const srv_config *cfg, int *family, unsigned *port)
     return fd;
 }
 
+/* The whole of a PEM file, NUL-terminated and malloc'd; NULL after one
+ * line on stderr. */
+static char *pem_read(const char *path, const char *flag)
+{
+    FILE *f = fopen(path, "rb");
+    char *text = NULL;
+    long n = -1;
+
+    if (f != NULL && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
+        n < (1L << 24) && fseek(f, 0, SEEK_SET) == 0 &&
+        (text = malloc((size_t)n + 1)) != NULL) {
+        n = (long)fread(text, 1, (size_t)n, f);
+        text[n] = '\0';
+    }
+    if (f == NULL || text == NULL)
+        fprintf(stderr, "lossd: %s: cannot read '%s': %s\n", flag, path,
+                f == NULL ? strerror(errno) : "too large or unreadable");
+    else if (strstr(text, "-----BEGIN ") == NULL) {
+        fprintf(stderr, "lossd: %s: '%s' is not a PEM file\n", flag, path);
+        free(text);
+        text = NULL;
+    }
+    if (f != NULL)
+        fclose(f);
+    return text;
+}
+
+static int tls_load(const srv_config *cfg)
+{
+    if (cfg->tls_cert[0] == '\0')
+        return 0;
+    http.tls_cert = pem_read(cfg->tls_cert, "--tls-cert");
+    if (http.tls_cert != NULL)
+        http.tls_key = pem_read(cfg->tls_key, "--tls-key");
+    return http.tls_key != NULL ? 0 : -1;
+}
+
+static void tls_free(void)
+{
+    free(http.tls_cert);
+    free(http.tls_key);
+    http.tls_cert = http.tls_key = NULL;
+}
+
+/* TLS 1.2 and 1.3 only, GnuTLS's default ciphers otherwise. */
+#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+
+static struct MHD_Daemon *http_daemon_start(const srv_config *cfg, int fd,
+                                            unsigned flags, unsigned threads)
+{
+    const struct MHD_OptionItem tls[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, http.tls_cert},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, http.tls_key},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)TLS_PRIORITIES},
+        {MHD_OPTION_END, 0, NULL}};
+    const struct MHD_OptionItem none[] = {{MHD_OPTION_END, 0, NULL}};
+
+    if (http.tls_cert != NULL)
+        flags |= MHD_USE_TLS;
+    return MHD_start_daemon(
+        flags, 0, NULL, NULL, http_access, NULL, MHD_OPTION_EXTERNAL_LOGGER,
+        http_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
+        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
+        cfg->timeout, MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
+        MHD_OPTION_NOTIFY_COMPLETED, http_completed, NULL, MHD_OPTION_ARRAY,
+        http.tls_cert != NULL ? tls : none, MHD_OPTION_END);
+}
+
 int srv_http_start(const srv_config *cfg, unsigned *port)
 {
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
@@ -494,23 +612,35 @@ int srv_http_start(const srv_config *cfg, unsigned *port)
 
     http.cfg = cfg;
     atomic_store(&http.draining, 0);
-    fd = http_listen(cfg, &family, port);
-    if (fd < 0)
+    if (tls_load(cfg) != 0)
         return -1;
+    fd = http_listen(cfg, &family, port);
+    if (fd < 0) {
+        tls_free();
+        return -1;
+    }
     if (family == AF_INET6)
         flags |= MHD_USE_IPv6;
     io_threads = io_threads < 1 ? 1 : io_threads > 4 ? 4 : io_threads;
-    http.daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, http_access, NULL, MHD_OPTION_EXTERNAL_LOGGER,
-        http_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
-        MHD_OPTION_THREAD_POOL_SIZE, io_threads, MHD_OPTION_CONNECTION_TIMEOUT,
-        cfg->timeout, MHD_OPTION_NOTIFY_COMPLETED, http_completed, NULL,
-        MHD_OPTION_END);
+    if (io_threads > cfg->max_connections)
+        io_threads = cfg->max_connections; /* each thread takes a share */
+    http.daemon = http_daemon_start(cfg, fd, flags, io_threads);
     if (http.daemon == NULL) {
-        fprintf(stderr, "lossd: cannot start the HTTP daemon\n");
+        if (http.tls_cert != NULL)
+            fprintf(stderr,
+                    "lossd: cannot serve TLS with --tls-cert '%s' and "
+                    "--tls-key '%s': %s\n",
+                    cfg->tls_cert, cfg->tls_key,
+                    http.mhd_error[0] ? http.mhd_error
+                                      : "the certificate or key was refused");
+        else
+            fprintf(stderr, "lossd: cannot start the HTTP daemon: %s\n",
+                    http.mhd_error[0] ? http.mhd_error : "unknown error");
         close(fd);
+        tls_free();
         return -1;
     }
+    atomic_store(&http.running, 1);
     return 0;
 }
 
@@ -534,4 +664,6 @@ void srv_http_stop(void)
     if (http.daemon != NULL)
         MHD_stop_daemon(http.daemon);
     http.daemon = NULL;
+    atomic_store(&http.running, 0);
+    tls_free();
 }

@@ -1,7 +1,10 @@
 /* main.c -- lossd: parse the configuration, start the compute pool and the
  * HTTP daemon, serve until SIGTERM or SIGINT, then drain and exit 0. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
+#include "auth.h"
 #include "config.h"
 #include "http.h"
 #include "log.h"
@@ -24,6 +27,8 @@ int main(int argc, char **argv)
     case SRV_CONFIG_RUN:
         break;
     }
+    if (srv_auth_load(cfg.api_keys_file, getenv("LOSSD_API_KEYS")) != 0)
+        return 2;
     srv_signals_block();
     srv_log_init(cfg.log_format);
     srv_metrics_init();
@@ -39,9 +44,16 @@ int main(int argc, char **argv)
     sig = srv_signals_wait();
     srv_http_drain();
     srv_log_event_write("draining", "signal", sig);
-    left = srv_signals_wait_idle();
+    left = srv_signals_wait_idle(cfg.grace);
+    if (left > 0) {
+        /* Workers may still hold suspended connections, which the daemon
+         * cannot be stopped under: leave without tearing down. */
+        srv_log_event_write("grace_expired", "in_flight", left);
+        _exit(1);
+    }
     srv_http_stop();
     srv_pool_stop();
+    srv_auth_free();
     srv_log_event_write("stopped", "in_flight", left);
     return 0;
 }

@@ -30,6 +30,10 @@ static unsigned long long hist[MAX_LOSSES][NBUCKETS + 1];
 static double hist_sum[MAX_LOSSES];
 static unsigned long long bytes_in_total, bytes_out_total;
 static long in_flight;
+#define MAX_REASONS 48
+static char reasons[MAX_REASONS][32];
+static unsigned long long rejected[MAX_REASONS];
+static size_t nreasons;
 
 void srv_metrics_init(void)
 {
@@ -87,6 +91,31 @@ void srv_metrics_request_end(const char *loss, int status, size_t bytes_in,
     hist[li][b]++;
     hist_sum[li] += seconds;
     bytes_out_total += bytes_out;
+    pthread_mutex_unlock(&lock);
+}
+
+/* Caller holds lock.  The slot of reason, added when new; once all but
+ * one slot are taken, new reasons share the last one, "other". */
+static size_t reason_index(const char *reason)
+{
+    size_t i, n = strlen(reason);
+
+    if (n == 0 || n >= sizeof reasons[0] ||
+        strspn(reason, "abcdefghijklmnopqrstuvwxyz_") != n)
+        reason = "other";
+    for (i = 0; i < nreasons; i++)
+        if (strcmp(reasons[i], reason) == 0)
+            return i;
+    if (nreasons == MAX_REASONS - 1 && strcmp(reason, "other") != 0)
+        return reason_index("other");
+    strcpy(reasons[nreasons], reason);
+    return nreasons++;
+}
+
+void srv_metrics_rejected(const char *reason)
+{
+    pthread_mutex_lock(&lock);
+    rejected[reason_index(reason)]++;
     pthread_mutex_unlock(&lock);
 }
 
@@ -157,6 +186,19 @@ static void render_requests(text *t)
                             names[li], s + STATUS_LO, requests[li][s]);
 }
 
+/* Caller holds lock. */
+static void render_rejected(text *t)
+{
+    size_t i;
+
+    text_printf(t, "# HELP lossd_rejected_total Requests refused (4xx, 5xx) "
+                   "or dropped, by error code.\n"
+                   "# TYPE lossd_rejected_total counter\n");
+    for (i = 0; i < nreasons; i++)
+        text_printf(t, "lossd_rejected_total{reason=\"%s\"} %llu\n", reasons[i],
+                    rejected[i]);
+}
+
 /* Caller holds lock.  Losses that have seen no request are left out. */
 static void render_histogram(text *t)
 {
@@ -214,6 +256,7 @@ char *srv_metrics_render(unsigned queue_depth, size_t *len)
     pthread_mutex_lock(&lock);
     render_requests(&t);
     render_histogram(&t);
+    render_rejected(&t);
     render_gauges(&t, queue_depth);
     pthread_mutex_unlock(&lock);
     *len = t.len;

@@ -7,6 +7,7 @@
  *   lossd_in_flight                              gauge
  *   lossd_queue_depth                            gauge (passed in at render)
  *   lossd_bytes_received_total, lossd_bytes_sent_total   counters
+ *   lossd_rejected_total{reason}                 counter
  * loss is a name of the contract, or "other" for requests that are not for
  * a known loss, so a client cannot grow the label set.
  *
@@ -28,6 +29,12 @@ void srv_metrics_request_begin(void);
  * and bytes received change). */
 void srv_metrics_request_end(const char *loss, int status, size_t bytes_in,
                              size_t bytes_out, double seconds);
+
+/* One request refused or dropped: reason is the error code of its answer
+ * ("unauthorized", "overloaded", "body_too_large", ...) or "timeout" /
+ * "dropped" for a request that got no answer.  The set of reasons is
+ * capped; reasons past the cap count as "other". */
+void srv_metrics_rejected(const char *reason);
 
 /* Requests between begin and end. */
 long srv_metrics_in_flight(void);

@@ -253,6 +253,17 @@ static srv_route_result route_loss(const srv_head *h, srv_answer *a,
     return SRV_ROUTE_ANSWER;
 }
 
+/* With API keys configured, every /loss/ path (whatever the method or
+ * name, so that no answer hints at anything) and, with --metrics-auth,
+ * /metrics need a key; the other service endpoints stay open for probes. */
+static int route_needs_key(const srv_head *h)
+{
+    if (!h->auth_on || h->authorized)
+        return 0;
+    return strncmp(h->path, LOSS_PREFIX, strlen(LOSS_PREFIX)) == 0 ||
+           (h->metrics_auth && strcmp(h->path, "/metrics") == 0);
+}
+
 srv_route_result srv_route_head(const srv_head *h, srv_answer *a,
                                 const char **loss)
 {
@@ -260,6 +271,13 @@ srv_route_result srv_route_head(const srv_head *h, srv_answer *a,
     int get = strcmp(h->method, "GET") == 0 || strcmp(h->method, "HEAD") == 0;
 
     *loss = NULL;
+    if (route_needs_key(h)) {
+        srv_answer_error(a, 401, "unauthorized",
+                         "This endpoint needs an API key: send "
+                         "'Authorization: Bearer <key>'.");
+        a->www_authenticate = "Bearer realm=\"lossd\"";
+        return SRV_ROUTE_ANSWER;
+    }
     if (strncmp(p, LOSS_PREFIX, strlen(LOSS_PREFIX)) == 0) {
         *loss = p + strlen(LOSS_PREFIX);
         if (strcmp(h->method, "POST") != 0) {

@@ -1,7 +1,7 @@
 /* route.h -- what a request is, decided from its request line and headers
  * alone: a loss request whose body must be received and computed, or an
  * answer that is complete at once (the service endpoints and every error
- * that does not need the body: 400, 404, 405, 413, 415, 503).
+ * that does not need the body: 400, 401, 404, 405, 413, 415, 503).
  *
  * Knows nothing of libmicrohttpd: http.c gathers the facts into a
  * srv_head and sends the srv_answer.
@@ -25,7 +25,10 @@ typedef struct srv_head {
     unsigned long long content_length; /* valid when count == 1 */
     int chunked;                       /* Transfer-Encoding present */
     size_t max_body;
-    int draining; /* SIGTERM received */
+    int draining;     /* SIGTERM received */
+    int auth_on;      /* API keys are configured */
+    int authorized;   /* the request carries one of them */
+    int metrics_auth; /* GET /metrics needs a key too */
 } srv_head;
 
 typedef enum srv_body_kind {
@@ -43,6 +46,7 @@ typedef struct srv_answer {
     size_t len;
     srv_reply reply;   /* when kind == SRV_BODY_REPLY */
     const char *allow; /* Allow header (405), or NULL */
+    const char *www_authenticate; /* WWW-Authenticate header (401), or NULL */
     int retry_after;   /* seconds for Retry-After, 0 for none */
 } srv_answer;
 

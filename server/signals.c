@@ -38,15 +38,23 @@ int srv_signals_wait(void)
     return sig;
 }
 
-long srv_signals_wait_idle(void)
+long srv_signals_wait_idle(unsigned grace)
 {
     const struct timespec tick = {0, 10 * 1000 * 1000};
+    struct timespec now, end;
     sigset_t set;
     long n;
 
     signals_set(&set);
-    while ((n = srv_http_busy()) > 0)
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    end.tv_sec += (time_t)grace;
+    while ((n = srv_http_busy()) > 0) {
         if (sigtimedwait(&set, NULL, &tick) > 0)
             break;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec > end.tv_sec ||
+            (now.tv_sec == end.tv_sec && now.tv_nsec >= end.tv_nsec))
+            break;
+    }
     return n;
 }
