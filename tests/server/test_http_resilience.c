@@ -1,0 +1,470 @@
+/* test_http_resilience.c -- the daemon under overload and misbehaving
+ * clients: a full queue answers 503 at once while the probes answer and
+ * service resumes afterwards; trickling clients are dropped after
+ * --timeout; hundreds of idle sockets do not starve others; a client gone
+ * during compute costs nothing; headers over the limit get 431;
+ * --max-connections caps connections; SIGTERM with 100 requests in flight
+ * answers every one, and --grace bounds the wait. */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+/* One timeout for every suite: Criterion leaks a little when tests with
+ * different timeouts run side by side under --jobs. */
+TestSuite(http_resilience, .timeout = 60);
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+static int sock_open(unsigned port)
+{
+    struct sockaddr_in sa;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    cr_assert(fd >= 0, "socket: %s", strerror(errno));
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0,
+                 "connect: %s", strerror(errno));
+    return fd;
+}
+
+static void sock_send(int fd, const char *data, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+        cr_assert(n > 0, "send: %s", strerror(errno));
+        data += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Reads until the peer closes or wait_ms pass without data; malloc'd. */
+static char *sock_read_all(int fd, int wait_ms)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    size_t len = 0, cap = 4096;
+    char *out = malloc(cap);
+    ssize_t n;
+
+    cr_assert_not_null(out);
+    while (poll(&p, 1, wait_ms) > 0) {
+        if (len + 2048 > cap) {
+            out = realloc(out, cap *= 2);
+            cr_assert_not_null(out);
+        }
+        n = recv(fd, out + len, cap - len - 1, 0);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    out[len] = '\0';
+    return out;
+}
+
+static double scrape(unsigned port, const char *series)
+{
+    hresp r;
+    double v;
+
+    http_get(port, "/metrics", &r);
+    cr_assert_eq(r.status, 200);
+    v = metric_value(r.body, series);
+    hresp_free(&r);
+    return v;
+}
+
+/* Polls /metrics until series >= want (up to about 20 s). */
+static void wait_metric(unsigned port, const char *series, double want)
+{
+    int i;
+
+    for (i = 0; i < 4000; i++) {
+        if (scrape(port, series) >= want)
+            return;
+        sleep_ms(5);
+    }
+    cr_assert_fail("%s never reached %g", series, want);
+}
+
+/* The head of a POST /loss/<loss> of len body bytes. */
+static int post_head(char *out, size_t cap, const char *loss, size_t len)
+{
+    return snprintf(out, cap,
+                    "POST /loss/%s HTTP/1.1\r\nHost: t\r\n"
+                    "Content-Type: application/json\r\n"
+                    "Content-Length: %zu\r\n\r\n",
+                    loss, len);
+}
+
+/* A triplet batch_all request of n embeddings: O(n^3) work, slow enough to
+ * hold a worker for a while on any machine. */
+static char *slow_body(size_t n)
+{
+    size_t cap = 64 + n * 80, at, i;
+    char *b = malloc(cap);
+    uint64_t s = 7;
+
+    cr_assert_not_null(b);
+    at = (size_t)sprintf(b, "{\"mining\":\"batch_all\",\"embeddings\":[");
+    for (i = 0; i < n; i++) {
+        double v[4];
+        int j;
+        for (j = 0; j < 4; j++) {
+            s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+            v[j] = (double)(s >> 11) / 9007199254740992.0 * 2 - 1;
+        }
+        at += (size_t)sprintf(b + at, "%s[%.5f,%.5f,%.5f,%.5f]", i ? "," : "",
+                              v[0], v[1], v[2], v[3]);
+    }
+    at += (size_t)sprintf(b + at, "],\"labels\":[");
+    for (i = 0; i < n; i++)
+        at += (size_t)sprintf(b + at, "%s%zu", i ? "," : "", i % 5);
+    sprintf(b + at, "]}");
+    return b;
+}
+
+typedef struct slow_call {
+    unsigned port;
+    const char *body;
+    long status;
+    atomic_int done;
+} slow_call;
+
+static void *slow_run(void *arg)
+{
+    slow_call *c = arg;
+    hresp r;
+
+    http_post_json(c->port, "triplet", c->body, &r);
+    c->status = r.status;
+    hresp_free(&r);
+    atomic_store(&c->done, 1);
+    return NULL;
+}
+
+static const char tiny[] = "{\"scores\":[0.5,-2],\"labels\":[1,-1]}";
+
+/* ---- overload ----------------------------------------------------------- */
+
+/* One worker busy and the one queue slot taken: a new loss request is
+ * refused at once (before the slow ones end) while /healthz and /metrics
+ * answer; once the slow ones are done the same request succeeds. */
+Test(http_resilience, full_queue_refuses_at_once_and_recovers)
+{
+    static const char *const args[] = {"--threads", "1", "--max-queue", "1",
+                                       NULL};
+    char *body = slow_body(700), retry[16];
+    slow_call calls[2];
+    pthread_t tids[2];
+    lossd d;
+    hresp r;
+    int i;
+
+    lossd_start(&d, args);
+    for (i = 0; i < 2; i++) {
+        calls[i].port = d.port;
+        calls[i].body = body;
+        atomic_store(&calls[i].done, 0);
+        pthread_create(&tids[i], NULL, slow_run, &calls[i]);
+    }
+    /* A job waiting in the queue means the worker is busy with the other. */
+    wait_metric(d.port, "lossd_queue_depth", 1);
+    http_post_json(d.port, "hinge", tiny, &r);
+    cr_assert(!atomic_load(&calls[0].done) || !atomic_load(&calls[1].done),
+              "the refusal did not wait for the queue");
+    expect_error(&r, 503, "overloaded");
+    cr_assert_eq(hresp_header(&r, "Retry-After", retry, sizeof retry), 0);
+    hresp_free(&r);
+    http_get(d.port, "/healthz", &r);
+    cr_assert_eq(r.status, 200);
+    hresp_free(&r);
+    cr_assert_geq(scrape(d.port, "lossd_rejected_total{reason=\"overloaded\"}"),
+                  1);
+    for (i = 0; i < 2; i++) {
+        pthread_join(tids[i], NULL);
+        cr_expect_eq(calls[i].status, 200, "slow request %d", i);
+    }
+    http_post_json(d.port, "hinge", tiny, &r);
+    cr_assert_eq(r.status, 200, "service resumes: %s", r.body);
+    hresp_free(&r);
+    free(body);
+    cr_assert_eq(lossd_stop(&d), 0);
+}
+
+/* ---- slow and broken clients -------------------------------------------- */
+
+/* A body sent a byte at a time, each within the idle timeout, is still cut
+ * off once the whole request has taken longer than --timeout. */
+Test(http_resilience, trickling_body_is_dropped_after_timeout)
+{
+    static const char *const args[] = {"--timeout", "1", NULL};
+    char head[256];
+    struct pollfd p;
+    lossd d;
+    int fd, i, closed = 0;
+
+    lossd_start(&d, args);
+    fd = sock_open(d.port);
+    sock_send(fd, head, (size_t)post_head(head, sizeof head, "hinge", 1000));
+    for (i = 0; i < 100 && !closed; i++) {
+        if (send(fd, " ", 1, MSG_NOSIGNAL) != 1)
+            closed = 1;
+        p.fd = fd;
+        p.events = POLLIN;
+        if (poll(&p, 1, 200) > 0) {
+            char c;
+            closed = recv(fd, &c, 1, 0) <= 0;
+            cr_assert(closed, "no answer expected for a dropped request");
+        }
+    }
+    cr_assert(closed, "the trickling client was never dropped");
+    close(fd);
+    wait_metric(d.port, "lossd_rejected_total{reason=\"timeout\"}", 1);
+    cr_assert_eq(lossd_stop(&d), 0);
+}
+
+#define IDLE 300
+
+/* Hundreds of sockets that connect and send half a request, or nothing,
+ * do not keep other clients from being served. */
+Test(http_resilience, idle_sockets_do_not_starve_others)
+{
+    static const char partial[] = "POST /loss/hinge HTTP/1.1\r\nHost: t\r\n";
+    int fds[IDLE], i;
+    lossd d;
+    hresp r;
+
+    lossd_start(&d, NULL);
+    for (i = 0; i < IDLE; i++) {
+        fds[i] = sock_open(d.port);
+        if (i % 2)
+            sock_send(fds[i], partial, sizeof partial - 1);
+    }
+    for (i = 0; i < 20; i++) {
+        http_post_json(d.port, "hinge", tiny, &r);
+        cr_assert_eq(r.status, 200, "%s", r.body);
+        hresp_free(&r);
+    }
+    for (i = 0; i < IDLE; i++)
+        close(fds[i]);
+    cr_assert_eq(lossd_stop(&d), 0);
+}
+
+/* A client that hangs up while its batch computes: the worker's answer is
+ * thrown away, the request is accounted for, and nothing leaks (the
+ * sanitizer and valgrind runs check the exit). */
+Test(http_resilience, client_gone_during_compute)
+{
+    static const char *const args[] = {"--threads", "1", NULL};
+    char *body = slow_body(500), head[256];
+    lossd d;
+    hresp r;
+    int fd, i;
+
+    lossd_start(&d, args);
+    for (i = 0; i < 3; i++) {
+        fd = sock_open(d.port);
+        sock_send(fd, head,
+                  (size_t)post_head(head, sizeof head, "triplet", strlen(body)));
+        sock_send(fd, body, strlen(body));
+        close(fd);
+    }
+    http_post_json(d.port, "hinge", tiny, &r); /* queued behind them */
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    hresp_free(&r);
+    for (i = 0; i < 2000 && scrape(d.port, "lossd_in_flight") > 1; i++)
+        sleep_ms(10);
+    cr_assert_eq(scrape(d.port, "lossd_in_flight"), 1, "only the scrape");
+    cr_assert_eq(scrape(d.port, "lossd_queue_depth"), 0);
+    free(body);
+    cr_assert_eq(lossd_stop(&d), 0);
+}
+
+/* libmicrohttpd answers headers beyond its per-connection buffer with 431,
+ * and a request line beyond it with 414 (its own small HTML body: the
+ * access handler never sees such a request). */
+Test(http_resilience, oversized_headers_get_431)
+{
+    size_t n = 40000;
+    char *req = malloc(n + 256), *out;
+    lossd d;
+    hresp r;
+    int at;
+
+    cr_assert_not_null(req);
+    lossd_start(&d, NULL);
+    at = sprintf(req, "GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: ");
+    memset(req + at, 'a', n);
+    strcpy(req + at + n, "\r\n\r\n");
+    out = raw_exchange(d.port, req, strlen(req), 3000);
+    cr_assert_eq(strncmp(out, "HTTP/1.1 431 ", 13), 0, "%.200s", out);
+    free(out);
+    at = sprintf(req, "GET /");
+    memset(req + at, 'a', n);
+    strcpy(req + at + n, " HTTP/1.1\r\nHost: t\r\n\r\n");
+    out = raw_exchange(d.port, req, strlen(req), 3000);
+    cr_assert_eq(strncmp(out, "HTTP/1.1 414 ", 13), 0, "%.200s", out);
+    free(out);
+    http_get(d.port, "/healthz", &r); /* and the daemon carries on */
+    cr_assert_eq(r.status, 200);
+    hresp_free(&r);
+    free(req);
+    cr_assert_eq(lossd_stop(&d), 0);
+}
+
+/* With --max-connections 2 and two connections held open, a third gets no
+ * answer; once they close, new clients are served again. */
+Test(http_resilience, max_connections_caps_open_connections)
+{
+    static const char *const args[] = {"--max-connections", "2", NULL};
+    static const char get[] = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+    int held[2], i;
+    char *out;
+    lossd d;
+    hresp r;
+
+    lossd_start(&d, args);
+    for (i = 0; i < 2; i++) {
+        held[i] = sock_open(d.port);
+        sock_send(held[i], get, sizeof get - 1); /* keep-alive: stays open */
+        out = sock_read_all(held[i], 300);
+        cr_assert_not_null(strstr(out, "200 OK"), "%s", out);
+        free(out);
+    }
+    out = raw_exchange(d.port, get, sizeof get - 1, 1000);
+    cr_assert_null(strstr(out, "HTTP/1.1"), "a third connection: %s", out);
+    free(out);
+    for (i = 0; i < 2; i++)
+        close(held[i]);
+    for (i = 0; i < 200; i++) {
+        out = raw_exchange(d.port, get, sizeof get - 1, 300);
+        if (strstr(out, "200 OK") != NULL)
+            break;
+        free(out);
+        out = NULL;
+        sleep_ms(20);
+    }
+    cr_assert_not_null(out, "served again after the others closed");
+    free(out);
+    http_get(d.port, "/healthz", &r);
+    cr_assert_eq(r.status, 200);
+    hresp_free(&r);
+    cr_assert_eq(lossd_stop(&d), 0);
+}
+
+/* ---- shutdown ----------------------------------------------------------- */
+
+#define INFLIGHT 100
+
+/* Polls /readyz on new connections until the daemon has taken SIGTERM. */
+static void wait_draining(unsigned port)
+{
+    long status = 200;
+    hresp r;
+    int i;
+
+    for (i = 0; i < 2000 && status == 200; i++) {
+        http_get(port, "/readyz", &r);
+        status = r.status;
+        hresp_free(&r);
+        if (status == 200)
+            sleep_ms(5);
+    }
+    cr_assert_eq(status, 503, "/readyz never turned 503");
+}
+
+/* 100 requests have sent their headers and half their bodies when SIGTERM
+ * comes: the daemon refuses new work (503 shutting_down), waits for the
+ * rest of each body, answers every one with 200 and exits 0. */
+Test(http_resilience, sigterm_with_100_in_flight_answers_all)
+{
+    static const char *const args[] = {"--grace", "60", "--threads", "2",
+                                       "--max-queue", "200", NULL};
+    char *body = softmax_body(20, 5, 11, NULL), head[256], *out;
+    size_t len = strlen(body), half = len / 2;
+    int fds[INFLIGHT], i, ok = 0, status;
+    lossd d;
+    hresp r;
+
+    lossd_start(&d, args);
+    for (i = 0; i < INFLIGHT; i++) {
+        fds[i] = sock_open(d.port);
+        sock_send(fds[i], head,
+                  (size_t)post_head(head, sizeof head, "softmax", len));
+        sock_send(fds[i], body, half);
+    }
+    wait_metric(d.port, "lossd_in_flight", INFLIGHT + 1);
+    kill(d.pid, SIGTERM);
+    wait_draining(d.port);
+    http_post_json(d.port, "softmax", body, &r);
+    expect_error(&r, 503, "shutting_down");
+    hresp_free(&r);
+    for (i = 0; i < INFLIGHT; i++)
+        sock_send(fds[i], body + half, len - half);
+    for (i = 0; i < INFLIGHT; i++) {
+        out = sock_read_all(fds[i], 20000);
+        ok += strncmp(out, "HTTP/1.1 200 ", 13) == 0 &&
+              strstr(out, "\"loss\":") != NULL;
+        free(out);
+        close(fds[i]);
+    }
+    cr_assert_eq(ok, INFLIGHT, "every admitted request answered 200");
+    for (i = 0; i < 2000 && waitpid(d.pid, &status, WNOHANG) != d.pid; i++)
+        sleep_ms(10);
+    cr_assert_lt(i, 2000, "lossd did not exit after its last request");
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "exit status %d", status);
+    unlink(d.log_path);
+    free(body);
+}
+
+/* A request that never completes does not hold the exit past --grace:
+ * the daemon gives up on it, says so in its log and exits 1. */
+Test(http_resilience, grace_bounds_the_drain)
+{
+    static const char *const args[] = {"--grace", "1", "--timeout", "0",
+                                       NULL};
+    char head[256], *log;
+    lossd d;
+    int fd, i, status;
+
+    lossd_start(&d, args);
+    fd = sock_open(d.port);
+    sock_send(fd, head, (size_t)post_head(head, sizeof head, "hinge", 100));
+    sock_send(fd, "{", 1);
+    wait_metric(d.port, "lossd_in_flight", 2);
+    kill(d.pid, SIGTERM);
+    for (i = 0; i < 1500 && waitpid(d.pid, &status, WNOHANG) != d.pid; i++)
+        sleep_ms(10);
+    cr_assert_lt(i, 1500, "lossd waited past its grace period");
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status %d",
+              status);
+    log = lossd_log(&d);
+    cr_assert_not_null(strstr(log, "grace_expired"), "%s", log);
+    free(log);
+    close(fd);
+    unlink(d.log_path);
+}
