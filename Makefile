@@ -206,7 +206,8 @@ format:
 	  $(wildcard tests/*/*.c tests/*/*.h)
 
 # The deployment files (docker/), without a container engine: YAML lint, the
-# Kubernetes objects against the API schemas (kubernetes-models, pinned in
+# Kubernetes objects against the API schemas (kubernetes-models) and the
+# Compose file against the Compose Specification (both pinned in
 # docker/validate/package.json), the kustomization rendered when kubectl is
 # there, and docker/check-manifests.py for the security, probe and shutdown
 # fields, which it also breaks one by one to show that it notices.
@@ -227,6 +228,7 @@ k8s-check: $(K8S_NPM)
 	yamllint -c docker/yamllint.yaml docker/docker-compose.yml docker/k8s/*.yaml
 	$(PYTHON) docker/check-manifests.py --self-test
 	node docker/validate/validate.mjs $(K8S_YAML)
+	node docker/validate/compose.mjs docker/docker-compose.yml
 	@if command -v kubectl >/dev/null; then \
 	  echo "kubectl kustomize docker/k8s | node docker/validate/validate.mjs"; \
 	  kubectl kustomize docker/k8s | node docker/validate/validate.mjs; \
