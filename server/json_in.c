@@ -579,7 +579,8 @@ static int param_number(const srv_param *p, const cJSON *v, srv_value *out,
     if (!in_range(p, x))
         return bad_range(p, x, f);
     out->num = x;
-    out->inum = (int64_t)x;
+    /* Only an integer parameter's value is known to fit in int64_t. */
+    out->inum = p->type == SRV_P_INTEGER ? (int64_t)x : 0;
     return 0;
 }
 
