@@ -183,17 +183,7 @@ def curl_once(url, body_path, out_path):
     return int(code), float(total) * 1e3, timing
 
 
-def large_one(s, w, bodies, out_dir, runs):
-    path = os.path.join(bodies, w + ".json")
-    url = "%s/loss/%s" % (s.url, loss_of(w))
-    out_path = os.path.join(out_dir, "resp-%s-%s.json" % (s.name, w))
-    curl_once(url, path, out_path)
-    times, timings, codes = [], [], set()
-    for _ in range(runs):
-        code, ms, timing = curl_once(url, path, out_path)
-        codes.add(code)
-        times.append(ms)
-        timings.append(timing)
+def large_summary(times, timings, codes, out_path):
     r = {"ms": statistics.median(times), "codes": sorted(codes),
          "bytes_out": os.path.getsize(out_path)}
     for k in TIMING_KEYS:
@@ -204,13 +194,26 @@ def large_one(s, w, bodies, out_dir, runs):
 
 
 def workload_b(servers, bodies, out_dir, runs):
+    """Each run sends the body to every server in turn, so that other load
+    on the machine falls on all of them alike."""
     res = {}
+    live = [s for s in servers.values() if s.running()]
     for w in LARGE:
-        for s in servers.values():
-            if not s.running():
-                continue
-            n = runs if s.name != "peer" else max(3, runs - 2)
-            res[(w, s.name)] = r = large_one(s, w, bodies, out_dir, n)
+        path = os.path.join(bodies, w + ".json")
+        url = {s.name: "%s/loss/%s" % (s.url, loss_of(w)) for s in live}
+        out = {s.name: os.path.join(out_dir, "resp-%s-%s.json" % (s.name, w))
+               for s in live}
+        got = {s.name: ([], [], set()) for s in live}
+        for s in live:
+            curl_once(url[s.name], path, out[s.name])
+        for _ in range(runs):
+            for s in live:
+                code, ms, timing = curl_once(url[s.name], path, out[s.name])
+                got[s.name][0].append(ms)
+                got[s.name][1].append(timing)
+                got[s.name][2].add(code)
+        for s in live:
+            res[(w, s.name)] = r = large_summary(*got[s.name], out[s.name])
             extra = " ".join("%s %.1f" % (k, r[k]) for k in TIMING_KEYS
                              if k in r)
             log("(b) %-17s %-5s median %8.1f ms  status %s  %s" % (
