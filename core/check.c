@@ -66,6 +66,17 @@ int loss_check_nonneg(loss_error *err, const char *name, double v)
                          loss_number_text(v, buf, sizeof buf));
 }
 
+int loss_check_base(loss_error *err, double base)
+{
+    char buf[32];
+
+    if (isfinite(base) && base > 0.0 && base != 1.0)
+        return LOSS_OK;
+    return loss_error_at(err, LOSS_E_PARAM, "base", 0, 0, 0, 0,
+                         "is %s, not a finite number > 0 other than 1.",
+                         loss_number_text(base, buf, sizeof buf));
+}
+
 int loss_error_nonfinite(loss_error *err, const char *field, size_t depth,
                          size_t i0, size_t i1, size_t i2, double v)
 {

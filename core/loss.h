@@ -448,4 +448,74 @@ typedef struct loss_gan_out {
 size_t loss_gan_work(const loss_gan_args *a);
 int loss_gan(const loss_gan_args *a, loss_gan_out *o, loss_error *err);
 
+/* ---- continuous.c: KL divergence between diagonal Gaussians --------------- */
+
+typedef struct loss_gaussian_kl_args {
+    size_t n, d;
+    const double *mu_p;     /* [n][d] means of p */
+    const double *logvar_p; /* [n][d] log-variances of p */
+    const double *mu_q;     /* [n][d] means of q */
+    const double *logvar_q; /* [n][d] log-variances of q */
+    loss_reduction reduction;
+    double *work;           /* unused */
+} loss_gaussian_kl_args;
+
+typedef struct loss_gaussian_kl_out {
+    double loss;
+    double *per_sample;    /* [n] or NULL */
+    double *grad_mu_p;     /* [n][d] or NULL */
+    double *grad_logvar_p; /* [n][d] or NULL */
+    double *grad_mu_q;     /* [n][d] or NULL */
+    double *grad_logvar_q; /* [n][d] or NULL */
+} loss_gaussian_kl_out;
+
+size_t loss_gaussian_kl_work(const loss_gaussian_kl_args *a);
+int loss_gaussian_kl(const loss_gaussian_kl_args *a, loss_gaussian_kl_out *o,
+                     loss_error *err);
+
+/* ---- samples.c: KL and JS between two sets of samples ---------------------- */
+
+typedef enum loss_samples_method {
+    LOSS_SAMPLES_HISTOGRAM = 0, /* 1-D only: shared bins, additive smoothing */
+    LOSS_SAMPLES_KDE = 1,       /* Gaussian kernel density estimates */
+    LOSS_SAMPLES_KNN = 2        /* Wang-Kulkarni-Verdu k-nearest neighbours */
+} loss_samples_method;
+
+typedef enum loss_bandwidth_rule {
+    LOSS_BANDWIDTH_SCOTT = 0,     /* n^(-1/(D+4)) times the spread */
+    LOSS_BANDWIDTH_SILVERMAN = 1, /* (n(D+2)/4)^(-1/(D+4)) times the spread */
+    LOSS_BANDWIDTH_FIXED = 2      /* args->bandwidth as given */
+} loss_bandwidth_rule;
+
+/* The largest number of histogram bins, given or chosen by "auto". */
+#define LOSS_SAMPLES_MAX_BINS 65536
+
+typedef struct loss_samples_args {
+    size_t np, nq, d;
+    const double *p; /* [np][d] samples of P */
+    const double *q; /* [nq][d] samples of Q */
+    loss_samples_method method;
+    size_t bins;     /* histogram: 1..LOSS_SAMPLES_MAX_BINS, 0 for "auto" */
+    double alpha;    /* histogram: pseudo-count added to every bin, >= 0 */
+    loss_bandwidth_rule bandwidth_rule; /* kde */
+    double bandwidth; /* kde, LOSS_BANDWIDTH_FIXED: kernel std. dev. > 0 */
+    size_t k;         /* knn: 1 <= k < min(np, nq); default 5 */
+    double base;      /* > 0 and != 1; default e */
+    double *work;     /* loss_samples_divergence_work(a) doubles */
+} loss_samples_args;
+
+/* The estimates, in the requested base, and the effective parameters.  An
+ * estimate the method does not define (js with knn) is NaN; one that is
+ * infinite (kl with alpha = 0 and an empty bin) is +-INFINITY. */
+typedef struct loss_samples_out {
+    double kl_pq, kl_qp, js, js_distance, entropy_p, entropy_q;
+    size_t bins;                     /* histogram, else 0 */
+    double bandwidth_p, bandwidth_q; /* kde, else NaN */
+    size_t k;                        /* knn, else 0 */
+} loss_samples_out;
+
+size_t loss_samples_divergence_work(const loss_samples_args *a);
+int loss_samples_divergence(const loss_samples_args *a, loss_samples_out *o,
+                            loss_error *err);
+
 #endif /* LOSS_H */

@@ -60,6 +60,9 @@ int loss_check_reduction(loss_error *err, loss_reduction reduction);
 /* A parameter that must be finite: LOSS_E_NONFINITE on name otherwise. */
 int loss_check_finite_param(loss_error *err, const char *name, double v);
 
+/* A logarithm base: finite, > 0 and != 1, else LOSS_E_PARAM on "base". */
+int loss_check_base(loss_error *err, double base);
+
 /* A parameter that must be finite and >= 0, such as a margin: anything else
  * (NaN and infinities included) is LOSS_E_PARAM on name. */
 int loss_check_nonneg(loss_error *err, const char *name, double v);

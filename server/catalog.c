@@ -1,6 +1,6 @@
-/* catalog.c -- the /losses catalog, written from the loss table: for each
- * loss its name, summary, inputs with shapes, parameters with types,
- * defaults and allowed values, and its outputs. */
+/* catalog.c -- the /losses and /divergences catalogs, written from the
+ * tables: for each loss or divergence its name, summary, inputs with shapes,
+ * parameters with types, defaults and allowed values, and its outputs. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +66,10 @@ static void put_input(srv_buf *b, const srv_loss *L, const srv_input *in)
         srv_buf_puts(b, ",\"layered_shape\":");
         put_names(b, layered, 3);
     }
+    if (in->flags & SRV_IN_VECTOR) {
+        srv_buf_puts(b, ",\"vector_shape\":");
+        put_names(b, in->shape, 1);
+    }
     srv_buf_puts(b, (in->flags & SRV_IN_INT) ? ",\"type\":\"integer\""
                                              : ",\"type\":\"number\"");
     srv_buf_puts(b, in->choice ? ",\"required\":false" : ",\"required\":true");
@@ -95,10 +99,8 @@ static void put_default(srv_buf *b, const srv_param *p)
         put_exact(b, p->dflt);
 }
 
-static void put_range(srv_buf *b, const srv_param *p)
+static void put_bounds(srv_buf *b, const srv_param *p)
 {
-    if (p->type != SRV_P_NUMBER && p->type != SRV_P_INTEGER)
-        return;
     if (p->lo > -1e308) {
         srv_buf_puts(b, (p->flags & SRV_P_LO_OPEN) ? ",\"exclusive_minimum\":"
                                                    : ",\"minimum\":");
@@ -111,6 +113,21 @@ static void put_range(srv_buf *b, const srv_param *p)
     }
     if (p->flags & SRV_P_NOT_ONE)
         srv_buf_puts(b, ",\"not\":[1]");
+}
+
+/* The range of a number or integer; for an enum that also takes a number,
+ * "or": {"type", range}. */
+static void put_range(srv_buf *b, const srv_param *p)
+{
+    if (p->type == SRV_P_NUMBER || p->type == SRV_P_INTEGER) {
+        put_bounds(b, p);
+    } else if (p->flags & (SRV_P_OR_NUMBER | SRV_P_OR_INTEGER)) {
+        srv_buf_puts(b, (p->flags & SRV_P_OR_INTEGER)
+                            ? ",\"or\":{\"type\":\"integer\""
+                            : ",\"or\":{\"type\":\"number\"");
+        put_bounds(b, p);
+        srv_buf_put(b, "}", 1);
+    }
 }
 
 static void put_only_with(srv_buf *b, const srv_loss *L, int choice)
@@ -151,11 +168,34 @@ static void put_param(srv_buf *b, const srv_loss *L, const srv_param *p)
     srv_buf_put(b, "}", 1);
 }
 
+/* An estimate's outputs: metrics, effective parameters and the sample
+ * counts n_<input>. */
+static void put_estimate_outputs(srv_buf *b, const srv_loss *L)
+{
+    size_t i;
+
+    srv_buf_puts(b, ",\"outputs\":{\"metrics\":");
+    put_names(b, L->metrics, SIZE_MAX);
+    srv_buf_puts(b, ",\"parameters\":");
+    put_names(b, L->effective, SIZE_MAX);
+    srv_buf_puts(b, ",\"counts\":[");
+    for (i = 0; i < L->ninputs; i++) {
+        srv_buf_puts(b, i ? ",\"n_" : "\"n_");
+        srv_buf_puts(b, L->inputs[i].name);
+        srv_buf_put(b, "\"", 1);
+    }
+    srv_buf_puts(b, "]}");
+}
+
 static void put_outputs(srv_buf *b, const srv_loss *L)
 {
     size_t i;
     int first = 1;
 
+    if (L->flags & SRV_L_ESTIMATE) {
+        put_estimate_outputs(b, L);
+        return;
+    }
     srv_buf_puts(b, ",\"outputs\":{\"per_sample\":");
     srv_buf_puts(b, L->per_sample ? "true" : "false");
     srv_buf_puts(b, ",\"gradients\":[");
@@ -177,12 +217,24 @@ static void put_outputs(srv_buf *b, const srv_loss *L)
     srv_buf_put(b, "}", 1);
 }
 
+/* Whether common field i applies to L: an estimate takes precision only. */
+static int common_listed(const srv_loss *L, size_t i)
+{
+    return !(L->flags & SRV_L_ESTIMATE) ||
+           strcmp(srv_common_params[i].name, "precision") == 0;
+}
+
 static void put_entry(srv_buf *b, const srv_loss *L)
 {
     size_t i;
 
     srv_buf_puts(b, "{\"name\":");
     srv_buf_string(b, L->name);
+    if (L->flags & SRV_L_ESTIMATE) {
+        srv_buf_puts(b, ",\"path\":\"/divergence/");
+        srv_buf_puts(b, L->name);
+        srv_buf_put(b, "\"", 1);
+    }
     srv_buf_puts(b, ",\"summary\":");
     srv_buf_string(b, L->summary);
     srv_buf_puts(b, ",\"inputs\":[");
@@ -193,6 +245,8 @@ static void put_entry(srv_buf *b, const srv_loss *L)
     }
     srv_buf_puts(b, "],\"parameters\":[");
     for (i = 0; i < L->nparams + srv_ncommon_params; i++) {
+        if (i >= L->nparams && !common_listed(L, i - L->nparams))
+            continue;
         if (i)
             srv_buf_put(b, ",", 1);
         if (i < L->nparams)
@@ -250,6 +304,30 @@ char *srv_catalog_json(const char *name, size_t *len)
         if (i)
             srv_buf_put(&b, ",", 1);
         put_entry(&b, &srv_losses[i]);
+    }
+    srv_buf_puts(&b, "]}");
+    return finish(&b, len);
+}
+
+char *srv_divergences_json(const char *name, size_t *len)
+{
+    const srv_loss *L;
+    srv_buf b;
+    size_t i;
+
+    if (name) {
+        if ((L = srv_divergence_find(name)) == NULL)
+            return NULL;
+        srv_buf_init(&b, 2048);
+        put_entry(&b, L);
+        return finish(&b, len);
+    }
+    srv_buf_init(&b, 4096);
+    srv_buf_puts(&b, "{\"divergences\":[");
+    for (i = 0; i < srv_ndivergences; i++) {
+        if (i)
+            srv_buf_put(&b, ",", 1);
+        put_entry(&b, &srv_divergences[i]);
     }
     srv_buf_puts(&b, "]}");
     return finish(&b, len);

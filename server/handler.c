@@ -54,6 +54,11 @@ int srv_loss_exists(const char *name)
     return srv_loss_find(name) != NULL;
 }
 
+int srv_divergence_exists(const char *name)
+{
+    return srv_divergence_find(name) != NULL;
+}
+
 /* ---- Outputs ------------------------------------------------------------- */
 
 static double *alloc_doubles(size_t n)
@@ -223,7 +228,7 @@ static void compute(srv_reply *out, srv_request *rq, double t1)
 void srv_loss_run(const char *name, const char *body, size_t len,
                   srv_reply *out)
 {
-    const srv_loss *L = srv_loss_find(name);
+    const srv_loss *L = srv_endpoint_find(name);
     srv_request rq;
     srv_fail f;
     double t0 = now_s(), t1;

@@ -18,7 +18,8 @@ typedef struct srv_reply {
     double encode_s;   /* seconds writing the response */
 } srv_reply;
 
-/* Runs POST /loss/<name> on a complete body: parse, validate, compute,
+/* Runs POST /loss/<name> (or POST /divergence/<d>, with name
+ * "divergence/<d>") on a complete body: parse, validate, compute,
  * encode.  Always fills *out (status 200, 400, 404, 422 or 503 for out of
  * memory) with a body; free it with srv_reply_cleanup.  (A core status
  * outside loss.h's enum, which would be a bug, is a 500 "internal_error".) */
@@ -38,6 +39,15 @@ const char *srv_loss_names(void);
  * Both also return NULL when out of memory. */
 char *srv_catalog_names_json(size_t *len);
 char *srv_catalog_json(const char *name, size_t *len);
+
+/* The same for the divergences estimated from data: {"divergences":
+ * [entry, ...]} or one entry, whose "path" is POST /divergence/{name} and
+ * whose "outputs" name the metrics, the effective "parameters" and the
+ * sample "counts" of the response. */
+char *srv_divergences_json(const char *name, size_t *len);
+
+/* 1 when name is a divergence of GET /divergences ("samples"). */
+int srv_divergence_exists(const char *name);
 
 /* Fills *out with an error body {"error": {"code", "message", "field"}}.
  * field may be NULL.  On out-of-memory the body is a static fallback that

@@ -485,6 +485,15 @@ static int tensor_alloc(walker *w, const cJSON *a)
     return 0;
 }
 
+/* An SRV_IN_VECTOR input sent as [N]: its first element is not an array
+ * (or it is empty). */
+static int vector_form(const cJSON *a)
+{
+    const cJSON *c = cJSON_IsArray(a) ? a->child : NULL;
+
+    return c == NULL || !cJSON_IsArray(c);
+}
+
 static int tensor_parse(const char *name, size_t rank, unsigned flags,
                         const cJSON *a, srv_tensor *t, srv_fail *f)
 {
@@ -495,6 +504,8 @@ static int tensor_parse(const char *name, size_t rank, unsigned flags,
     w.integer = (flags & SRV_IN_INT) != 0;
     w.layered = (flags & SRV_IN_LAYERED) != 0;
     w.rank = w.layered ? layered_rank(a) : rank;
+    if ((flags & SRV_IN_VECTOR) && vector_form(a))
+        w.rank = 1;
     w.t = t;
     w.f = f;
     t->present = 1;
@@ -506,6 +517,10 @@ static int tensor_parse(const char *name, size_t rank, unsigned flags,
         return -1;
     if (walk(&w, a, 0) != 0)
         return -1;
+    if (w.rank < rank) { /* [N] read as [N][1] */
+        t->rank = rank;
+        t->dim[1] = 1;
+    }
     return 0;
 }
 
@@ -555,9 +570,11 @@ static int bad_enum(const srv_param *p, const char *s, srv_fail *f)
             break;
         at += (size_t)w;
     }
-    return srv_fail_set(f, 422, "bad_parameter", p->name,
-                        "%s must be one of %s, got \"%.100s\"", p->name, list,
-                        s);
+    return srv_fail_set(
+        f, 422, "bad_parameter", p->name,
+        "%s must be one of %s%s, got \"%.100s\"", p->name, list,
+        (p->flags & (SRV_P_OR_NUMBER | SRV_P_OR_INTEGER)) ? " or a number" : "",
+        s);
 }
 
 static int param_number(const srv_param *p, const cJSON *v, srv_value *out,
@@ -584,15 +601,29 @@ static int param_number(const srv_param *p, const cJSON *v, srv_value *out,
     return 0;
 }
 
+/* A number given to an enum that also takes one (SRV_P_OR_NUMBER,
+ * SRV_P_OR_INTEGER): checked as a number or integer parameter would be. */
+static int param_enum_number(const srv_param *p, const cJSON *v, srv_value *out,
+                             srv_fail *f)
+{
+    srv_param as = *p;
+
+    as.type = (p->flags & SRV_P_OR_INTEGER) ? SRV_P_INTEGER : SRV_P_NUMBER;
+    out->idx = -1;
+    return param_number(&as, v, out, f);
+}
+
 static int param_enum(const srv_param *p, const cJSON *v, srv_value *out,
                       srv_fail *f)
 {
-    int i;
+    int i, or_number = (p->flags & (SRV_P_OR_NUMBER | SRV_P_OR_INTEGER)) != 0;
 
+    if (or_number && cJSON_IsNumber(v))
+        return param_enum_number(p, v, out, f);
     if (!cJSON_IsString(v))
         return srv_fail_set(f, 400, "wrong_type", p->name,
-                            "%s must be a string, not %s", p->name,
-                            type_name(v));
+                            "%s must be a string%s, not %s", p->name,
+                            or_number ? " or a number" : "", type_name(v));
     for (i = 0; p->values[i]; i++)
         if (strcmp(p->values[i], v->valuestring) == 0) {
             out->idx = i;
@@ -638,6 +669,14 @@ static void param_default(const srv_param *p, srv_value *out)
 
 /* ---- Keys ---------------------------------------------------------------- */
 
+/* Whether common field i (srv_common_params) belongs to L: an estimate
+ * takes only precision. */
+static int common_applies(const srv_loss *L, size_t i)
+{
+    return !(L->flags & SRV_L_ESTIMATE) ||
+           strcmp(srv_common_params[i].name, "precision") == 0;
+}
+
 static void key_list(const srv_loss *L, char *buf, size_t cap)
 {
     size_t i, at = 0;
@@ -650,6 +689,9 @@ static void key_list(const srv_loss *L, char *buf, size_t cap)
             : i < L->ninputs + L->nparams
                 ? L->params[i - L->ninputs].name
                 : srv_common_params[i - L->ninputs - L->nparams].name;
+        if (i >= L->ninputs + L->nparams &&
+            !common_applies(L, i - L->ninputs - L->nparams))
+            continue;
         w = snprintf(buf + at, cap - at, "%s%s", i ? ", " : "", n);
         if (w < 0 || (size_t)w >= cap - at)
             return;
@@ -663,9 +705,11 @@ static int unknown_key(const srv_loss *L, const char *key, srv_fail *f)
 
     key_list(L, list, sizeof list);
     return srv_fail_set(f, 422, "unknown_field", key,
-                        "unknown field \"%.64s\" for loss %s; the fields are: "
+                        "unknown field \"%.64s\" for %s %s; the fields are: "
                         "%s",
-                        key, L->name, list);
+                        key,
+                        (L->flags & SRV_L_ESTIMATE) ? "divergence" : "loss",
+                        L->name, list);
 }
 
 static int common_parse(srv_request *rq, size_t i, const cJSON *v, srv_fail *f)
@@ -713,7 +757,8 @@ static int key_parse(srv_request *rq, const cJSON *item, unsigned *seen,
     }
     if (slot == L->ninputs + L->nparams) {
         for (i = 0; i < srv_ncommon_params; i++)
-            if (strcmp(key, srv_common_params[i].name) == 0)
+            if (strcmp(key, srv_common_params[i].name) == 0 &&
+                common_applies(L, i))
                 break;
         if (i == srv_ncommon_params)
             return unknown_key(L, key, f);

@@ -384,8 +384,44 @@ static void put_generator(srv_buf *b, const srv_request *rq,
     srv_buf_put(b, "}", 1);
 }
 
+/* An estimate (SRV_L_ESTIMATE): the method used, the metrics, the effective
+ * parameters that apply (a NaN one does not and is left out) and each
+ * input's number of samples as n_<input>. */
+static int estimate_write(srv_buf *b, const srv_request *rq,
+                          const srv_result *rs)
+{
+    const srv_loss *L = rq->loss;
+    size_t i, nm = 0;
+    int first = 1;
+
+    srv_buf_puts(b, "{\"method\":");
+    srv_buf_string(b, rs->method ? rs->method : "");
+    put_metrics(b, rq, rs);
+    while (L->metrics[nm])
+        nm++;
+    srv_buf_puts(b, ",\"parameters\":{");
+    for (i = 0; L->effective && L->effective[i]; i++) {
+        if (isnan(rs->metric[nm + i]))
+            continue;
+        put_key(b, L->effective[i], first);
+        srv_buf_number(b, rs->metric[nm + i], rq->float64);
+        first = 0;
+    }
+    srv_buf_put(b, "}", 1);
+    for (i = 0; i < L->ninputs; i++) {
+        srv_buf_puts(b, ",\"n_");
+        srv_buf_puts(b, L->inputs[i].name);
+        srv_buf_puts(b, "\":");
+        srv_buf_number(b, (double)rq->in[i].dim[0], 1);
+    }
+    srv_buf_put(b, "}", 1);
+    return b->oom ? -1 : 0;
+}
+
 int srv_response_write(srv_buf *b, const srv_request *rq, const srv_result *rs)
 {
+    if (rq->loss->flags & SRV_L_ESTIMATE)
+        return estimate_write(b, rq, rs);
     srv_buf_puts(b, "{\"loss\":");
     srv_buf_number(b, rs->loss, rq->float64);
     if (rs->per_sample) {

@@ -41,7 +41,8 @@ void srv_buf_number(srv_buf *b, double x, int f64);
 void srv_buf_numbers(srv_buf *b, const double *x, size_t n, int f64);
 
 /* Writes the 200 response of a computed request: loss, per_sample,
- * gradients, metrics and the generator block, as the request asked.
+ * gradients, metrics and the generator block, as the request asked; for an
+ * estimate (SRV_L_ESTIMATE) method, metrics, parameters and n_<input>.
  * Returns 0, or -1 when out of memory. */
 int srv_response_write(srv_buf *b, const srv_request *rq, const srv_result *rs);
 

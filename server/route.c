@@ -1,7 +1,8 @@
 /* route.c -- maps a request line and its headers to an answer or to a loss
  * computation.  The service endpoints (GET /, /losses, /healthz, ...) are
- * answered here in full; a POST /loss/{name} that passes every header check
- * is handed back to http.c to receive and compute. */
+ * answered here in full; a POST /loss/{name} or /divergence/{name} that
+ * passes every header check is handed back to http.c to receive and
+ * compute. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,8 @@
 #define JSON "application/json"
 #define LOSS_PREFIX "/loss/"
 #define LOSSES_PREFIX "/losses/"
+#define DIVERGENCE_PREFIX "/divergence/"
+#define DIVERGENCES_PREFIX "/divergences/"
 
 void srv_answer_error(srv_answer *a, int status, const char *code,
                       const char *fmt, ...)
@@ -88,10 +91,19 @@ static void route_not_found(srv_answer *a, const char *path)
 {
     srv_answer_error(a, 404, "not_found",
                      "No endpoint at '%.200s'. Endpoints: GET /, /losses, "
-                     "/losses/{name}, /healthz, /readyz, /metrics, "
-                     "/openapi.json, /docs; POST /loss/{name} with name one "
-                     "of: %s.",
+                     "/losses/{name}, /divergences, /divergences/{name}, "
+                     "/healthz, /readyz, /metrics, /openapi.json, /docs; "
+                     "POST /divergence/samples; POST /loss/{name} with name "
+                     "one of: %s.",
                      path, srv_loss_names());
+}
+
+static void route_unknown_divergence(srv_answer *a, const char *name)
+{
+    srv_answer_error(a, 404, "not_found",
+                     "There is no divergence named '%.100s'. Valid names: "
+                     "samples.",
+                     name);
 }
 
 static void route_unknown_loss(srv_answer *a, const char *name)
@@ -142,6 +154,28 @@ static void route_losses(srv_answer *a, const char *name)
     answer_malloced(a, JSON, body, len);
 }
 
+static void route_divergences(srv_answer *a, const char *name)
+{
+    size_t len = 0;
+    char *body;
+
+    if (name != NULL && !srv_divergence_exists(name)) {
+        route_unknown_divergence(a, name);
+        return;
+    }
+    body = srv_divergences_json(name, &len);
+    answer_malloced(a, JSON, body, len);
+}
+
+/* The name after prefix in path, or NULL when path does not start with it
+ * or nothing follows. */
+static const char *after(const char *path, const char *prefix)
+{
+    size_t n = strlen(prefix);
+
+    return strncmp(path, prefix, n) == 0 && path[n] != '\0' ? path + n : NULL;
+}
+
 static void route_readyz(srv_answer *a, int draining)
 {
     static const char ready[] = "{\"status\":\"ready\"}";
@@ -176,6 +210,10 @@ static int route_get(const srv_head *h, srv_answer *a)
     else if (strncmp(p, LOSSES_PREFIX, strlen(LOSSES_PREFIX)) == 0 &&
              p[strlen(LOSSES_PREFIX)] != '\0')
         route_losses(a, p + strlen(LOSSES_PREFIX));
+    else if (strcmp(p, "/divergences") == 0)
+        route_divergences(a, NULL);
+    else if (after(p, DIVERGENCES_PREFIX))
+        route_divergences(a, after(p, DIVERGENCES_PREFIX));
     else if (strcmp(p, "/healthz") == 0)
         answer_static(a, 200, JSON, ok, sizeof ok - 1);
     else if (strcmp(p, "/readyz") == 0)
@@ -195,16 +233,16 @@ static int route_get(const srv_head *h, srv_answer *a)
 /* 1 when path is one of the GET endpoints (for 405 versus 404). */
 static int route_get_path(const char *p)
 {
-    static const char *const paths[] = {"/",       "/losses",  "/healthz",
-                                        "/readyz", "/metrics", "/openapi.json",
-                                        "/docs"};
+    static const char *const paths[] = {
+        "/",        "/losses",       "/healthz", "/readyz",
+        "/metrics", "/openapi.json", "/docs",    "/divergences"};
     size_t i;
 
     for (i = 0; i < sizeof paths / sizeof paths[0]; i++)
         if (strcmp(p, paths[i]) == 0)
             return 1;
-    return strncmp(p, LOSSES_PREFIX, strlen(LOSSES_PREFIX)) == 0 &&
-           p[strlen(LOSSES_PREFIX)] != '\0';
+    return after(p, LOSSES_PREFIX) != NULL ||
+           after(p, DIVERGENCES_PREFIX) != NULL;
 }
 
 /* 1 when the media type is application/json, parameters allowed. */
@@ -220,17 +258,17 @@ static int content_type_json(const char *ct)
     return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ' || ct[n] == '\t';
 }
 
-/* The header checks of a POST /loss/{name}, in the order a client would
- * want to hear about them. */
+/* The header checks of a POST /loss/{name} (or /divergence/{name}, whose
+ * name is known), in the order a client would want to hear about them. */
 static srv_route_result route_loss(const srv_head *h, srv_answer *a,
-                                   const char *name)
+                                   const char *name, int known)
 {
     if (h->content_length_count > 1 || h->content_length_bad ||
         (h->content_length_count == 1 && h->chunked))
         srv_answer_error(a, 400, "bad_request",
                          "The request has duplicate, invalid or conflicting "
                          "Content-Length and Transfer-Encoding headers.");
-    else if (!srv_loss_exists(name))
+    else if (!known)
         route_unknown_loss(a, name);
     else if (!content_type_json(h->content_type))
         srv_answer_error(a, 415, "unsupported_media_type",
@@ -261,7 +299,28 @@ static int route_needs_key(const srv_head *h)
     if (!h->auth_on || h->authorized)
         return 0;
     return strncmp(h->path, LOSS_PREFIX, strlen(LOSS_PREFIX)) == 0 ||
+           strncmp(h->path, DIVERGENCE_PREFIX, strlen(DIVERGENCE_PREFIX)) ==
+               0 ||
            (h->metrics_auth && strcmp(h->path, "/metrics") == 0);
+}
+
+/* POST /divergence/{name}: computed like a loss, under the name
+ * "divergence/{name}" (the path without its '/'). */
+static srv_route_result route_divergence(const srv_head *h, srv_answer *a,
+                                         const char **loss)
+{
+    const char *name = h->path + strlen(DIVERGENCE_PREFIX);
+
+    if (!srv_divergence_exists(name)) {
+        route_unknown_divergence(a, name);
+        return SRV_ROUTE_ANSWER;
+    }
+    *loss = h->path + 1;
+    if (strcmp(h->method, "POST") != 0) {
+        route_bad_method(a, h->method, "POST");
+        return SRV_ROUTE_ANSWER;
+    }
+    return route_loss(h, a, *loss, 1);
 }
 
 srv_route_result srv_route_head(const srv_head *h, srv_answer *a,
@@ -287,8 +346,10 @@ srv_route_result srv_route_head(const srv_head *h, srv_answer *a,
                 route_unknown_loss(a, *loss);
             return SRV_ROUTE_ANSWER;
         }
-        return route_loss(h, a, *loss);
+        return route_loss(h, a, *loss, srv_loss_exists(*loss));
     }
+    if (strncmp(p, DIVERGENCE_PREFIX, strlen(DIVERGENCE_PREFIX)) == 0)
+        return route_divergence(h, a, loss);
     if (get && route_get(h, a))
         return SRV_ROUTE_ANSWER;
     if (!get && route_get_path(p)) {

@@ -1,7 +1,8 @@
 /* table.c -- every loss of the contract described once: inputs, parameters,
  * outputs and the adapter that moves parsed tensors into the core's
- * argument structs and the core's metrics into named slots.  Everything the
- * server knows about a particular loss lives in this file. */
+ * argument structs and the core's metrics into named slots; and, in a second
+ * table, the divergences estimated from samples (POST /divergence/{name}).
+ * Everything the server knows about a particular loss lives in this file. */
 #include "table.h"
 
 #include <math.h>
@@ -654,6 +655,115 @@ static int run_gan(const srv_request *rq, srv_result *rs, loss_error *err)
     return rc;
 }
 
+/* ---- gaussian_kl --------------------------------------------------------- */
+
+static const srv_input gkl_in[] = {
+    {"mu_p", 2, {"N", "D"}, SRV_IN_DIFF, 0},
+    {"logvar_p", 2, {"N", "D"}, SRV_IN_DIFF, 0},
+    {"mu_q", 2, {"N", "D"}, SRV_IN_DIFF, 0},
+    {"logvar_q", 2, {"N", "D"}, SRV_IN_DIFF, 0},
+};
+
+static int run_gaussian_kl(const srv_request *rq, srv_result *rs,
+                           loss_error *err)
+{
+    loss_gaussian_kl_args a = {0};
+    loss_gaussian_kl_out o = {0};
+    int rc;
+
+    a.n = rq->in[0].dim[0];
+    a.d = rq->in[0].dim[1];
+    a.mu_p = rq->in[0].v;
+    a.logvar_p = rq->in[1].v;
+    a.mu_q = rq->in[2].v;
+    a.logvar_q = rq->in[3].v;
+    a.reduction = rq->reduction;
+    WORK(loss_gaussian_kl_work, a);
+    o.per_sample = rs->per_sample;
+    o.grad_mu_p = rs->grad[0];
+    o.grad_logvar_p = rs->grad[1];
+    o.grad_mu_q = rs->grad[2];
+    o.grad_logvar_q = rs->grad[3];
+    rc = loss_gaussian_kl(&a, &o, err);
+    rs->loss = o.loss;
+    return rc;
+}
+
+/* ---- divergence/samples: estimates from two sample sets ------------------ */
+
+static const char *const sample_methods[] = {"histogram", "kde", "knn", NULL};
+static const char *const auto_bins[] = {"auto", NULL};
+static const char *const bandwidth_rules[] = {"scott", "silverman", NULL};
+static const char *const samples_metrics[] = {
+    "kl_pq", "kl_qp", "js", "js_distance", "entropy_p", "entropy_q", NULL};
+static const char *const samples_effective[] = {"bins", "bandwidth_p",
+                                                "bandwidth_q", "k", NULL};
+static const srv_input samples_in[] = {
+    {"p", 2, {"Np", "D"}, SRV_IN_VECTOR, 0},
+    {"q", 2, {"Nq", "D"}, SRV_IN_VECTOR, 0},
+};
+static const srv_param samples_par[] = {
+    ENUM("method", sample_methods, 0, 0),
+    {"bins", SRV_P_ENUM, 0, 1, LOSS_SAMPLES_MAX_BINS, SRV_P_OR_INTEGER,
+     auto_bins, NULL, 0},
+    NUM("alpha", 0.5, 0, INF),
+    {"bandwidth", SRV_P_ENUM, 0, 0, INF, SRV_P_LO_OPEN | SRV_P_OR_NUMBER,
+     bandwidth_rules, NULL, 0},
+    {"k", SRV_P_INTEGER, 5, 1, INF, 0, NULL, NULL, 0},
+    {"base", SRV_P_NUMBER, 2.718281828459045, 0, INF,
+     SRV_P_LO_OPEN | SRV_P_NOT_ONE, NULL, NULL, 0},
+};
+
+/* The request's method; when none is given, histogram for 1-D samples and
+ * knn otherwise. */
+static loss_samples_method samples_method(const srv_request *rq, size_t d)
+{
+    if (rq->p[0].given)
+        return (loss_samples_method)rq->p[0].idx;
+    return d == 1 ? LOSS_SAMPLES_HISTOGRAM : LOSS_SAMPLES_KNN;
+}
+
+static void samples_report(const loss_samples_out *o, srv_result *rs)
+{
+    rs->metric[0] = o->kl_pq;
+    rs->metric[1] = o->kl_qp;
+    rs->metric[2] = o->js;
+    rs->metric[3] = o->js_distance;
+    rs->metric[4] = o->entropy_p;
+    rs->metric[5] = o->entropy_q;
+    rs->metric[6] = o->bins ? (double)o->bins : NAN;
+    rs->metric[7] = o->bandwidth_p;
+    rs->metric[8] = o->bandwidth_q;
+    rs->metric[9] = o->k ? (double)o->k : NAN;
+}
+
+static int run_samples(const srv_request *rq, srv_result *rs, loss_error *err)
+{
+    loss_samples_args a = {0};
+    loss_samples_out o;
+    int rc;
+
+    a.np = rq->in[0].dim[0];
+    a.nq = rq->in[1].dim[0];
+    a.d = rq->in[0].dim[1];
+    a.p = rq->in[0].v;
+    a.q = rq->in[1].v;
+    a.method = samples_method(rq, a.d);
+    a.bins = rq->p[1].idx < 0 ? (size_t)rq->p[1].inum : 0;
+    a.alpha = rq->p[2].num;
+    a.bandwidth_rule = rq->p[3].idx < 0 ? LOSS_BANDWIDTH_FIXED
+                                        : (loss_bandwidth_rule)rq->p[3].idx;
+    a.bandwidth = rq->p[3].num;
+    a.k = (size_t)rq->p[4].inum;
+    a.base = rq->p[5].num;
+    WORK(loss_samples_divergence_work, a);
+    rs->method = sample_methods[a.method];
+    rc = loss_samples_divergence(&a, &o, err);
+    if (rc == LOSS_OK)
+        samples_report(&o, rs);
+    return rc;
+}
+
 /* ---- The table ----------------------------------------------------------- */
 
 static const char *const no_metrics[] = {NULL};
@@ -663,72 +773,117 @@ static const char *const no_metrics[] = {NULL};
 
 const srv_loss srv_losses[] = {
     {"hinge", "binary hinge: max(0, margin - y*s)^p, labels -1 or +1",
-     IN(hinge_in), PAR(hinge_par), no_metrics, "N", NULL, run_hinge},
+     IN(hinge_in), PAR(hinge_par), no_metrics, "N", NULL, run_hinge, 0, NULL},
     {"multiclass_hinge",
      "multiclass hinge: one_vs_all sum_j max(0, margin - sigma_j*s_j)^p, "
      "weston_watkins sum_{j!=y} max(0, margin - s_y + s_j)^p / K, "
      "crammer_singer max(0, margin + max_{j!=y} s_j - s_y)^p",
-     IN(mc_in), PAR(mc_par), accuracy_only, "N", NULL, run_mc_hinge},
+     IN(mc_in), PAR(mc_par), accuracy_only, "N", NULL, run_mc_hinge, 0, NULL},
     {"softmax",
      "softmax cross-entropy -sum_j t_j log softmax(z)_j with class labels "
      "or probabilities, as torch.nn.functional.cross_entropy",
-     IN(softmax_in), PAR(softmax_par), softmax_metrics, "N", NULL, run_softmax},
+     IN(softmax_in), PAR(softmax_par), softmax_metrics, "N", NULL, run_softmax,
+     0, NULL},
     {"l_softmax",
      "large-margin softmax: cross-entropy of f_j = w_j.x, f_y = (beta*|w_y||x|"
      "cos(theta) + |w_y||x| psi(theta)) / (1 + beta), psi = (-1)^k cos(m "
      "theta) - 2k",
-     IN(msoft_in), PAR(l_softmax_par), no_metrics, "N", NULL, run_l_softmax},
+     IN(msoft_in), PAR(l_softmax_par), no_metrics, "N", NULL, run_l_softmax, 0,
+     NULL},
     {"a_softmax",
      "angular softmax (SphereFace): l_softmax with unit-norm weight rows, "
      "f_y = (beta*|x|cos(theta) + |x| psi(theta)) / (1 + beta)",
-     IN(msoft_in), PAR(a_softmax_par), no_metrics, "N", NULL, run_a_softmax},
+     IN(msoft_in), PAR(a_softmax_par), no_metrics, "N", NULL, run_a_softmax, 0,
+     NULL},
     {"contrastive",
      "contrastive loss on pairs, d = |x1 - x2|^2: seed 1/2[y d + (1-y) "
      "max(margin - d, 0)], hadsell, double_margin; summed over layers",
      IN(contrastive_in), PAR(contrastive_par), contrastive_metrics, "N", NULL,
-     run_contrastive},
+     run_contrastive, 0, NULL},
     {"triplet",
      "triplet loss max(d(a,p) - d(a,n) + margin, 0) on explicit triplets or "
      "mined from labelled embeddings (batch_hard, batch_all)",
-     IN(triplet_in), PAR(triplet_par), triplet_metrics, "N", NULL, run_triplet},
+     IN(triplet_in), PAR(triplet_par), triplet_metrics, "N", NULL, run_triplet,
+     0, NULL},
     {"coupled_cluster",
      "coupled clusters: 1/2 max(d^2(z_i, c) - d^2(z*, c) + margin, 0), c the "
      "mean of the positives, z* the nearest negative",
-     IN(cc_in), PAR(cc_par), no_metrics, "Np", NULL, run_coupled_cluster},
+     IN(cc_in), PAR(cc_par), no_metrics, "Np", NULL, run_coupled_cluster, 0,
+     NULL},
     {"quadruplet",
      "quadruplet loss max(d(a,p) - d(a,n) + margin, 0) + max(d(a,p) - "
      "d(n,n2) + margin2, 0)",
-     IN(quad_in), PAR(quad_par), no_metrics, "N", NULL, run_quadruplet},
+     IN(quad_in), PAR(quad_par), no_metrics, "N", NULL, run_quadruplet, 0,
+     NULL},
     {"msml",
      "margin sample mining: max(0, max positive-pair d - min negative-pair d "
      "+ margin) over the batch",
-     IN(msml_in), PAR(msml_par), no_metrics, NULL, NULL, run_msml},
+     IN(msml_in), PAR(msml_par), no_metrics, NULL, NULL, run_msml, 0, NULL},
     {"kl", "Kullback-Leibler divergence sum_j p_j log(p_j / q_j)", IN(div_in),
-     PAR(div_par), div_metrics, "N", NULL, run_kl},
+     PAR(div_par), div_metrics, "N", NULL, run_kl, 0, NULL},
     {"js",
      "Jensen-Shannon divergence 1/2 KL(p||m) + 1/2 KL(q||m), m = (p + q)/2",
-     IN(js_in), PAR(js_par), div_metrics, "N", NULL, run_js},
+     IN(js_in), PAR(js_par), div_metrics, "N", NULL, run_js, 0, NULL},
     {"cross_entropy", "cross-entropy -sum_j p_j log q_j", IN(div_in),
-     PAR(div_par), div_metrics, "N", NULL, run_cross_entropy},
+     PAR(div_par), div_metrics, "N", NULL, run_cross_entropy, 0, NULL},
     {"vae",
      "VAE negative ELBO: reconstruction (Bernoulli or Gaussian) + beta * "
      "-1/2 sum(1 + logvar - mu^2 - exp(logvar))",
-     IN(vae_in), PAR(vae_par), vae_metrics, "N", NULL, run_vae},
+     IN(vae_in), PAR(vae_par), vae_metrics, "N", NULL, run_vae, 0, NULL},
     {"gan",
      "GAN minimax objective: discriminator -mean log D(x) - mean log(1 - "
      "D(G(z))), generator non_saturating or minimax",
-     IN(gan_in), PAR(gan_par), gan_metrics, NULL, "d_fake", run_gan},
+     IN(gan_in), PAR(gan_par), gan_metrics, NULL, "d_fake", run_gan, 0, NULL},
+    {"gaussian_kl",
+     "KL divergence of diagonal Gaussians p = N(mu_p, e^logvar_p) and q = "
+     "N(mu_q, e^logvar_q), per sample 1/2 sum_j [logvar_q - logvar_p + "
+     "(e^logvar_p + (mu_p - mu_q)^2) / e^logvar_q - 1]",
+     IN(gkl_in), NULL, 0, no_metrics, "N", NULL, run_gaussian_kl, 0, NULL},
 };
 const size_t srv_nlosses = NELEM(srv_losses);
 
-const srv_loss *srv_loss_find(const char *name)
+const srv_loss srv_divergences[] = {
+    {"samples",
+     "KL and JS divergences and entropies of two continuous distributions "
+     "given by samples p [Np] or [Np][D] and q [Nq] or [Nq][D]: histogram "
+     "(1-D, the default there), Gaussian kde, or the k-nearest-neighbour "
+     "estimator of Wang, Kulkarni and Verdu (the default for D > 1; it has "
+     "no js, which is null).  For D > 1 kde and knn cost O((Np + Nq)^2 D), "
+     "about two seconds at 10,000 samples per side in 3-D; in 1-D knn is "
+     "O(N log N)",
+     IN(samples_in), PAR(samples_par), samples_metrics, NULL, NULL, run_samples,
+     SRV_L_ESTIMATE, samples_effective},
+};
+const size_t srv_ndivergences = NELEM(srv_divergences);
+
+static const srv_loss *find_in(const srv_loss *table, size_t n,
+                               const char *name)
 {
     size_t i;
 
     if (name == NULL)
         return NULL;
-    for (i = 0; i < srv_nlosses; i++)
-        if (strcmp(srv_losses[i].name, name) == 0)
-            return &srv_losses[i];
+    for (i = 0; i < n; i++)
+        if (strcmp(table[i].name, name) == 0)
+            return &table[i];
     return NULL;
+}
+
+const srv_loss *srv_loss_find(const char *name)
+{
+    return find_in(srv_losses, srv_nlosses, name);
+}
+
+const srv_loss *srv_divergence_find(const char *name)
+{
+    return find_in(srv_divergences, srv_ndivergences, name);
+}
+
+const srv_loss *srv_endpoint_find(const char *name)
+{
+    static const char prefix[] = "divergence/";
+
+    if (name != NULL && strncmp(name, prefix, sizeof prefix - 1) == 0)
+        return srv_divergence_find(name + sizeof prefix - 1);
+    return srv_loss_find(name);
 }

@@ -15,13 +15,14 @@
 
 #define SRV_MAX_INPUTS 6
 #define SRV_MAX_PARAMS 6
-#define SRV_MAX_METRICS 8
+#define SRV_MAX_METRICS 12
 #define SRV_MAX_RANK 3
 
 /* Input flags. */
 #define SRV_IN_INT 1u  /* integer values (labels), parsed to int64_t */
 #define SRV_IN_DIFF 2u /* differentiable: the response carries its gradient */
 #define SRV_IN_LAYERED 4u /* [N][D] or [L][N][D] with a width per layer */
+#define SRV_IN_VECTOR 8u  /* [N][D], or [N] read as [N][1] (1-D samples) */
 
 /* One input tensor.  shape holds one symbol per axis ("N", "K"); inputs
  * that share a symbol must agree on that dimension.  A layered input of
@@ -51,6 +52,11 @@ typedef enum srv_ptype {
 #define SRV_P_LO_OPEN 1u
 #define SRV_P_HI_OPEN 2u
 #define SRV_P_NOT_ONE 4u
+/* An enum that also takes a number, or an integer, in [lo, hi] (bins:
+ * "auto" or a count; bandwidth: "scott", "silverman" or a width).  A number
+ * given leaves srv_value.idx at -1 and the number in num (and inum). */
+#define SRV_P_OR_NUMBER 8u
+#define SRV_P_OR_INTEGER 16u
 
 /* One parameter.  dflt is the default of a number or integer, 0/1 for a
  * boolean and the index into values for an enum; an array's default is
@@ -119,10 +125,17 @@ typedef struct srv_result {
     double *gen_grad;
     double *work;
     void *extra;
+    const char *method; /* an estimate: the method it used, or NULL */
 } srv_result;
 
 typedef int (*srv_adapter)(const srv_request *rq, srv_result *rs,
                            loss_error *err);
+
+/* Entry flags.  SRV_L_ESTIMATE: not a loss but an estimate from data
+ * (POST /divergence/{name}): no reduction, gradients or per_sample fields
+ * (precision only), and the response is {"method", "metrics", "parameters",
+ * "n_<input>"...} instead of a loss. */
+#define SRV_L_ESTIMATE 1u
 
 typedef struct srv_loss {
     const char *name;
@@ -136,6 +149,11 @@ typedef struct srv_loss {
     const char *generator_grad; /* the input the generator block's
                                    gradient belongs to, or NULL */
     srv_adapter run;
+    unsigned flags;               /* SRV_L_... */
+    const char *const *effective; /* an estimate's effective parameters,
+                                     NULL-terminated, or NULL: their values
+                                     follow the metrics in srv_result.metric,
+                                     NaN where one does not apply */
 } srv_loss;
 
 /* The common request fields, in catalog order: reduction, gradients,
@@ -147,8 +165,21 @@ extern const size_t srv_ncommon_params;
 extern const srv_loss srv_losses[];
 extern const size_t srv_nlosses;
 
+/* The divergences estimated from data, served at POST /divergence/{name}
+ * and listed by GET /divergences. */
+extern const srv_loss srv_divergences[];
+extern const size_t srv_ndivergences;
+
 /* The loss called name, or NULL. */
 const srv_loss *srv_loss_find(const char *name);
+
+/* The divergence called name ("samples"), or NULL. */
+const srv_loss *srv_divergence_find(const char *name);
+
+/* The entry a computation path names: "divergence/<name>" for a divergence
+ * (the path without its leading '/'), otherwise a loss name.  NULL when
+ * unknown. */
+const srv_loss *srv_endpoint_find(const char *name);
 
 /* Allocates n doubles of core scratch into rs->work (freed by the caller of
  * the adapter; NULL when n is 0).  LOSS_OK, or LOSS_E_NOMEM on overflow or

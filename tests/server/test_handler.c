@@ -819,14 +819,15 @@ Test(handler_catalog, covers_every_loss_with_contract_defaults)
                                         "js",
                                         "cross_entropy",
                                         "vae",
-                                        "gan"};
+                                        "gan",
+                                        "gaussian_kl"};
     size_t len, i;
     char *text = srv_catalog_json(NULL, &len);
     cJSON *cat = cJSON_ParseWithLength(text, len), *list;
 
     cr_assert_not_null(cat);
-    cr_expect_eq(cJSON_GetArraySize(cJSON_GetObjectItem(cat, "losses")), 15);
-    for (i = 0; i < 15; i++) {
+    cr_expect_eq(cJSON_GetArraySize(cJSON_GetObjectItem(cat, "losses")), 16);
+    for (i = 0; i < 16; i++) {
         const cJSON *e = entry_of(cat, names[i]);
         cr_expect(srv_loss_exists(names[i]));
         cr_expect(strstr(srv_loss_names(), names[i]) != NULL);
@@ -863,7 +864,7 @@ Test(handler_catalog, covers_every_loss_with_contract_defaults)
     text = srv_catalog_names_json(&len);
     list = cJSON_ParseWithLength(text, len);
     cr_assert(cJSON_IsArray(list));
-    cr_expect_eq(cJSON_GetArraySize(list), 15);
+    cr_expect_eq(cJSON_GetArraySize(list), 16);
     cJSON_Delete(list);
     free(text);
     cr_expect_null(srv_catalog_json("nope", &len));
