@@ -320,6 +320,44 @@ static int run_gan(ctx *c)
     return loss_gan(&a, &o, NULL);
 }
 
+static int run_gaussian_kl(ctx *c)
+{
+    loss_gaussian_kl_args a = {1000, 1000, c->in[0], c->in[1], c->in[2],
+                               c->in[3], LOSS_REDUCE_MEAN, NULL};
+    loss_gaussian_kl_out o = {0,         c->per,    c->out[0],
+                              c->out[1], c->out[2], c->out[3]};
+
+    a.work = work_for(c, loss_gaussian_kl_work(&a));
+    return loss_gaussian_kl(&a, &o, NULL);
+}
+
+/* Two sets of 10,000 normal samples each (issue 9's benchmark size). */
+static int samples(ctx *c, size_t d, loss_samples_method m)
+{
+    loss_samples_args a;
+    loss_samples_out o;
+
+    memset(&a, 0, sizeof a);
+    a.np = a.nq = 10000;
+    a.d = d;
+    a.p = c->in[0];
+    a.q = c->in[1];
+    a.method = m;
+    a.alpha = 0.5;
+    a.k = 5;
+    a.base = 2.718281828459045;
+    a.work = work_for(c, loss_samples_divergence_work(&a));
+    return loss_samples_divergence(&a, &o, NULL);
+}
+
+static int run_samples_hist(ctx *c)
+{
+    return samples(c, 1, LOSS_SAMPLES_HISTOGRAM);
+}
+static int run_samples_kde(ctx *c) { return samples(c, 1, LOSS_SAMPLES_KDE); }
+static int run_samples_knn(ctx *c) { return samples(c, 1, LOSS_SAMPLES_KNN); }
+static int run_samples_knn3(ctx *c) { return samples(c, 3, LOSS_SAMPLES_KNN); }
+
 static const bench_case cases[] = {
     {"hinge_1M", 2000000, run_hinge},
     {"multiclass_hinge_one_vs_all_1000x1000", 1001000, run_mc_ova},
@@ -347,6 +385,11 @@ static const bench_case cases[] = {
     {"cross_entropy_1000x1000", 2000000, run_ce},
     {"vae_1000x1000_z64", 2 * 1000000 + 2 * 64000, run_vae},
     {"gan_1M", 2000000, run_gan},
+    {"gaussian_kl_1000x1000", 4000000, run_gaussian_kl},
+    {"samples_histogram_2x10000", 20000, run_samples_hist},
+    {"samples_kde_2x10000", 20000, run_samples_kde},
+    {"samples_knn_2x10000", 20000, run_samples_knn},
+    {"samples_knn_2x10000x3_quadratic", 60000, run_samples_knn3},
 };
 
 /* ---- timing ------------------------------------------------------------- */
