@@ -36,7 +36,7 @@
  *     fixed bandwidth is h for both sets.  In 1-D the integrals of
  *     p log(p/q), of the js integrand and of -p log p are taken by
  *     Simpson's rule on an even number g of intervals over [min - 6 h_max,
- *     max + 6 h_max], the step at most h_min / 8 (1024 <= g <= 16384).  For
+ *     max + 6 h_max], the step h_min / 8 with g kept in [1024, 16384].  For
  *     D > 1 they are resubstitution averages over the samples:
  *     kl_pq = mean over x in p of log p(x) - log q(x), entropy_p =
  *     -mean log p(x), js = 1/2 mean_p log(p/m) + 1/2 mean_q log(q/m),
@@ -57,7 +57,8 @@
  *
  * Special cases:
  *   - np or nq below 2 is LOSS_E_EMPTY on p or q; D = 0 is LOSS_E_SHAPE.
- *   - NaN and infinite samples are LOSS_E_NONFINITE at p[i] (D = 1) or
+ *   - NaN and infinite samples, and samples beyond +-1e150 (whose squared
+ *     distances could overflow), are LOSS_E_NONFINITE at p[i] (D = 1) or
  *     p[i][j].
  *   - histogram with D > 1 is LOSS_E_PARAM on method.  With alpha = 0 a bin
  *     that holds samples of P and none of Q makes kl_pq +INFINITY.
@@ -84,6 +85,8 @@
 
 #define SAMP_LN2 0.693147180559945309417232121458176568
 #define SAMP_PI 3.14159265358979323846264338327950288
+#define SAMP_MAX_ABS 1e150 /* |sample| bound: squares and ranges stay finite   \
+                            */
 #define KDE_TAIL 6.0       /* grid margin, in bandwidths */
 #define KDE_STEPS 8.0      /* grid steps per smallest bandwidth */
 #define KDE_GRID_MIN 1024  /* intervals */
@@ -104,14 +107,24 @@ size_t loss_samples_divergence_work(const loss_samples_args *a)
 static int samp_check_set(loss_error *err, const char *field, const double *x,
                           size_t n, size_t d)
 {
+    size_t i;
+    int rc;
+
     if (n < 2)
         return loss_error_at(err, LOSS_E_EMPTY, field, 0, 0, 0, 0,
                              "has %zu sample%s; an estimate needs at least "
                              "2.",
                              n, n == 1 ? "" : "s");
-    if (d == 1)
-        return loss_check_finite_vec(err, field, x, n);
-    return loss_check_finite(err, field, x, n, d);
+    rc = d == 1 ? loss_check_finite_vec(err, field, x, n)
+                : loss_check_finite(err, field, x, n, d);
+    for (i = 0; rc == LOSS_OK && i < n * d; i++)
+        if (fabs(x[i]) > SAMP_MAX_ABS)
+            return loss_error_at(err, LOSS_E_NONFINITE, field, d == 1 ? 1 : 2,
+                                 i / d, i % d, 0,
+                                 "is %g; samples must lie within +-1e150, "
+                                 "where distances and ranges stay finite.",
+                                 x[i]);
+    return rc;
 }
 
 static int samp_check_method(const loss_samples_args *a, loss_error *err)
@@ -249,9 +262,9 @@ static size_t fd_bins(const double *u, size_t nu, const double *v, size_t nv,
     if (!(width > 0))
         return 1;
     b = ceil(range / width);
-    return b < 1                       ? 1
-           : b > LOSS_SAMPLES_MAX_BINS ? LOSS_SAMPLES_MAX_BINS
-                                       : (size_t)b;
+    if (!(b >= 1))
+        return 1;
+    return b > LOSS_SAMPLES_MAX_BINS ? LOSS_SAMPLES_MAX_BINS : (size_t)b;
 }
 
 static size_t bin_of(double x, double lo, double norm, size_t bins)

@@ -667,6 +667,9 @@ Test(samples, every_error)
     c.q[1] = -INFINITY;
     expect_error(loss_samples_divergence(&c.a, &o, &e), &e, LOSS_E_NONFINITE,
                  "q[1]", "inf q");
+    c.q[1] = 1e151;
+    expect_error(loss_samples_divergence(&c.a, &o, &e), &e, LOSS_E_NONFINITE,
+                 "q[1]", "q beyond 1e150");
     c.q[1] = 1.0;
     c.a.base = 1.0;
     expect_error(loss_samples_divergence(&c.a, &o, &e), &e, LOSS_E_PARAM,
@@ -719,6 +722,9 @@ Test(samples, errors_in_several_dimensions)
     c.q[3] = NAN;
     expect_error(loss_samples_divergence(&c.a, &o, &e), &e, LOSS_E_NONFINITE,
                  "q[1][1]", "nan q");
+    c.q[3] = -2e150;
+    expect_error(loss_samples_divergence(&c.a, &o, &e), &e, LOSS_E_NONFINITE,
+                 "q[1][1]", "q beyond 1e150");
     c.q[3] = 2.0;
     c.a.method = LOSS_SAMPLES_HISTOGRAM;
     expect_error(loss_samples_divergence(&c.a, &o, &e), &e, LOSS_E_PARAM,
