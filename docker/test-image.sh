@@ -286,10 +286,14 @@ phase_log() {
     NGINX_LINES=$(wc -l <"$WORK/nginx-all.log")
 }
 
+# tally PHASE [REPLICA...]: requests per replica in PHASE's nginx log; fails
+# unless each REPLICA named (default: all) served some.
 tally() {
     local phase=$1 args=() r
+    shift
     phase_log "$phase"
-    for r in "${REPLICAS[@]}"; do args+=("$r=${REPLICA_IP[$r]}"); done
+    [ $# -gt 0 ] || set -- "${REPLICAS[@]}"
+    for r in "$@"; do args+=("$r=${REPLICA_IP[$r]}"); done
     "${CLIENT[@]}" tally "$WORK/nginx-$phase.log" "${args[@]}" >"$WORK/tally-$phase.log" 2>&1
     local rc=$?
     sed "s/^tally:/$phase:/" "$WORK/tally-$phase.log"
@@ -334,6 +338,13 @@ topology() {
     else bad "400 requests while $r is killed: $(tail -1 "$WORK/load-kill.log")"; fi
     tally kill || true
     check "$r is restarted by its restart policy" restarted "$r"
+    # nginx leaves a failed replica alone for fail_timeout (10 s), then
+    # sends it requests again.
+    sleep 11
+    check "150 requests: all answered 200, correct" \
+        "${CLIENT[@]}" load "$base" 150 6 "$WORK/load-rejoin.json"
+    if tally rejoin; then ok "the restarted $r is back in the rotation"
+    else bad "the restarted $r served none of them"; fi
 
     # Another replica is stopped (SIGTERM, drain) under load.
     "${CLIENT[@]}" load "$base" 300 6 "$WORK/load-stop.json" >"$WORK/load-stop.log" 2>&1 &
@@ -350,7 +361,8 @@ topology() {
 
     check "the remaining replicas keep serving: 100 more requests" \
         "${CLIENT[@]}" load "$base" 100 6 "$WORK/load-after.json"
-    tally after || true
+    if tally after "${REPLICAS[1]}" "${REPLICAS[2]}"; then ok "both remaining replicas served them"
+    else bad "a remaining replica served none of them"; fi
 }
 
 # restarted NAME: NAME runs again within 30 s and answers its health check.
