@@ -224,19 +224,24 @@ def cmd_tally(log_path, *replicas):
     replica.  Fails unless every named replica answered some."""
     names = dict(r.split("=", 1)[::-1] for r in replicas)
     served = {n: 0 for n in names.values()}
-    retried, failed = 0, 0
+    retried, failed, first = 0, 0, {}
     with open(log_path, errors="replace") as f:
         for line in f:
             if '"POST /loss/' not in line or " upstream=" not in line:
                 continue
             addrs = line.split(" upstream=", 1)[1].split(" upstream_status=")[0]
+            codes = line.split(" upstream_status=", 1)[1].split(" rt=")[0]
             tries = [a.strip() for a in addrs.split(",")]
             last = tries[-1].rsplit(":", 1)[0]
             served[names.get(last, last)] = served.get(names.get(last, last), 0) + 1
-            retried += len(tries) > 1
+            if len(tries) > 1:
+                retried += 1
+                code = codes.split(",")[0].strip()
+                first[code] = first.get(code, 0) + 1
             failed += '" 200 ' not in line
-    print("tally: served %s; %d retried on another replica; %d not 200"
-          % (json.dumps(served, sort_keys=True), retried, failed))
+    print("tally: served %s; %d retried on another replica (first answers %s);"
+          " %d not 200" % (json.dumps(served, sort_keys=True), retried,
+                           json.dumps(first, sort_keys=True), failed))
     sys.exit(0 if all(served[n] > 0 for n in names.values()) else 1)
 
 
