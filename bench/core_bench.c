@@ -389,7 +389,7 @@ static const bench_case cases[] = {
     {"samples_histogram_2x10000", 20000, run_samples_hist},
     {"samples_kde_2x10000", 20000, run_samples_kde},
     {"samples_knn_2x10000", 20000, run_samples_knn},
-    {"samples_knn_2x10000x3_quadratic", 60000, run_samples_knn3},
+    {"samples_knn_2x10000x3", 60000, run_samples_knn3},
 };
 
 /* ---- timing ------------------------------------------------------------- */

@@ -511,6 +511,29 @@ static loss_samples_out estimate(const double *p, const double *q, size_t n,
 
 static const char *const method_names[] = {"histogram", "kde", "knn"};
 
+static loss_samples_out knn_estimate(const double *p, size_t np,
+                                     const double *q, size_t nq, size_t d,
+                                     size_t k)
+{
+    loss_samples_args a;
+    loss_samples_out o;
+    loss_error e;
+
+    memset(&a, 0, sizeof a);
+    a.np = np;
+    a.nq = nq;
+    a.d = d;
+    a.p = p;
+    a.q = q;
+    a.method = LOSS_SAMPLES_KNN;
+    a.k = k;
+    a.base = exp(1.0);
+    a.work = malloc(loss_samples_divergence_work(&a) * sizeof(double));
+    cr_assert_eq(loss_samples_divergence(&a, &o, &e), LOSS_OK, "%s", e.message);
+    free(a.work);
+    return o;
+}
+
 /* Asserts |got - want| <= tol, logging the row of the accuracy table. */
 static void expect_close(const char *what, size_t d, loss_samples_method m,
                          double got, double want, double tol)
@@ -776,4 +799,52 @@ Test(samples, base_below_one)
     cr_assert_float_eq(o.kl_pq, -o2.kl_pq, 1e-14);
     cr_assert(isnan(o.js_distance));
     samp_free(&c);
+}
+
+/* The k-th neighbour distance by exhaustive search, skipping row self
+ * (k <= 8): an insertion-sorted list of the k smallest squared distances. */
+static double kth_exhaustive(const double *x, const double *y, size_t n,
+                             size_t d, size_t self, size_t k)
+{
+    double best[8], t, s;
+    size_t i, j, m = 0;
+
+    for (i = 0; i < n; i++) {
+        if (i == self)
+            continue;
+        for (s = 0, j = 0; j < d; j++) {
+            t = x[j] - y[i * d + j];
+            s += t * t;
+        }
+        if (m == k && s >= best[k - 1])
+            continue;
+        for (j = m < k ? m++ : k - 1; j > 0 && best[j - 1] > s; j--)
+            best[j] = best[j - 1];
+        best[j] = s;
+    }
+    return sqrt(best[k - 1]);
+}
+
+/* Many samples share their first coordinate (the one the search sorts
+ * by), so the slab search meets long runs of ties: it must still find the
+ * exhaustive answer, and so the same kl to rounding. */
+Test(samples, knn_search_matches_exhaustive_with_ties)
+{
+    size_t np = 60, nq = 50, d = 3, k = 4, i;
+    double p[180], q[150], lnu = 0, lrho = 0, want;
+    uint64_t s = 61;
+    loss_samples_out o;
+
+    for (i = 0; i < np * d; i++)
+        p[i] = i % d == 0 ? (double)(i % 4) : test_rand(&s, -1, 1);
+    for (i = 0; i < nq * d; i++)
+        q[i] = i % d == 0 ? (double)(i % 3) : test_rand(&s, -1, 1);
+    for (i = 0; i < np; i++) {
+        lrho += log(kth_exhaustive(p + i * d, p, np, d, i, k));
+        lnu += log(kth_exhaustive(p + i * d, q, nq, d, nq, k));
+    }
+    want = 3.0 / 60.0 * (lnu - lrho) + log(50.0 / 59.0);
+    o = knn_estimate(p, np, q, nq, d, k);
+    cr_assert_float_eq(o.kl_pq, want, 1e-12 * fabs(want) + 1e-14, "%.17g %.17g",
+                       o.kl_pq, want);
 }
