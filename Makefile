@@ -155,6 +155,53 @@ asan:
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(MAKE) test B=build/asan SAN=1
 
+# ThreadSanitizer on the daemon (build/tsan/lossd) while the C suites run
+# against it: every HTTP test drives its threads (polling, workers,
+# suspend/resume, drain).  The test programs themselves are not built with
+# TSan: Criterion cannot map its arena under it.  A race makes the daemon
+# exit 66, which fails the test that stops it.
+.PHONY: tsan valgrind fuzz fuzz-build
+tsan: all $(TESTS)
+	$(MAKE) --no-print-directory B=build/tsan SANFLAGS=-fsanitize=thread \
+	  OPT="-O1 -g" build/tsan/lossd
+	@for t in $(TESTS); do \
+	  echo "== $$t (daemon: build/tsan/lossd)"; \
+	  TSAN_OPTIONS="halt_on_error=0 exitcode=66 second_deadlock_stack=1" \
+	  LOSSD_BIN=$(abspath build/tsan/lossd) LOSSD_VECTORS=$(abspath tests/vectors) \
+	    ./$$t --jobs 2 || exit 1; \
+	done
+
+# The HTTP integration tests with every daemon under valgrind
+# (tests/server/valgrind-lossd): a leak or a memory error makes the daemon
+# exit 99, which fails the test that stops it.
+valgrind: all $(B)/tests/server_tests
+	@command -v valgrind >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; }
+	LOSSD_REAL_BIN=$(abspath $(LOSSD)) LOSSD_BIN=$(abspath tests/server/valgrind-lossd) \
+	  LOSSD_VECTORS=$(abspath tests/vectors) \
+	  ./$(B)/tests/server_tests --jobs 1 --filter 'http_*/*'
+
+# libFuzzer (clang) with ASan and UBSan, in build/fuzz/: loss_fuzz drives
+# srv_loss_run with "<loss>\n<body>" inputs, http_fuzz sends raw bytes to
+# the daemon it runs on loopback.  Seeds: tests/fuzz/corpus/ (from
+# tests/fuzz/make_corpus.py).  make fuzz FUZZ_SECONDS=600 for a long run.
+FUZZ_SECONDS ?= 60
+FUZZ_SAN := -fsanitize=fuzzer-no-link,address,undefined \
+            -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+fuzz-build:
+	@command -v clang >/dev/null || { echo "fuzz: installing clang"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends clang >/dev/null; }
+	$(MAKE) --no-print-directory B=build/fuzz CC=clang OPT="-O1 -g" \
+	  SANFLAGS="$(FUZZ_SAN)" build/fuzz/fuzzers/loss_fuzz build/fuzz/fuzzers/http_fuzz
+
+$(B)/fuzzers/%: $(B)/obj/tests/fuzz/%.o $(SERVER_LIB_OBJ) $(LIBCORE)
+	@mkdir -p $(@D)
+	$(CC) $(SANFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm -lpthread
+
+fuzz: fuzz-build
+	tests/fuzz/run build/fuzz $(FUZZ_SECONDS)
+
 # The benchmark (bench/): the HTTP floor, lossd and a FastAPI + PyTorch peer
 # side by side on loopback, and the core alone; writes build/bench/report.md.
 # Never part of `make test`.
