@@ -176,7 +176,7 @@ Test(http_resilience, full_queue_refuses_at_once_and_recovers)
 {
     static const char *const args[] = {"--threads", "1", "--max-queue", "1",
                                        NULL};
-    char *body = slow_body(700), retry[16];
+    char *body = slow_body(500), retry[16];
     slow_call calls[2];
     pthread_t tids[2];
     lossd d;
