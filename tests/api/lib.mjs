@@ -49,11 +49,18 @@ export function deref(o) {
 
 export const lossPaths = Object.keys(doc.paths).filter((p) => p.startsWith("/loss/"));
 export const lossNames = lossPaths.map((p) => p.slice("/loss/".length));
+export const divergencePaths = Object.keys(doc.paths).filter((p) => p.startsWith("/divergence/"));
+export const divergenceNames = divergencePaths.map((p) => p.slice("/divergence/".length));
+// Every path that computes (POST): the losses, then the estimates.
+export const computePaths = [...lossPaths, ...divergencePaths];
 
-// One operation of a loss: its request examples, responses by status.
-export function lossOperation(name) {
-  return doc.paths[`/loss/${name}`].post;
+// The POST operation of a computing path: request examples, responses.
+export function computeOperation(path) {
+  return doc.paths[path].post;
 }
+
+// The last part of a path: "hinge" for /loss/hinge.
+export const shortName = (path) => path.slice(path.lastIndexOf("/") + 1);
 
 /* ---- Schema validation -------------------------------------------------- */
 
@@ -126,9 +133,9 @@ export function diff(a, b, rtol = 1e-6, at = "body") {
 
 // Starts the daemon on 127.0.0.1 with an ephemeral port (--port 0) and
 // resolves when its start-up line names the port.
-export function startDaemon(extra = []) {
+export function startDaemon(extra = [], env = {}) {
   const args = ["--host", "127.0.0.1", "--port", "0", "--log-format", "json", ...extra];
-  const child = spawn(BIN, args, { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(BIN, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
   let out = "";
   let err = "";
   return new Promise((resolve, reject) => {
@@ -155,28 +162,32 @@ export function startDaemon(extra = []) {
           child.removeAllListeners("exit");
           child.stdout.removeAllListeners("data");
           child.stdout.resume();
+          const exited = new Promise((r) => child.on("exit", (code) => r(code)));
+          let termed = false;
+          const term = () => {
+            if (!termed) child.kill("SIGTERM");
+            termed = true;
+          };
           resolve({
             port: ev.port,
             child,
             log: () => out + err,
-            stop: () => stopDaemon(child),
+            // SIGTERM once (a second one cuts the drain short), then the
+            // exit status; SIGKILL after 15 s.
+            term,
+            stop: async () => {
+              if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+              term();
+              const timer = setTimeout(() => child.kill("SIGKILL"), 15000);
+              const code = await exited;
+              clearTimeout(timer);
+              return code;
+            },
           });
           return;
         }
       }
     });
-  });
-}
-
-function stopDaemon(child) {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);
-    const timer = setTimeout(() => child.kill("SIGKILL"), 15000);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve(code);
-    });
-    child.kill("SIGTERM");
   });
 }
 
