@@ -1,8 +1,8 @@
 /* loss_fuzz.c -- libFuzzer target on the request path below the socket:
  * an input is "<loss name>\n<body bytes>", run through srv_loss_run, and
  * every answer must be one of the statuses of the contract with a JSON
- * body of the right shape ({"loss": ...} for 200, {"error": {"code": ...}}
- * otherwise).  Memory errors and undefined behaviour are caught by the
+ * body of the right shape (for 200 {"loss": ...}, or {"metrics": {...}}
+ * from a "divergence/<name>"; {"error": {"code", "message"}} otherwise).  Memory errors and undefined behaviour are caught by the
  * sanitizers the target is built with. */
 #include <cjson/cJSON.h>
 #include <stdint.h>
@@ -30,8 +30,11 @@ static int status_known(int s)
 }
 
 /* The body is JSON of the shape its status promises. */
-static void reply_check(const srv_reply *r)
+static void reply_check(const char *name, const srv_reply *r)
 {
+    const char *key = strncmp(name, "divergence/", 11) == 0 ? "metrics"
+                                                             : "loss";
+
     cJSON *doc, *err, *code;
 
     if (!status_known(r->status))
@@ -42,8 +45,8 @@ static void reply_check(const srv_reply *r)
     if (!cJSON_IsObject(doc))
         fail("body is not a JSON object", r);
     if (r->status == 200) {
-        if (cJSON_GetObjectItemCaseSensitive(doc, "loss") == NULL)
-            fail("200 without loss", r);
+        if (cJSON_GetObjectItemCaseSensitive(doc, key) == NULL)
+            fail("200 without its result member", r);
     } else {
         err = cJSON_GetObjectItemCaseSensitive(doc, "error");
         code = cJSON_GetObjectItemCaseSensitive(err, "code");
@@ -69,7 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&r, 0, sizeof r);
     /* The body is passed in place, so a read past its end is caught. */
     srv_loss_run(name, (const char *)nl + 1, size - n - 1, &r);
-    reply_check(&r);
+    reply_check(name, &r);
     srv_reply_cleanup(&r);
     return 0;
 }

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Writes the fuzzers' seed corpora and dictionaries from the reference
-vectors: every request of tests/vectors/*.json becomes a loss_fuzz seed
-("<loss>\\n<body>"), the first request of each loss an HTTP seed, with
-the service endpoints and framing cases beside them.
+vectors: every request of tests/vectors/*.json and tests/vectors/*/*.json
+becomes a loss_fuzz seed ("<loss>\\n<body>", where the loss of a file with
+an "endpoint" such as /divergence/samples is "divergence/samples"), the
+first request of each loss an HTTP seed, with the service endpoints and
+framing cases beside them.
 
     /usr/bin/python3 tests/fuzz/make_corpus.py [--vectors DIR]
 
@@ -24,9 +26,10 @@ def put(directory, data):
 
 
 def post(loss, body, extra=b""):
-    return (b"POST /loss/%s HTTP/1.1\r\nHost: lossd\r\n"
+    path = loss if "/" in loss else "loss/" + loss
+    return (b"POST /%s HTTP/1.1\r\nHost: lossd\r\n"
             b"Content-Type: application/json\r\nContent-Length: %d\r\n%s\r\n"
-            % (loss.encode(), len(body), extra)) + body
+            % (path.encode(), len(body), extra)) + body
 
 
 def chunked(loss, body):
@@ -74,18 +77,21 @@ def main():
     ap.add_argument("--vectors", default=os.path.join(HERE, "..", "vectors"))
     args = ap.parse_args()
     words, first = set(), {}
-    for path in sorted(glob.glob(os.path.join(args.vectors, "*.json"))):
+    paths = glob.glob(os.path.join(args.vectors, "*.json")) + \
+        glob.glob(os.path.join(args.vectors, "*", "*.json"))
+    for path in sorted(paths):
         with open(path) as f:
-            for case in json.load(f)["cases"]:
-                loss = case["loss"]
-                body = json.dumps(case["request"], separators=(",", ":")).encode()
-                put(os.path.join(HERE, "corpus", "loss"), loss.encode() + b"\n" + body)
-                first.setdefault(loss, body)
-                words.add(loss)
-                for k, v in case["request"].items():
-                    words.add('"%s":' % k)
-                    if isinstance(v, str):
-                        words.add('"%s"' % v)
+            doc = json.load(f)
+        for case in doc["cases"]:
+            loss = case.get("loss") or doc["endpoint"].lstrip("/")
+            body = json.dumps(case["request"], separators=(",", ":")).encode()
+            put(os.path.join(HERE, "corpus", "loss"), loss.encode() + b"\n" + body)
+            first.setdefault(loss, body)
+            words.add(loss)
+            for k, v in case["request"].items():
+                words.add('"%s":' % k)
+                if isinstance(v, str):
+                    words.add('"%s"' % v)
     for loss, body in first.items():
         put(os.path.join(HERE, "corpus", "http"), post(loss, body))
     for seed in http_service_seeds(first):
@@ -97,7 +103,7 @@ def main():
         "Host: ", "Content-Type: application/json\r\n", "Content-Length: ",
         "Transfer-Encoding: chunked\r\n", "Expect: 100-continue\r\n",
         "Connection: close\r\n", "Authorization: Bearer ", "\r\n\r\n", "0\r\n\r\n"}
-        | {l for l in first})
+        | {"/" + l if "/" in l else l for l in first})
 
 
 if __name__ == "__main__":
