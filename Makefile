@@ -189,9 +189,13 @@ FUZZ_SECONDS ?= 60
 FUZZ_SAN := -fsanitize=fuzzer-no-link,address,undefined \
             -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 fuzz-build:
-	@command -v clang >/dev/null || { echo "fuzz: installing clang"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-	    apt-get install -y -qq --no-install-recommends clang >/dev/null; }
+	@if ! command -v clang >/dev/null || \
+	    ! dpkg-query -W -f='$${Status}' libclang-rt-dev 2>/dev/null | \
+	      grep -q 'ok installed'; then \
+	  echo "fuzz: installing clang and its libFuzzer runtime"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install \
+	    -y -qq --no-install-recommends clang libclang-rt-dev >/dev/null; \
+	fi
 	$(MAKE) --no-print-directory B=build/fuzz CC=clang OPT="-O1 -g" \
 	  SANFLAGS="$(FUZZ_SAN)" build/fuzz/fuzzers/loss_fuzz build/fuzz/fuzzers/http_fuzz
 
