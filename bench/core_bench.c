@@ -21,15 +21,15 @@
 
 /* Every case reads its inputs from here and writes its outputs here. */
 typedef struct ctx {
-    double *in[4];      /* normal(0, 1) */
-    double *out[4];     /* gradients */
-    double *per;        /* per-sample values */
-    double *p, *q;      /* [1000][1000] rows summing to 1 */
-    double *unit;       /* uniform (0.01, 0.99), Bernoulli probabilities */
-    int64_t *cls;       /* classes in [0, 1000) */
-    int64_t *pm1;       /* -1 or +1 */
-    int64_t *bin;       /* 0 or 1 */
-    int64_t *ids;       /* 32 identities, for mined losses */
+    double *in[4];  /* normal(0, 1) */
+    double *out[4]; /* gradients */
+    double *per;    /* per-sample values */
+    double *p, *q;  /* [1000][1000] rows summing to 1 */
+    double *unit;   /* uniform (0.01, 0.99), Bernoulli probabilities */
+    int64_t *cls;   /* classes in [0, 1000) */
+    int64_t *pm1;   /* -1 or +1 */
+    int64_t *bin;   /* 0 or 1 */
+    int64_t *ids;   /* 32 identities, for mined losses */
     double *work;
     size_t work_len;
 } ctx;
@@ -126,8 +126,8 @@ static void ctx_init(ctx *c)
 
 static int run_hinge(ctx *c)
 {
-    loss_hinge_args a = {1000000, c->in[0], c->pm1, 1.0, 1,
-                         LOSS_REDUCE_MEAN, NULL};
+    loss_hinge_args a = {1000000, c->in[0],         c->pm1, 1.0,
+                         1,       LOSS_REDUCE_MEAN, NULL};
     loss_hinge_out o = {0, c->per, c->out[0]};
 
     return loss_hinge(&a, &o, NULL);
@@ -135,38 +135,63 @@ static int run_hinge(ctx *c)
 
 static int mc_hinge(ctx *c, loss_mc_hinge_variant v)
 {
-    loss_multiclass_hinge_args a = {1000, 1000, c->in[0], c->cls, 1.0, 1,
-                                    v, LOSS_REDUCE_MEAN, NULL};
+    loss_multiclass_hinge_args a = {1000, 1000, c->in[0],         c->cls, 1.0,
+                                    1,    v,    LOSS_REDUCE_MEAN, NULL};
     loss_multiclass_hinge_out o = {0, c->per, c->out[0], 0};
 
     a.work = work_for(c, loss_multiclass_hinge_work(&a));
     return loss_multiclass_hinge(&a, &o, NULL);
 }
 
-static int run_mc_ova(ctx *c) { return mc_hinge(c, LOSS_MC_ONE_VS_ALL); }
-static int run_mc_ww(ctx *c) { return mc_hinge(c, LOSS_MC_WESTON_WATKINS); }
-static int run_mc_cs(ctx *c) { return mc_hinge(c, LOSS_MC_CRAMMER_SINGER); }
+static int run_mc_ova(ctx *c)
+{
+    return mc_hinge(c, LOSS_MC_ONE_VS_ALL);
+}
+static int run_mc_ww(ctx *c)
+{
+    return mc_hinge(c, LOSS_MC_WESTON_WATKINS);
+}
+static int run_mc_cs(ctx *c)
+{
+    return mc_hinge(c, LOSS_MC_CRAMMER_SINGER);
+}
 
 static int softmax(ctx *c, size_t n, int targets)
 {
-    loss_softmax_args a = {n, 1000, c->in[0], targets ? NULL : c->cls,
-                           targets ? c->p : NULL, NULL, -100, 0.0,
-                           LOSS_REDUCE_MEAN, NULL};
+    loss_softmax_args a = {
+        n,    1000, c->in[0], targets ? NULL : c->cls, targets ? c->p : NULL,
+        NULL, -100, 0.0,      LOSS_REDUCE_MEAN,        NULL};
     loss_softmax_out o = {0, c->per, c->out[0], 0, 0};
 
     a.work = work_for(c, loss_softmax_work(&a));
     return loss_softmax(&a, &o, NULL);
 }
 
-static int run_softmax_256(ctx *c) { return softmax(c, 256, 0); }
-static int run_softmax_1000(ctx *c) { return softmax(c, 1000, 0); }
-static int run_softmax_targets(ctx *c) { return softmax(c, 1000, 1); }
+static int run_softmax_256(ctx *c)
+{
+    return softmax(c, 256, 0);
+}
+static int run_softmax_1000(ctx *c)
+{
+    return softmax(c, 1000, 0);
+}
+static int run_softmax_targets(ctx *c)
+{
+    return softmax(c, 1000, 1);
+}
 
 static int margin_softmax(ctx *c, int angular)
 {
-    loss_margin_softmax_args a = {256, 128, 100, c->in[0], c->in[1],
-                                  c->cls, angular ? 4 : 2, 0.0,
-                                  LOSS_REDUCE_MEAN, NULL};
+    loss_margin_softmax_args a = {256,
+                                  128,
+                                  100,
+                                  c->in[0],
+                                  c->in[1],
+                                  c->cls,
+                                  angular ? 4 : 2,
+                                  0.0,
+                                  LOSS_REDUCE_MEAN,
+                                  NULL};
     loss_margin_softmax_out o = {0, c->per, c->out[0], c->out[1]};
     size_t i;
 
@@ -181,16 +206,22 @@ static int margin_softmax(ctx *c, int angular)
     return loss_l_softmax(&a, &o, NULL);
 }
 
-static int run_l_softmax(ctx *c) { return margin_softmax(c, 0); }
-static int run_a_softmax(ctx *c) { return margin_softmax(c, 1); }
+static int run_l_softmax(ctx *c)
+{
+    return margin_softmax(c, 0);
+}
+static int run_a_softmax(ctx *c)
+{
+    return margin_softmax(c, 1);
+}
 
 static int contrastive(ctx *c, loss_contrastive_variant v)
 {
     size_t d = 128;
     const double *x1[1] = {c->in[0]}, *x2[1] = {c->in[1]};
     double *g1[1] = {c->out[0]}, *g2[1] = {c->out[1]};
-    loss_contrastive_args a = {1, 4096, &d, x1, x2, c->bin, v, 1.0, 0.0, 1.0,
-                               LOSS_REDUCE_MEAN, NULL};
+    loss_contrastive_args a = {
+        1, 4096, &d, x1, x2, c->bin, v, 1.0, 0.0, 1.0, LOSS_REDUCE_MEAN, NULL};
     loss_contrastive_out o = {0, c->per, g1, g2, 0, 0};
 
     a.work = work_for(c, loss_contrastive_work(&a));
@@ -209,8 +240,8 @@ static int run_contrastive_hadsell(ctx *c)
 
 static int run_coupled_cluster(ctx *c)
 {
-    loss_coupled_cluster_args a = {4096, 4096, 128, c->in[0], c->in[1], 1.0,
-                                   LOSS_REDUCE_MEAN, NULL};
+    loss_coupled_cluster_args a = {
+        4096, 4096, 128, c->in[0], c->in[1], 1.0, LOSS_REDUCE_MEAN, NULL};
     loss_coupled_cluster_out o = {0, c->per, c->out[0], c->out[1]};
 
     a.work = work_for(c, loss_coupled_cluster_work(&a));
@@ -219,14 +250,17 @@ static int run_coupled_cluster(ctx *c)
 
 static int triplet(ctx *c, loss_distance dist)
 {
-    loss_triplet_args a = {4096, 128, c->in[0], c->in[1], c->in[2], 1.0,
-                           dist, 0, LOSS_REDUCE_MEAN, NULL};
+    loss_triplet_args a = {4096, 128,  c->in[0], c->in[1],         c->in[2],
+                           1.0,  dist, 0,        LOSS_REDUCE_MEAN, NULL};
     loss_triplet_out o = {0, c->per, c->out[0], c->out[1], c->out[2], 0, 0};
 
     return loss_triplet(&a, &o, NULL);
 }
 
-static int run_triplet(ctx *c) { return triplet(c, LOSS_DIST_EUCLIDEAN); }
+static int run_triplet(ctx *c)
+{
+    return triplet(c, LOSS_DIST_EUCLIDEAN);
+}
 
 static int run_triplet_sq(ctx *c)
 {
@@ -235,9 +269,9 @@ static int run_triplet_sq(ctx *c)
 
 static int mined(ctx *c, size_t n, size_t d, loss_mining m)
 {
-    loss_triplet_mined_args a = {n, d, c->in[0], c->ids, 1.0,
-                                 LOSS_DIST_EUCLIDEAN, m, LOSS_REDUCE_MEAN,
-                                 NULL};
+    loss_triplet_mined_args a = {
+        n,   d, c->in[0], c->ids, 1.0, LOSS_DIST_EUCLIDEAN, m, LOSS_REDUCE_MEAN,
+        NULL};
     loss_triplet_mined_out o = {0, c->per, c->out[0], 0, 0};
 
     a.work = work_for(c, loss_triplet_mined_work(&a));
@@ -256,20 +290,28 @@ static int run_batch_all(ctx *c)
 
 static int run_quadruplet(ctx *c)
 {
-    loss_quadruplet_args a = {4096, 128, c->in[0], c->in[1], c->in[2],
-                              c->in[3], 1.0, 0.5,
-                              LOSS_DIST_SQUARED_EUCLIDEAN, LOSS_REDUCE_MEAN,
+    loss_quadruplet_args a = {4096,
+                              128,
+                              c->in[0],
+                              c->in[1],
+                              c->in[2],
+                              c->in[3],
+                              1.0,
+                              0.5,
+                              LOSS_DIST_SQUARED_EUCLIDEAN,
+                              LOSS_REDUCE_MEAN,
                               NULL};
-    loss_quadruplet_out o = {0, c->per, c->out[0], c->out[1], c->out[2],
-                             c->out[3]};
+    loss_quadruplet_out o = {0,         c->per,    c->out[0],
+                             c->out[1], c->out[2], c->out[3]};
 
     return loss_quadruplet(&a, &o, NULL);
 }
 
 static int run_msml(ctx *c)
 {
-    loss_msml_args a = {1024, 128, c->in[0], c->ids, 1.0,
-                        LOSS_DIST_EUCLIDEAN, LOSS_REDUCE_MEAN, NULL};
+    loss_msml_args a = {
+        1024, 128, c->in[0], c->ids, 1.0, LOSS_DIST_EUCLIDEAN, LOSS_REDUCE_MEAN,
+        NULL};
     loss_msml_out o = {0, c->out[0]};
 
     a.work = work_for(c, loss_msml_work(&a));
@@ -278,9 +320,18 @@ static int run_msml(ctx *c)
 
 static int divergence(ctx *c, loss_divergence_kind kind)
 {
-    loss_divergence_args a = {kind, 1000, 1000, c->p, c->q,
-                              LOSS_INPUT_PROBS, 2.718281828459045, 0, 0.0, 0,
-                              LOSS_REDUCE_MEAN, NULL};
+    loss_divergence_args a = {kind,
+                              1000,
+                              1000,
+                              c->p,
+                              c->q,
+                              LOSS_INPUT_PROBS,
+                              2.718281828459045,
+                              0,
+                              0.0,
+                              0,
+                              LOSS_REDUCE_MEAN,
+                              NULL};
     loss_divergence_out o;
 
     memset(&o, 0, sizeof o);
@@ -291,15 +342,33 @@ static int divergence(ctx *c, loss_divergence_kind kind)
     return loss_divergence(&a, &o, NULL);
 }
 
-static int run_kl(ctx *c) { return divergence(c, LOSS_DIV_KL); }
-static int run_js(ctx *c) { return divergence(c, LOSS_DIV_JS); }
-static int run_ce(ctx *c) { return divergence(c, LOSS_DIV_CROSS_ENTROPY); }
+static int run_kl(ctx *c)
+{
+    return divergence(c, LOSS_DIV_KL);
+}
+static int run_js(ctx *c)
+{
+    return divergence(c, LOSS_DIV_JS);
+}
+static int run_ce(ctx *c)
+{
+    return divergence(c, LOSS_DIV_CROSS_ENTROPY);
+}
 
 static int run_vae(ctx *c)
 {
-    loss_vae_args a = {1000, 1000, 64, c->unit, c->unit + 1000000, NULL,
-                       c->in[0], c->in[1], LOSS_LIKELIHOOD_BERNOULLI, 1.0,
-                       LOSS_REDUCE_MEAN, NULL};
+    loss_vae_args a = {1000,
+                       1000,
+                       64,
+                       c->unit,
+                       c->unit + 1000000,
+                       NULL,
+                       c->in[0],
+                       c->in[1],
+                       LOSS_LIKELIHOOD_BERNOULLI,
+                       1.0,
+                       LOSS_REDUCE_MEAN,
+                       NULL};
     loss_vae_out o = {0, c->per, c->out[0], c->out[1], c->out[2], 0, 0, 0};
 
     a.work = work_for(c, loss_vae_work(&a));
@@ -308,8 +377,9 @@ static int run_vae(ctx *c)
 
 static int run_gan(ctx *c)
 {
-    loss_gan_args a = {1000000, 1000000, c->in[0], c->in[1], 0,
-                       LOSS_GAN_NON_SATURATING, LOSS_REDUCE_MEAN, NULL};
+    loss_gan_args a = {1000000,          1000000, c->in[0],
+                       c->in[1],         0,       LOSS_GAN_NON_SATURATING,
+                       LOSS_REDUCE_MEAN, NULL};
     loss_gan_out o;
 
     memset(&o, 0, sizeof o);
@@ -322,8 +392,8 @@ static int run_gan(ctx *c)
 
 static int run_gaussian_kl(ctx *c)
 {
-    loss_gaussian_kl_args a = {1000, 1000, c->in[0], c->in[1], c->in[2],
-                               c->in[3], LOSS_REDUCE_MEAN, NULL};
+    loss_gaussian_kl_args a = {1000,     1000,     c->in[0],         c->in[1],
+                               c->in[2], c->in[3], LOSS_REDUCE_MEAN, NULL};
     loss_gaussian_kl_out o = {0,         c->per,    c->out[0],
                               c->out[1], c->out[2], c->out[3]};
 
@@ -354,9 +424,18 @@ static int run_samples_hist(ctx *c)
 {
     return samples(c, 1, LOSS_SAMPLES_HISTOGRAM);
 }
-static int run_samples_kde(ctx *c) { return samples(c, 1, LOSS_SAMPLES_KDE); }
-static int run_samples_knn(ctx *c) { return samples(c, 1, LOSS_SAMPLES_KNN); }
-static int run_samples_knn3(ctx *c) { return samples(c, 3, LOSS_SAMPLES_KNN); }
+static int run_samples_kde(ctx *c)
+{
+    return samples(c, 1, LOSS_SAMPLES_KDE);
+}
+static int run_samples_knn(ctx *c)
+{
+    return samples(c, 1, LOSS_SAMPLES_KNN);
+}
+static int run_samples_knn3(ctx *c)
+{
+    return samples(c, 3, LOSS_SAMPLES_KNN);
+}
 
 static const bench_case cases[] = {
     {"hinge_1M", 2000000, run_hinge},
@@ -368,8 +447,7 @@ static const bench_case cases[] = {
     {"softmax_targets_1000x1000", 2000000, run_softmax_targets},
     {"l_softmax_256x128_k100", 256 * 128 + 100 * 128 + 256, run_l_softmax},
     {"a_softmax_256x128_k100", 256 * 128 + 100 * 128 + 256, run_a_softmax},
-    {"contrastive_seed_4096x128", 2 * 4096 * 128 + 4096,
-     run_contrastive_seed},
+    {"contrastive_seed_4096x128", 2 * 4096 * 128 + 4096, run_contrastive_seed},
     {"contrastive_hadsell_4096x128", 2 * 4096 * 128 + 4096,
      run_contrastive_hadsell},
     {"coupled_cluster_4096x128", 2 * 4096 * 128, run_coupled_cluster},

@@ -50,9 +50,8 @@ static enum MHD_Result floor_access(void *cls, struct MHD_Connection *conn,
         *upload_data_size = 0;
         return MHD_YES;
     }
-    r = MHD_create_response_from_buffer(sizeof reply_body - 1,
-                                        (void *)reply_body,
-                                        MHD_RESPMEM_PERSISTENT);
+    r = MHD_create_response_from_buffer(
+        sizeof reply_body - 1, (void *)reply_body, MHD_RESPMEM_PERSISTENT);
     if (r == NULL)
         return MHD_NO;
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
@@ -70,8 +69,7 @@ static unsigned default_threads(void)
     return n < 1 ? 1u : n > 4 ? 4u : (unsigned)n;
 }
 
-static int parse_args(int argc, char **argv, unsigned *port,
-                      unsigned *threads)
+static int parse_args(int argc, char **argv, unsigned *port, unsigned *threads)
 {
     int i;
 
@@ -103,10 +101,9 @@ int main(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
-    d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, floor_access,
-                         NULL, MHD_OPTION_THREAD_POOL_SIZE, threads,
-                         MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-                         MHD_OPTION_END);
+    d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, floor_access, NULL,
+                         MHD_OPTION_THREAD_POOL_SIZE, threads,
+                         MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
     if (d == NULL) {
         fprintf(stderr, "floor: cannot listen on port %u\n", port);
         return 1;

@@ -73,8 +73,7 @@ static int bench_one(const char *name, const char *body, size_t len,
         t[3][runs] = r.encode_s;
         srv_reply_cleanup(&r);
         if (r.status != 200) {
-            fprintf(stderr, "handler_bench: %s answered %d\n", name,
-                    r.status);
+            fprintf(stderr, "handler_bench: %s answered %d\n", name, r.status);
             return -1;
         }
         runs++;
@@ -104,8 +103,8 @@ int main(int argc, char **argv)
         if (only != NULL && strcmp(only, workloads[i]) != 0)
             continue;
         snprintf(path, sizeof path, "%s/%s.json", argv[1], workloads[i]);
-        snprintf(name, sizeof name, "%.*s",
-                 (int)strcspn(workloads[i], "_"), workloads[i]);
+        snprintf(name, sizeof name, "%.*s", (int)strcspn(workloads[i], "_"),
+                 workloads[i]);
         if ((body = read_file(path, &len)) == NULL) {
             fprintf(stderr, "handler_bench: cannot read %s\n", path);
             return 1;
