@@ -89,7 +89,9 @@ static const char *type_text(srv_ptype t)
 static void put_default(srv_buf *b, const srv_param *p)
 {
     srv_buf_puts(b, ",\"default\":");
-    if (p->type == SRV_P_ENUM)
+    if (p->flags & SRV_P_NO_DEFAULT)
+        srv_buf_puts(b, "null");
+    else if (p->type == SRV_P_ENUM)
         srv_buf_string(b, p->values[(int)p->dflt]);
     else if (p->type == SRV_P_BOOLEAN)
         srv_buf_puts(b, p->dflt != 0 ? "true" : "false");

@@ -703,7 +703,8 @@ static const srv_input samples_in[] = {
     {"q", 2, {"Nq", "D"}, SRV_IN_VECTOR, 0},
 };
 static const srv_param samples_par[] = {
-    ENUM("method", sample_methods, 0, 0),
+    {"method", SRV_P_ENUM, 0, -INF, INF, SRV_P_NO_DEFAULT, sample_methods, NULL,
+     0},
     {"bins", SRV_P_ENUM, 0, 1, LOSS_SAMPLES_MAX_BINS, SRV_P_OR_INTEGER,
      auto_bins, NULL, 0},
     NUM("alpha", 0.5, 0, INF),

@@ -57,6 +57,9 @@ typedef enum srv_ptype {
  * given leaves srv_value.idx at -1 and the number in num (and inum). */
 #define SRV_P_OR_NUMBER 8u
 #define SRV_P_OR_INTEGER 16u
+/* No fixed default: the adapter chooses from the data when the parameter is
+ * absent (the catalog's default is null). */
+#define SRV_P_NO_DEFAULT 32u
 
 /* One parameter.  dflt is the default of a number or integer, 0/1 for a
  * boolean and the index into values for an enum; an array's default is

@@ -264,6 +264,9 @@ Test(http_divergence, catalogs)
         cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(bins, "default")),
         "auto");
     cr_expect_not_null(cJSON_GetObjectItemCaseSensitive(bins, "or"));
+    /* The method's default depends on D: the catalog names none. */
+    cr_expect(cJSON_IsNull(
+        cJSON_GetObjectItemCaseSensitive(find_param(e, "method"), "default")));
     cr_expect_not_null(find_param(e, "precision"));
     cr_expect_null(find_param(e, "reduction"));
     hresp_free(&r);
