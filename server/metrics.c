@@ -249,7 +249,8 @@ static void render_gauges(text *t, unsigned queue_depth)
                 in_flight, queue_depth, bytes_in_total, bytes_out_total);
 }
 
-char *srv_metrics_render(unsigned queue_depth, size_t *len)
+char *srv_metrics_render(unsigned queue_depth, unsigned workers_busy,
+                         size_t *len)
 {
     text t = {malloc(8192), 0, 8192};
 
@@ -258,6 +259,10 @@ char *srv_metrics_render(unsigned queue_depth, size_t *len)
     render_histogram(&t);
     render_rejected(&t);
     render_gauges(&t, queue_depth);
+    text_printf(&t,
+                "# HELP lossd_workers_busy Workers computing a request.\n"
+                "# TYPE lossd_workers_busy gauge\nlossd_workers_busy %u\n",
+                workers_busy);
     pthread_mutex_unlock(&lock);
     *len = t.len;
     return t.buf;

@@ -6,6 +6,7 @@
  *   lossd_request_duration_seconds{loss}        histogram
  *   lossd_in_flight                              gauge
  *   lossd_queue_depth                            gauge (passed in at render)
+ *   lossd_workers_busy                           gauge (passed in at render)
  *   lossd_bytes_received_total, lossd_bytes_sent_total   counters
  *   lossd_rejected_total{reason}                 counter
  * loss is a name of the contract, or "other" for requests that are not for
@@ -40,6 +41,7 @@ void srv_metrics_rejected(const char *reason);
 long srv_metrics_in_flight(void);
 
 /* The exposition text, malloc'd (free with free); NULL when out of memory. */
-char *srv_metrics_render(unsigned queue_depth, size_t *len);
+char *srv_metrics_render(unsigned queue_depth, unsigned workers_busy,
+                         size_t *len);
 
 #endif

@@ -19,17 +19,21 @@ static struct {
     uv_cond_t ready; /* signalled when a job is queued or stopping */
     srv_job *head, *tail;
     unsigned queued, max_queue;
+    unsigned busy; /* workers running a job */
     int stopping;
     uv_thread_t *threads;
     unsigned nthreads;
 } pool;
 
-/* Takes the next job, waiting for one; NULL when the pool stops. */
-static srv_job *pool_take(void)
+/* Takes the next job, waiting for one; NULL when the pool stops.  done
+ * says the calling worker has finished its previous job. */
+static srv_job *pool_take(int done)
 {
     srv_job *job;
 
     uv_mutex_lock(&pool.lock);
+    if (done)
+        pool.busy--;
     while (pool.head == NULL && !pool.stopping)
         uv_cond_wait(&pool.ready, &pool.lock);
     job = pool.head;
@@ -38,6 +42,7 @@ static srv_job *pool_take(void)
         if (pool.head == NULL)
             pool.tail = NULL;
         pool.queued--;
+        pool.busy++;
     }
     uv_mutex_unlock(&pool.lock);
     return job;
@@ -45,11 +50,11 @@ static srv_job *pool_take(void)
 
 static void pool_worker(void *arg)
 {
-    srv_job *job;
+    srv_job *job = NULL;
 
     (void)arg;
-    while ((job = pool_take()) != NULL)
-        job->run(job);
+    while ((job = pool_take(job != NULL)) != NULL)
+        job->run(job); /* job is not touched after run */
 }
 
 int srv_pool_start(unsigned threads, unsigned max_queue)
@@ -118,6 +123,16 @@ unsigned srv_pool_depth(void)
 
     uv_mutex_lock(&pool.lock);
     n = pool.queued;
+    uv_mutex_unlock(&pool.lock);
+    return n;
+}
+
+unsigned srv_pool_busy(void)
+{
+    unsigned n;
+
+    uv_mutex_lock(&pool.lock);
+    n = pool.busy;
     uv_mutex_unlock(&pool.lock);
     return n;
 }

@@ -38,6 +38,9 @@ int srv_pool_full(void);
 /* Jobs waiting for a worker (reserved slots included). */
 unsigned srv_pool_depth(void);
 
+/* Workers running a job right now. */
+unsigned srv_pool_busy(void);
+
 /* Lets the workers finish every queued job, then joins them. */
 void srv_pool_stop(void);
 

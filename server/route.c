@@ -190,7 +190,7 @@ static void route_readyz(srv_answer *a, int draining)
 static void route_metrics(srv_answer *a)
 {
     size_t len = 0;
-    char *body = srv_metrics_render(srv_pool_depth(), &len);
+    char *body = srv_metrics_render(srv_pool_depth(), srv_pool_busy(), &len);
 
     answer_malloced(a, "text/plain; version=0.0.4; charset=utf-8", body, len);
 }
