@@ -183,8 +183,10 @@ valgrind: all $(B)/tests/server_tests
 
 # libFuzzer (clang) with ASan and UBSan, in build/fuzz/: loss_fuzz drives
 # srv_loss_run with "<loss>\n<body>" inputs, http_fuzz sends raw bytes to
-# the daemon it runs on loopback.  Seeds: tests/fuzz/corpus/ (from
-# tests/fuzz/make_corpus.py).  make fuzz FUZZ_SECONDS=600 for a long run.
+# the daemon it runs on loopback, v2_fuzz drives srv_v2_infer (the Open
+# Inference Protocol, binary tensors included) with "<model>\n<header
+# length>\n<body>" inputs.  Seeds: tests/fuzz/corpus/ (from
+# tests/fuzz/make_corpus.py and make_v2_corpus.py).  make fuzz FUZZ_SECONDS=600 for a long run.
 FUZZ_SECONDS ?= 60
 FUZZ_SAN := -fsanitize=fuzzer-no-link,address,undefined \
             -fno-sanitize-recover=undefined -fno-omit-frame-pointer
@@ -197,7 +199,8 @@ fuzz-build:
 	    -y -qq --no-install-recommends clang libclang-rt-dev >/dev/null; \
 	fi
 	$(MAKE) --no-print-directory B=build/fuzz CC=clang OPT="-O1 -g" \
-	  SANFLAGS="$(FUZZ_SAN)" build/fuzz/fuzzers/loss_fuzz build/fuzz/fuzzers/http_fuzz
+	  SANFLAGS="$(FUZZ_SAN)" build/fuzz/fuzzers/loss_fuzz build/fuzz/fuzzers/http_fuzz \
+	  build/fuzz/fuzzers/v2_fuzz
 
 $(B)/fuzzers/%: $(B)/obj/tests/fuzz/%.o $(SERVER_LIB_OBJ) $(LIBCORE)
 	@mkdir -p $(@D)
@@ -241,6 +244,7 @@ BENCH_BIN := $(B)/bench/floor $(B)/bench/core_bench $(B)/bench/handler_bench
 # BENCH_ARGS=--quick: shorter runs, for trying the harness.
 bench: bench-deps all $(BENCH_BIN)
 	$(PYTHON) bench/run.py --build $(B) $(BENCH_ARGS)
+	$(PYTHON) bench/v2_bench.py --build $(B) $(BENCH_ARGS)
 
 # Regenerates tests/vectors/*.json with PyTorch (Debian's python3-torch).
 vectors:

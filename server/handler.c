@@ -121,7 +121,7 @@ static int result_alloc(const srv_request *rq, srv_result *rs)
     return 0;
 }
 
-static void result_cleanup(srv_result *rs)
+void srv_result_cleanup(srv_result *rs)
 {
     size_t i;
 
@@ -135,20 +135,23 @@ static void result_cleanup(srv_result *rs)
 
 /* ---- Replies ------------------------------------------------------------- */
 
-static void reply_loss_error(srv_reply *out, int rc, const loss_error *err)
+/* A core status as a client error: 422 with the contract's code and the
+ * path of the element, 503 when out of memory, 500 for a status outside
+ * loss.h's enum. */
+static void loss_fail(int rc, const loss_error *err, srv_fail *f)
 {
     char path[256];
     size_t d;
     int at;
 
     if (rc == LOSS_E_NOMEM) {
-        srv_reply_error(out, 503, "out_of_memory", NULL,
-                        "the server is out of memory; retry later");
+        srv_fail_set(f, 503, "out_of_memory", NULL,
+                     "the server is out of memory; retry later");
         return;
     }
     if (rc > 0 || rc < LOSS_E_NOMEM || err->status != rc) {
-        srv_reply_error(out, 500, "internal_error", NULL,
-                        "the loss failed with an unexpected status %d", rc);
+        srv_fail_set(f, 500, "internal_error", NULL,
+                     "the loss failed with an unexpected status %d", rc);
         return;
     }
     path[0] = '\0';
@@ -158,10 +161,15 @@ static void reply_loss_error(srv_reply *out, int rc, const loss_error *err)
             at += snprintf(path + at, sizeof path - (size_t)at, "[%zu]",
                            err->index[d]);
     }
-    srv_reply_error(out, 422, loss_status_code((loss_status)rc),
-                    path[0] ? path : NULL, "%s",
-                    err->message[0] ? err->message
-                                    : loss_status_message((loss_status)rc));
+    srv_fail_set(f, 422, loss_status_code((loss_status)rc), path, "%s",
+                 err->message[0] ? err->message
+                                 : loss_status_message((loss_status)rc));
+}
+
+static void reply_fail(srv_reply *out, const srv_fail *f)
+{
+    srv_reply_error(out, f->status, f->code, f->field[0] ? f->field : NULL,
+                    "%s", f->message);
 }
 
 /* Rough size of the response, so the buffer rarely grows. */
@@ -194,35 +202,40 @@ static void reply_result(srv_reply *out, const srv_request *rq,
     out->len = b.len;
 }
 
-static void reply_fail(srv_reply *out, const srv_fail *f)
-{
-    srv_reply_error(out, f->status, f->code, f->field[0] ? f->field : NULL,
-                    "%s", f->message);
-}
-
 /* ---- The request --------------------------------------------------------- */
 
-static void compute(srv_reply *out, srv_request *rq, double t1)
+int srv_request_compute(const srv_request *rq, srv_result *rs, srv_fail *f)
 {
-    srv_result rs;
     loss_error err;
-    double t2;
     int rc;
 
-    memset(&rs, 0, sizeof rs);
+    memset(rs, 0, sizeof *rs);
     memset(&err, 0, sizeof err);
-    if (result_alloc(rq, &rs) != 0)
+    if (result_alloc(rq, rs) != 0)
         rc = LOSS_E_NOMEM;
     else
-        rc = rq->loss->run(rq, &rs, &err);
+        rc = rq->loss->run(rq, rs, &err);
+    if (rc == LOSS_OK)
+        return 0;
+    loss_fail(rc, &err, f);
+    return -1;
+}
+
+static void compute(srv_reply *out, const srv_request *rq, double t1)
+{
+    srv_result rs;
+    srv_fail f;
+    double t2;
+    int rc = srv_request_compute(rq, &rs, &f);
+
     t2 = now_s();
     out->compute_s = t2 - t1;
-    if (rc != LOSS_OK)
-        reply_loss_error(out, rc, &err);
+    if (rc != 0)
+        reply_fail(out, &f);
     else
         reply_result(out, rq, &rs);
     out->encode_s = now_s() - t2;
-    result_cleanup(&rs);
+    srv_result_cleanup(&rs);
 }
 
 void srv_loss_run(const char *name, const char *body, size_t len,

@@ -9,6 +9,8 @@
 
 #include <stddef.h>
 
+#include "json_in.h"
+
 typedef struct srv_reply {
     int status;        /* HTTP status code */
     char *body;        /* JSON, malloc'd, owned by the reply; not NUL-terminated */
@@ -16,6 +18,9 @@ typedef struct srv_reply {
     double parse_s;    /* seconds spent parsing and validating */
     double compute_s;  /* seconds in the core */
     double encode_s;   /* seconds writing the response */
+    size_t header_len; /* a v2 binary answer: the bytes of JSON before the
+                          tensors (Inference-Header-Content-Length); 0
+                          when the body is all JSON */
 } srv_reply;
 
 /* Runs POST /loss/<name> (or POST /divergence/<d>, with name
@@ -60,5 +65,13 @@ void srv_reply_error(srv_reply *out, int status, const char *code,
     ;
 
 void srv_reply_cleanup(srv_reply *r);
+
+/* The compute step of srv_loss_run, for a front end that builds the
+ * srv_request itself (v2.c): allocates the outputs the request asks for and
+ * runs the loss's adapter.  0 with *rs filled, or -1 with *f filled (422
+ * with the contract's code and field, 503 out of memory, 500 for a core
+ * bug); release *rs with srv_result_cleanup either way. */
+int srv_request_compute(const srv_request *rq, srv_result *rs, srv_fail *f);
+void srv_result_cleanup(srv_result *rs);
 
 #endif

@@ -738,8 +738,8 @@ static int common_parse(srv_request *rq, size_t i, const cJSON *v, srv_fail *f)
 
 /* Dispatches one body key to its input, parameter or common field; seen
  * marks keys already given (slots: inputs, then params, then common). */
-static int key_parse(srv_request *rq, const cJSON *item, unsigned *seen,
-                     srv_fail *f)
+int srv_request_field(srv_request *rq, const cJSON *item, unsigned *seen,
+                      srv_fail *f)
 {
     const srv_loss *L = rq->loss;
     const char *key = item->string;
@@ -1004,7 +1004,15 @@ static int check_shapes(srv_request *rq, srv_fail *f)
 
 /* ---- Entry --------------------------------------------------------------- */
 
-static void request_init(srv_request *rq, const srv_loss *L)
+int srv_request_check(srv_request *rq, srv_fail *f)
+{
+    if (choose_form(rq, f) != 0 || check_present(rq, f) != 0 ||
+        check_shapes(rq, f) != 0)
+        return -1;
+    return 0;
+}
+
+void srv_request_init(srv_request *rq, const srv_loss *L)
 {
     size_t i;
 
@@ -1025,21 +1033,20 @@ int srv_request_parse(const srv_loss *L, const char *body, size_t len,
     unsigned seen = 0;
     int rc = 0;
 
-    request_init(rq, L);
+    srv_request_init(rq, L);
     root = parse_body(body, len, f);
     if (root == NULL)
         return -1;
     cJSON_ArrayForEach(item, root)
     {
-        if ((rc = key_parse(rq, item, &seen, f)) != 0)
+        if ((rc = srv_request_field(rq, item, &seen, f)) != 0)
             break;
     }
     /* The tree is not needed past this point; free it before the core
      * allocates its outputs. */
     cJSON_Delete(root);
-    if (rc == 0 && (choose_form(rq, f) != 0 || check_present(rq, f) != 0 ||
-                    check_shapes(rq, f) != 0))
-        rc = -1;
+    if (rc == 0)
+        rc = srv_request_check(rq, f);
     if (rc != 0)
         srv_request_cleanup(rq);
     return rc;

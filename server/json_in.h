@@ -39,6 +39,19 @@ int srv_request_parse(const srv_loss *loss, const char *body, size_t len,
 
 void srv_request_cleanup(srv_request *rq);
 
+/* The steps of srv_request_parse, for a front end that builds the inputs
+ * itself (v2.c): init sets every default; field parses one member of a
+ * body object (an input, a parameter or a common field; seen marks the
+ * members given, starting at 0); check chooses the form and checks that the
+ * inputs it needs are present and that their shapes agree.  field and check
+ * return 0, or -1 with *f filled; either way the caller releases *rq with
+ * srv_request_cleanup. */
+struct cJSON;
+void srv_request_init(srv_request *rq, const srv_loss *loss);
+int srv_request_field(srv_request *rq, const struct cJSON *item,
+                      unsigned *seen, srv_fail *f);
+int srv_request_check(srv_request *rq, srv_fail *f);
+
 /* Fills *f and returns -1: the helper every validation step reports with.
  * field may be NULL. */
 int srv_fail_set(srv_fail *f, int status, const char *code, const char *field,

@@ -14,6 +14,7 @@
 #include "metrics.h"
 #include "pool.h"
 #include "route.h"
+#include "v2.h"
 
 #define JSON "application/json"
 #define LOSS_PREFIX "/loss/"
@@ -46,7 +47,8 @@ void srv_answer_from_reply(srv_answer *a, srv_reply *r)
         r->len = 0;
     }
     a->status = a->reply.status;
-    a->content_type = JSON;
+    a->content_type =
+        a->reply.header_len ? "application/octet-stream" : JSON;
     a->kind = SRV_BODY_REPLY;
     a->body = a->reply.body;
     a->len = a->reply.len;
@@ -330,6 +332,8 @@ srv_route_result srv_route_head(const srv_head *h, srv_answer *a,
     int get = strcmp(h->method, "GET") == 0 || strcmp(h->method, "HEAD") == 0;
 
     *loss = NULL;
+    if (srv_v2_path(p))
+        return srv_v2_route(h, a, loss);
     if (route_needs_key(h)) {
         srv_answer_error(a, 401, "unauthorized",
                          "This endpoint needs an API key: send "

@@ -29,6 +29,8 @@ typedef struct srv_head {
     int auth_on;      /* API keys are configured */
     int authorized;   /* the request carries one of them */
     int metrics_auth; /* GET /metrics needs a key too */
+    const char *inference_header; /* Inference-Header-Content-Length, or
+                                     NULL (v2 binary tensors) */
 } srv_head;
 
 typedef enum srv_body_kind {
@@ -52,11 +54,12 @@ typedef struct srv_answer {
 
 typedef enum srv_route_result {
     SRV_ROUTE_ANSWER, /* *a holds the whole answer */
-    SRV_ROUTE_LOSS    /* receive the body and run the loss *loss */
+    SRV_ROUTE_LOSS,   /* receive the body and run the loss *loss */
+    SRV_ROUTE_V2      /* receive the body and run srv_v2_infer on *loss */
 } srv_route_result;
 
 /* Decides on the headers.  For SRV_ROUTE_LOSS, *loss points into
- * head->path. */
+ * head->path; for SRV_ROUTE_V2 it is the loss's name in the table. */
 srv_route_result srv_route_head(const srv_head *head, srv_answer *a,
                                 const char **loss);
 
