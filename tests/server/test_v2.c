@@ -322,6 +322,155 @@ static void bin_append(binreq *b, const void *data, size_t n)
     b->len += n;
 }
 
+/* The binary form of a v2 JSON request (from v2_body): every input's data
+ * as FP64 or INT64 bytes after the header, every output asked for as
+ * binary. */
+static void binary_form(const char *json_body, binreq *b)
+{
+    cJSON *body = cJSON_Parse(json_body), *in;
+    char *head;
+
+    cJSON_ArrayForEach(in, cJSON_GetObjectItemCaseSensitive(body, "inputs"))
+    {
+        const cJSON *dt = cJSON_GetObjectItemCaseSensitive(in, "datatype");
+        const cJSON *data = cJSON_GetObjectItemCaseSensitive(in, "data");
+        size_t n = flatten(data, NULL, 0, 0), i;
+        double *x = calloc(n + 1, sizeof *x);
+        cJSON *par = cJSON_CreateObject();
+        flatten(data, x, n, 0);
+        for (i = 0; strcmp(dt->valuestring, "INT64") == 0 && i < n; i++) {
+            int64_t v = (int64_t)x[i];
+            memcpy(&x[i], &v, 8);
+        }
+        bin_append(b, x, n * 8); /* kept aside below, after the header */
+        free(x);
+        cJSON_AddNumberToObject(par, "binary_data_size", (double)(n * 8));
+        cJSON_AddItemToObject(in, "parameters", par);
+        cJSON_DeleteItemFromObjectCaseSensitive(in, "data");
+    }
+    cJSON_AddBoolToObject(cJSON_GetObjectItemCaseSensitive(body, "parameters"),
+                          "binary_data_output", 1);
+    head = cJSON_PrintUnformatted(body);
+    b->header = strlen(head);
+    /* The header goes first: move the tensors behind it. */
+    b->p = realloc(b->p, b->len + b->header + 1);
+    memmove(b->p + b->header, b->p, b->len);
+    memcpy(b->p, head, b->header);
+    b->len += b->header;
+    free(head);
+    cJSON_Delete(body);
+}
+
+/* The JSON form of a binary answer: each output's bytes as its "data". */
+static cJSON *binary_to_json(const hresp *r)
+{
+    char v[32];
+    size_t hl, at;
+    cJSON *doc, *o;
+
+    cr_assert_eq(hresp_header(r, "Inference-Header-Content-Length", v,
+                              sizeof v),
+                 0, "no Inference-Header-Content-Length: %s", r->body);
+    hl = (size_t)strtoull(v, NULL, 10);
+    doc = cJSON_ParseWithLength(r->body, hl);
+    cr_assert_not_null(doc);
+    at = hl;
+    cJSON_ArrayForEach(o, cJSON_GetObjectItemCaseSensitive(doc, "outputs"))
+    {
+        cJSON *par = cJSON_GetObjectItemCaseSensitive(o, "parameters");
+        size_t size = (size_t)cJSON_GetObjectItemCaseSensitive(
+                          par, "binary_data_size")
+                          ->valuedouble,
+               i;
+        cJSON *data = cJSON_CreateArray();
+        cr_assert_leq(at + size, r->len, "binary outputs past the body");
+        for (i = 0; i < size / 8; i++) {
+            double x;
+            memcpy(&x, r->body + at + 8 * i, 8);
+            cJSON_AddItemToArray(data, isfinite(x) ? cJSON_CreateNumber(x)
+                                                   : cJSON_CreateNull());
+        }
+        at += size;
+        cJSON_AddItemToObject(o, "data", data);
+    }
+    cr_assert_eq(at, r->len, "binary sizes do not add up to the body");
+    return doc;
+}
+
+/* The first valid case of every loss, with binary FP64 / INT64 inputs
+ * and binary FP64 outputs, against the reference vector. */
+Test(v2, every_family_through_binary_tensors)
+{
+    const char *dir_name = getenv("LOSSD_VECTORS");
+    DIR *dir = opendir(dir_name ? dir_name : "tests/vectors");
+    struct dirent *e;
+    cJSON *models = cJSON_CreateObject(), *done = cJSON_CreateObject();
+    int losses = 0;
+    lossd d;
+
+    cr_assert_not_null(dir);
+    lossd_start(&d, NULL);
+    while ((e = readdir(dir)) != NULL) {
+        size_t n = strlen(e->d_name);
+        char family[256];
+        cJSON *v;
+        const cJSON *c;
+        if (n < 6 || n >= sizeof family ||
+            strcmp(e->d_name + n - 5, ".json") != 0)
+            continue;
+        memcpy(family, e->d_name, n - 5);
+        family[n - 5] = '\0';
+        v = vec_load(family);
+        cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(v, "cases"))
+        {
+            const char *loss =
+                cJSON_GetObjectItemCaseSensitive(c, "loss")->valuestring;
+            const char *name =
+                cJSON_GetObjectItemCaseSensitive(c, "name")->valuestring;
+            cJSON *inputs = cJSON_GetObjectItemCaseSensitive(models, loss);
+            binreq b = {0};
+            char *body, hl[64];
+            const char *headers[] = {hl, NULL};
+            cJSON *answer;
+            hresp r;
+            if (strncmp(loss, "divergence/", 11) == 0 ||
+                cJSON_GetObjectItemCaseSensitive(c, "error") != NULL ||
+                cJSON_GetObjectItemCaseSensitive(done, loss) != NULL)
+                continue;
+            if (inputs == NULL) {
+                inputs = model_inputs(d.port, loss);
+                cJSON_AddItemToObject(models, loss, inputs);
+            }
+            body = v2_body(cJSON_GetObjectItemCaseSensitive(c, "request"),
+                           inputs);
+            if (body == NULL)
+                continue;
+            binary_form(body, &b);
+            snprintf(hl, sizeof hl, "Inference-Header-Content-Length: %zu",
+                     b.header);
+            v2_post(d.port, loss, "application/octet-stream", b.p, b.len,
+                    headers, &r);
+            cr_assert_eq(r.status, 200, "%s: %s", name, r.body);
+            answer = binary_to_json(&r);
+            expect_vector(cJSON_GetObjectItemCaseSensitive(c, "expected"),
+                          answer, name);
+            cJSON_Delete(answer);
+            hresp_free(&r);
+            free(body);
+            free(b.p);
+            cJSON_AddTrueToObject(done, loss);
+            losses++;
+        }
+        cJSON_Delete(v);
+    }
+    closedir(dir);
+    cr_log_info("%d losses through binary tensors", losses);
+    cr_assert_eq(losses, 16, "every loss once");
+    cJSON_Delete(models);
+    cJSON_Delete(done);
+    cr_assert_eq(lossd_stop(&d), 0);
+}
+
 static void put_f32(binreq *b, const double *x, size_t n)
 {
     size_t i;
