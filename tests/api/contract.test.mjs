@@ -143,6 +143,30 @@ describe("every example, sent to the daemon", () => {
     });
   }
 
+  // The other operations' examples: GET answers, and requests of other
+  // POST paths (the Open Inference Protocol).  A {name} in the path is the
+  // example's name when that is a loss, else the first loss.
+  const others = [];
+  for (const [p, item] of Object.entries(doc.paths)) {
+    for (const [method, o] of Object.entries(item)) {
+      if (computePaths.includes(p) || !["get", "post"].includes(method)) continue;
+      const ok = o.responses?.["200"]?.content?.["application/json"]?.examples || {};
+      const reqs = o.requestBody?.content?.["application/json"]?.examples || {};
+      for (const key of Object.keys(method === "post" ? reqs : ok)) others.push({ p, method, key, ok, reqs });
+    }
+  }
+  for (const { p, method, key, ok, reqs } of others) {
+    test(`${method.toUpperCase()} ${p} example ${key} is what the daemon answers`, async () => {
+      const url = p.replace("{name}", lossNames.includes(key) ? key : lossNames[0]);
+      const res = method === "post" ? await post(d.port, url, reqs[key].value) : await get(d.port, url);
+      check(p, method, res, 200);
+      if (ok[key]) {
+        const dd = diff(res.json, ok[key].value);
+        assert.equal(dd, null, `${p}/${key}: ${dd}`);
+      }
+    });
+  }
+
   test("the example of every shared error response is what the daemon says", async () => {
     const R = doc.components.responses;
     const cases = [
