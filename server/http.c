@@ -32,7 +32,6 @@
 #include "metrics.h"
 #include "pool.h"
 #include "route.h"
-#include "v2.h"
 
 typedef enum req_state {
     REQ_ANSWERED,  /* a response is queued; any further body is discarded */
@@ -49,12 +48,9 @@ typedef struct request {
     req_state state;
     const char *method, *path; /* libmicrohttpd's, valid until completion */
     const char *loss;          /* a known loss name inside path, or NULL */
-    int v2;                    /* an Open Inference Protocol request */
-    const char *v2_header;     /* its Inference-Header-Content-Length, or
-                                  NULL: libmicrohttpd's, read-only, valid
-                                  until completion (the worker reads it) */
     char *body;                /* the one body buffer */
     size_t len, cap;
+    size_t expect;             /* Content-Length; 0 when chunked */
     uint64_t t_start, t_queued, t_run, t_done; /* uv_hrtime, ns */
     srv_reply reply;                           /* the worker's result */
     srv_answer answer;                         /* REQ_DEFERRED's response */
@@ -132,11 +128,6 @@ static void response_headers(struct MHD_Response *r, const srv_answer *a,
     }
     if (timing != NULL)
         MHD_add_response_header(r, "Server-Timing", timing);
-    if (a->kind == SRV_BODY_REPLY && a->reply.header_len > 0) {
-        char hl[24];
-        snprintf(hl, sizeof hl, "%zu", a->reply.header_len);
-        MHD_add_response_header(r, "Inference-Header-Content-Length", hl);
-    }
     if (atomic_load(&http.draining))
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
 }
@@ -212,10 +203,7 @@ static void http_job_run(srv_job *job)
     request *rq = (request *)job;
 
     rq->t_run = uv_hrtime();
-    if (rq->v2)
-        srv_v2_infer(rq->loss, rq->v2_header, rq->body, rq->len, &rq->reply);
-    else
-        srv_loss_run(rq->loss, rq->body, rq->len, &rq->reply);
+    srv_loss_run(rq->loss, rq->body, rq->len, &rq->reply);
     free(rq->body);
     rq->body = NULL;
     rq->t_done = uv_hrtime();
@@ -271,6 +259,21 @@ static int request_timed_out(const request *rq)
     return t > 0 && uv_hrtime() - rq->t_start > (uint64_t)t * 1000000000u;
 }
 
+/* 1 when the client has closed its end of the connection with nothing
+ * left unread.  libmicrohttpd 0.9.75 on epoll can miss an end of stream
+ * that arrives just behind a piece of body, and would then hold the
+ * connection until --timeout; a client that hung up half-way through its
+ * body is thereby let go at once. */
+static int peer_closed(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    char c;
+
+    return ci != NULL &&
+           recv(ci->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
 /* Appends one piece of the body.  A body that outgrows the limit (only a
  * chunked one can: libmicrohttpd stops at Content-Length) is cut off: the
  * buffer is freed, the rest is read and dropped, and the 413 goes out when
@@ -302,6 +305,10 @@ static enum MHD_Result http_receive(request *rq, const char *data, size_t *size)
     }
     memcpy(rq->body + rq->len, data, n);
     rq->len += n;
+    /* Only a body known to be short: a complete one may follow a
+     * half-close by a client still waiting for its answer. */
+    if (rq->len < rq->expect && peer_closed(rq->conn))
+        return MHD_NO;
     return MHD_YES;
 }
 
@@ -344,8 +351,6 @@ static void head_gather(request *rq, srv_head *h)
     h->content_type = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
                                                   MHD_HTTP_HEADER_CONTENT_TYPE);
     MHD_get_connection_values(rq->conn, MHD_HEADER_KIND, head_visit, h);
-    h->inference_header = MHD_lookup_connection_value(
-        rq->conn, MHD_HEADER_KIND, "Inference-Header-Content-Length");
     h->max_body = http.cfg->max_body;
     h->draining = atomic_load(&http.draining);
     h->auth_on = srv_auth_enabled();
@@ -382,7 +387,6 @@ static enum MHD_Result http_begin(struct MHD_Connection *conn, const char *url,
     srv_head h;
     srv_answer a;
     const char *loss;
-    srv_route_result route;
 
     if (rq == NULL)
         return MHD_NO;
@@ -393,18 +397,16 @@ static enum MHD_Result http_begin(struct MHD_Connection *conn, const char *url,
     *con_cls = rq;
     srv_metrics_request_begin();
     head_gather(rq, &h);
-    route = srv_route_head(&h, &a, &loss);
-    if (route == SRV_ROUTE_ANSWER) {
+    if (srv_route_head(&h, &a, &loss) == SRV_ROUTE_ANSWER) {
         rq->loss = loss != NULL && srv_loss_exists(loss) ? loss : NULL;
         return http_answer_early(rq, &h, &a);
     }
     rq->loss = loss;
-    rq->v2 = route == SRV_ROUTE_V2;
-    rq->v2_header = h.inference_header;
     rq->state = REQ_RECEIVING;
     rq->admitted = 1;
     atomic_fetch_add(&http.admitted, 1);
     if (h.content_length_count == 1) {
+        rq->expect = (size_t)h.content_length;
         rq->cap = (size_t)h.content_length + 1;
         rq->body = malloc(rq->cap);
         if (rq->body == NULL) {
