@@ -2,7 +2,8 @@
  * clients: a full queue answers 503 at once while the probes answer and
  * service resumes afterwards; trickling clients are dropped after
  * --timeout; hundreds of idle sockets do not starve others; a client gone
- * during compute costs nothing; headers over the limit get 431;
+ * during compute costs nothing, and one gone half-way through its body
+ * is let go at once; headers over the limit get 431;
  * --max-connections caps connections; SIGTERM with 100 requests in flight
  * answers every one, and --grace bounds the wait. */
 #include <arpa/inet.h>
@@ -10,6 +11,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -305,6 +307,48 @@ Test(http_resilience, client_gone_during_compute)
     cr_assert_eq(left, 1, "only the scrape");
     cr_assert_eq(scrape(d.port, "lossd_queue_depth"), 0);
     free(body);
+    cr_assert_eq(lossd_stop(&d), 0);
+}
+
+#define HANGERS 8
+#define HANGUPS 100
+
+static void *hang_up_run(void *arg)
+{
+    static const char body[] = "{\"scores\":[0.5,-2,1,3,4,5,6,7,8,9],"
+                               "\"labels\":[1,-1,1,1,1,1,1,1,1,1]}";
+    unsigned port = *(unsigned *)arg;
+    char head[256];
+    int i, fd, n;
+
+    for (i = 0; i < HANGUPS; i++) {
+        fd = sock_open(port);
+        n = post_head(head, sizeof head, "hinge", sizeof body - 1);
+        sock_send(fd, head, (size_t)n);
+        sock_send(fd, body, sizeof body / 2);
+        close(fd);
+    }
+    return NULL;
+}
+
+/* Hundreds of clients that hang up half-way through their bodies, many
+ * at once, are let go at once, not after --timeout (60 s here). */
+Test(http_resilience, hang_ups_mid_body_are_let_go_at_once)
+{
+    static const char *const args[] = {"--timeout", "60", NULL};
+    pthread_t tids[HANGERS];
+    double left = 0;
+    lossd d;
+    int i;
+
+    lossd_start(&d, args);
+    for (i = 0; i < HANGERS; i++)
+        pthread_create(&tids[i], NULL, hang_up_run, &d.port);
+    for (i = 0; i < HANGERS; i++)
+        pthread_join(tids[i], NULL);
+    for (i = 0; i < 2000 && (left = scrape(d.port, "lossd_in_flight")) > 1; i++)
+        sleep_ms(10);
+    cr_assert_eq(left, 1, "%g connections still held", left - 1);
     cr_assert_eq(lossd_stop(&d), 0);
 }
 
