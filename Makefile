@@ -186,7 +186,8 @@ valgrind: all $(B)/tests/server_tests
 # the daemon it runs on loopback, v2_fuzz drives srv_v2_infer (the Open
 # Inference Protocol, binary tensors included) with "<model>\n<header
 # length>\n<body>" inputs.  Seeds: tests/fuzz/corpus/ (from
-# tests/fuzz/make_corpus.py and make_v2_corpus.py).  make fuzz FUZZ_SECONDS=600 for a long run.
+# tests/fuzz/make_corpus.py and make_v2_corpus.py).  make fuzz
+# FUZZ_SECONDS=600 for a long run.
 FUZZ_SECONDS ?= 60
 FUZZ_SAN := -fsanitize=fuzzer-no-link,address,undefined \
             -fno-sanitize-recover=undefined -fno-omit-frame-pointer
@@ -207,10 +208,12 @@ $(B)/fuzzers/%: $(B)/obj/tests/fuzz/%.o $(SERVER_LIB_OBJ) $(LIBCORE)
 	$(CC) $(SANFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm -lpthread
 
 fuzz: fuzz-build
-	tests/fuzz/run build/fuzz $(FUZZ_SECONDS)
+	tests/fuzz/run build/fuzz $(FUZZ_SECONDS) loss http v2
 
 # The benchmark (bench/): the HTTP floor, lossd and a FastAPI + PyTorch peer
-# side by side on loopback, and the core alone; writes build/bench/report.md.
+# side by side on loopback, and the core alone; writes build/bench/report.md,
+# and build/bench/v2.md for the Open Inference Protocol's binary path
+# (bench/v2_bench.py).
 # Never part of `make test`.
 BENCH_DEBS := wrk curl python3-fastapi python3-uvicorn python3-uvloop \
               python3-httptools python3-torch gnuplot-nox
