@@ -32,6 +32,7 @@
 #include "metrics.h"
 #include "pool.h"
 #include "route.h"
+#include "v2.h"
 
 typedef enum req_state {
     REQ_ANSWERED,  /* a response is queued; any further body is discarded */
@@ -48,6 +49,10 @@ typedef struct request {
     req_state state;
     const char *method, *path; /* libmicrohttpd's, valid until completion */
     const char *loss;          /* a known loss name inside path, or NULL */
+    int v2;                    /* an Open Inference Protocol request */
+    const char *v2_header;     /* its Inference-Header-Content-Length, or
+                                  NULL: libmicrohttpd's, read-only, valid
+                                  until completion (the worker reads it) */
     char *body;                /* the one body buffer */
     size_t len, cap;
     size_t expect;             /* Content-Length; 0 when chunked */
@@ -128,6 +133,11 @@ static void response_headers(struct MHD_Response *r, const srv_answer *a,
     }
     if (timing != NULL)
         MHD_add_response_header(r, "Server-Timing", timing);
+    if (a->kind == SRV_BODY_REPLY && a->reply.header_len > 0) {
+        char hl[24];
+        snprintf(hl, sizeof hl, "%zu", a->reply.header_len);
+        MHD_add_response_header(r, "Inference-Header-Content-Length", hl);
+    }
     if (atomic_load(&http.draining))
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
 }
@@ -203,7 +213,10 @@ static void http_job_run(srv_job *job)
     request *rq = (request *)job;
 
     rq->t_run = uv_hrtime();
-    srv_loss_run(rq->loss, rq->body, rq->len, &rq->reply);
+    if (rq->v2)
+        srv_v2_infer(rq->loss, rq->v2_header, rq->body, rq->len, &rq->reply);
+    else
+        srv_loss_run(rq->loss, rq->body, rq->len, &rq->reply);
     free(rq->body);
     rq->body = NULL;
     rq->t_done = uv_hrtime();
@@ -351,6 +364,8 @@ static void head_gather(request *rq, srv_head *h)
     h->content_type = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
                                                   MHD_HTTP_HEADER_CONTENT_TYPE);
     MHD_get_connection_values(rq->conn, MHD_HEADER_KIND, head_visit, h);
+    h->inference_header = MHD_lookup_connection_value(
+        rq->conn, MHD_HEADER_KIND, "Inference-Header-Content-Length");
     h->max_body = http.cfg->max_body;
     h->draining = atomic_load(&http.draining);
     h->auth_on = srv_auth_enabled();
@@ -387,6 +402,7 @@ static enum MHD_Result http_begin(struct MHD_Connection *conn, const char *url,
     srv_head h;
     srv_answer a;
     const char *loss;
+    srv_route_result route;
 
     if (rq == NULL)
         return MHD_NO;
@@ -397,11 +413,14 @@ static enum MHD_Result http_begin(struct MHD_Connection *conn, const char *url,
     *con_cls = rq;
     srv_metrics_request_begin();
     head_gather(rq, &h);
-    if (srv_route_head(&h, &a, &loss) == SRV_ROUTE_ANSWER) {
+    route = srv_route_head(&h, &a, &loss);
+    if (route == SRV_ROUTE_ANSWER) {
         rq->loss = loss != NULL && srv_loss_exists(loss) ? loss : NULL;
         return http_answer_early(rq, &h, &a);
     }
     rq->loss = loss;
+    rq->v2 = route == SRV_ROUTE_V2;
+    rq->v2_header = h.inference_header;
     rq->state = REQ_RECEIVING;
     rq->admitted = 1;
     atomic_fetch_add(&http.admitted, 1);
