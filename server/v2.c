@@ -652,26 +652,34 @@ static int binary_reals(const v2_ctx *c, srv_tensor *t, v2_dtype dt)
 }
 
 /* The values of a binary input: size bytes from the binary section. */
-static int binary_read(v2_ctx *c, size_t i, srv_tensor *t, v2_dtype dt,
-                       const cJSON *size)
+static int binary_check(v2_ctx *c, size_t i, v2_dtype dt, const cJSON *size,
+                        size_t count)
 {
     const char *name = c->L->inputs[i].name;
-    size_t k, need = t->count * dtype_size[dt];
+    size_t need = count * dtype_size[dt];
     double d = cJSON_IsNumber(size) ? size->valuedouble : -1;
-    int64_t iv = 0;
-    double x;
 
     if (!(d >= 0 && d == floor(d)) || d != (double)need)
         return srv_fail_set(&c->f, 400, "bad_request", name,
                             "%s: binary_data_size must be %zu (%zu %s values "
                             "of its shape), got %.17g",
-                            name, need, t->count, dtype_names[dt],
+                            name, need, count, dtype_names[dt],
                             cJSON_IsNumber(size) ? d : -1.0);
     if (need > c->bin_len - c->bin_at)
         return srv_fail_set(&c->f, 400, "bad_request", name,
                             "%s: its %zu bytes of binary data run past the end "
                             "of the body (%zu bytes left)",
                             name, need, c->bin_len - c->bin_at);
+    return 0;
+}
+
+/* The values of a binary input, whose size binary_check has checked. */
+static int binary_read(v2_ctx *c, size_t i, srv_tensor *t, v2_dtype dt)
+{
+    size_t k, need = t->count * dtype_size[dt];
+    int64_t iv = 0;
+    double x;
+
     if (binary_reals(c, t, dt) == 0) {
         c->bin_at += need;
         return 0;
@@ -683,6 +691,18 @@ static int binary_read(v2_ctx *c, size_t i, srv_tensor *t, v2_dtype dt,
     }
     c->bin_at += need;
     return 0;
+}
+
+/* The number of values in "data", flat or nested. */
+static size_t data_count(const cJSON *node)
+{
+    const cJSON *e;
+    size_t n = 0;
+
+    if (!cJSON_IsArray(node))
+        return 1;
+    cJSON_ArrayForEach(e, node) n += data_count(e);
+    return n;
 }
 
 /* Sets the tensor's dimensions as json_in.c would for the same data. */
@@ -762,6 +782,13 @@ static int input_dtype(v2_ctx *c, size_t i, const cJSON *dt, v2_dtype *out)
     return 0;
 }
 
+static int data_mismatch(v2_ctx *c, size_t i, size_t k, size_t count)
+{
+    return srv_fail_set(&c->f, 422, "shape_mismatch", c->L->inputs[i].name,
+                        "%s: data holds %zu values, its shape %zu",
+                        c->L->inputs[i].name, k, count);
+}
+
 /* One member of "inputs": {name, shape, datatype, data | parameters:
  * {binary_data_size}}. */
 static int input_parse(v2_ctx *c, const cJSON *o, unsigned *seen)
@@ -793,18 +820,16 @@ static int input_parse(v2_ctx *c, const cJSON *o, unsigned *seen)
                             "%s needs exactly one of data and "
                             "parameters.binary_data_size",
                             c->L->inputs[i].name);
+    /* Sizes are checked before anything is allocated for them. */
+    if (size != NULL ? binary_check(c, i, dt, size, count) != 0
+                     : (k = data_count(data)) != count)
+        return size != NULL ? -1 : data_mismatch(c, i, k, count);
     t = &c->rq.in[i];
     if (tensor_alloc(c, i, t, count) != 0)
         return -1;
-    if (size != NULL)
-        return binary_read(c, i, t, dt, size);
-    if (data_walk(c, i, t, dt, data, &k, 0) != 0)
-        return -1;
-    if (k != count)
-        return srv_fail_set(&c->f, 422, "shape_mismatch", c->L->inputs[i].name,
-                            "%s: data holds %zu values, its shape %zu",
-                            c->L->inputs[i].name, k, count);
-    return 0;
+    k = 0;
+    return size != NULL ? binary_read(c, i, t, dt)
+                        : data_walk(c, i, t, dt, data, &k, 0);
 }
 
 /* The request's "parameters": the loss's parameters and the common fields

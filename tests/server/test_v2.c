@@ -1130,7 +1130,13 @@ Test(v2, every_request_error)
     json_case(d.port, "softmax",
               "{\"inputs\":[{\"name\":\"logits\",\"datatype\":\"FP64\","
               "\"shape\":[2,3],\"data\":[1,2,3,4,5,6,7]}," LABELS("[0,1]") "]}",
-              422, "more than the 6 values");
+              422, "data holds 7 values");
+    /* A huge shape with little data is refused before any allocation. */
+    json_case(d.port, "softmax",
+              "{\"inputs\":[{\"name\":\"logits\",\"datatype\":\"FP64\","
+              "\"shape\":[100000000000,1000],\"data\":[1]}," LABELS("[0,1]")
+              "]}",
+              422, "data holds 1 values, its shape 100000000000000");
     json_case(d.port, "softmax",
               "{\"inputs\":[{\"name\":\"logits\",\"datatype\":\"FP64\","
               "\"shape\":[2,3],\"data\":[1,2,\"3\",4,5,6]}," LABELS("[0,1]")
