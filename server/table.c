@@ -33,6 +33,8 @@ const size_t srv_ncommon_params = NELEM(srv_common_params);
         name, SRV_P_NUMBER, d, lo, hi, 0, NULL, NULL, 0                        \
     }
 #define MARGIN(name, d) NUM(name, d, -INF, INF)
+/* Margins of the distance losses: the core rejects negative ones. */
+#define DIST_MARGIN(name, d) NUM(name, d, 0, INF)
 #define ENUM(name, values, d, choice)                                          \
     {                                                                          \
         name, SRV_P_ENUM, d, -INF, INF, 0, values, NULL, choice                \
@@ -242,9 +244,9 @@ static const srv_input contrastive_in[] = {
 };
 static const srv_param contrastive_par[] = {
     ENUM("variant", contrastive_variants, 0, 0),
-    MARGIN("margin", 1),
-    MARGIN("pos_margin", 0),
-    MARGIN("neg_margin", 1),
+    DIST_MARGIN("margin", 1),
+    DIST_MARGIN("pos_margin", 0),
+    DIST_MARGIN("neg_margin", 1),
 };
 
 /* The per-layer pointer arrays the core takes: a layer of a rank-2 request
@@ -329,7 +331,7 @@ static const srv_input triplet_in[] = {
     {"labels", 1, {"N"}, SRV_IN_INT, 2},
 };
 static const srv_param triplet_par[] = {
-    MARGIN("margin", 1),
+    DIST_MARGIN("margin", 1),
     ENUM("distance", distances, 0, 0),
     BOOL("swap", 0, 1),
     ENUM("mining", minings, 0, 2),
@@ -395,7 +397,7 @@ static const srv_input cc_in[] = {
     {"positives", 2, {"Np", "D"}, SRV_IN_DIFF, 0},
     {"negatives", 2, {"Nn", "D"}, SRV_IN_DIFF, 0},
 };
-static const srv_param cc_par[] = {MARGIN("margin", 1)};
+static const srv_param cc_par[] = {DIST_MARGIN("margin", 1)};
 
 static int run_coupled_cluster(const srv_request *rq, srv_result *rs,
                                loss_error *err)
@@ -429,8 +431,8 @@ static const srv_input quad_in[] = {
     {"negative2", 2, {"N", "D"}, SRV_IN_DIFF, 0},
 };
 static const srv_param quad_par[] = {
-    MARGIN("margin", 1),
-    MARGIN("margin2", 0.5),
+    DIST_MARGIN("margin", 1),
+    DIST_MARGIN("margin2", 0.5),
     ENUM("distance", distances, 1, 0),
 };
 
@@ -469,7 +471,7 @@ static const srv_input msml_in[] = {
     {"labels", 1, {"N"}, SRV_IN_INT, 0},
 };
 static const srv_param msml_par[] = {
-    MARGIN("margin", 1),
+    DIST_MARGIN("margin", 1),
     ENUM("distance", distances, 0, 0),
 };
 
