@@ -136,6 +136,10 @@ export function diff(a, b, rtol = 1e-6, at = "body") {
 export function startDaemon(extra = [], env = {}) {
   const args = ["--host", "127.0.0.1", "--port", "0", "--log-format", "json", ...extra];
   const child = spawn(BIN, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
+  // Never outlive the test process, whatever its hooks managed to do.
+  process.on("exit", () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  });
   let out = "";
   let err = "";
   return new Promise((resolve, reject) => {
