@@ -106,7 +106,7 @@ Test(http_lifecycle, service_endpoints)
     expect_get(d.port, "/healthz", "ok");
     expect_get(d.port, "/readyz", "ready");
     expect_get(d.port, "/metrics", "lossd_in_flight");
-    expect_get(d.port, "/openapi.json", "\"/loss/{name}\"");
+    expect_get(d.port, "/openapi.json", "\"/loss/softmax\"");
     expect_get(d.port, "/docs", "<html");
     http_get(d.port, "/openapi.json", &r);
     cr_assert_not_null(r.json);
