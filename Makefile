@@ -242,7 +242,15 @@ $(B)/bench/handler_bench: bench/handler_bench.c $(SERVER_LIB_OBJ) $(LIBCORE)
 	$(CC) $(CFLAGS_BASE) $(PKG_CFLAGS) -Icore -Iserver $(CFLAGS) -o $@ $< \
 	  $(SERVER_LIB_OBJ) $(LIBCORE) $(PKG_LIBS) -lm -lpthread
 
-BENCH_BIN := $(B)/bench/floor $(B)/bench/core_bench $(B)/bench/handler_bench
+PARSE_OBJ := $(B)/obj/server/arena.o $(B)/obj/server/json_tree.o
+
+$(B)/bench/parse_bench: bench/parse_bench.c $(PARSE_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_BASE) $(PKG_CFLAGS) -Icore -Iserver $(CFLAGS) -o $@ $< \
+	  $(PARSE_OBJ) $(PKG_LIBS) -lm -lpthread
+
+BENCH_BIN := $(B)/bench/floor $(B)/bench/core_bench \
+             $(B)/bench/handler_bench $(B)/bench/parse_bench
 
 # BENCH_ARGS=--quick: shorter runs, for trying the harness.
 bench: bench-deps all $(BENCH_BIN)

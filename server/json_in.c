@@ -4,6 +4,9 @@
  * fields matched by symbol.  The first problem found is the one reported. */
 #include "json_in.h"
 
+#include "arena.h"
+#include "json_tree.h"
+
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdarg.h>
@@ -247,7 +250,8 @@ static int trailing_garbage(const char *body, size_t len, const char *end,
                         pos);
 }
 
-static cJSON *parse_body(const char *body, size_t len, srv_fail *f)
+static cJSON *parse_body(const char *body, size_t len, srv_arena *arena,
+                         srv_fail *f)
 {
     const char *end = NULL;
     cJSON *root;
@@ -256,12 +260,25 @@ static cJSON *parse_body(const char *body, size_t len, srv_fail *f)
         srv_fail_set(f, 400, "invalid_json", NULL, "the body is empty");
         return NULL;
     }
-    if (prescan_depth(body, len, f) != 0)
+    switch (srv_json_tree_parse(body, len, SRV_MAX_DEPTH, &root, &end)) {
+    case SRV_TREE_OK:
+        break;
+    case SRV_TREE_NOMEM:
+        srv_fail_set(f, 503, "out_of_memory", NULL,
+                     "the server is out of memory; retry later");
         return NULL;
-    root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-    if (root == NULL) {
-        parse_fail(body, len, end, f);
-        return NULL;
+    case SRV_TREE_DECLINED:
+        /* Not strict JSON lossd's reader takes: cJSON reads it (and words
+         * any error) exactly as before, in an emptied arena. */
+        srv_arena_rewind(arena);
+        if (prescan_depth(body, len, f) != 0)
+            return NULL;
+        root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+        if (root == NULL) {
+            parse_fail(body, len, end, f);
+            return NULL;
+        }
+        break;
     }
     if (trailing_garbage(body, len, end, f) != 0) {
         cJSON_Delete(root);
@@ -1025,18 +1042,37 @@ void srv_request_init(srv_request *rq, const srv_loss *L)
         param_default(&L->params[i], &rq->p[i]);
 }
 
+/* The tree of a small body fits in this much stack; a larger one's arena
+ * grows in blocks sized from the body (cJSON needs about three bytes of
+ * nodes per byte of a body of numbers). */
+#define TREE_STACK 32768
+
 int srv_request_parse(const srv_loss *L, const char *body, size_t len,
                       srv_request *rq, srv_fail *f)
 {
+    _Alignas(max_align_t) char first[TREE_STACK];
     const cJSON *item;
     cJSON *root;
+    srv_arena arena;
     unsigned seen = 0;
     int rc = 0;
 
     srv_request_init(rq, L);
-    root = parse_body(body, len, f);
-    if (root == NULL)
+    srv_json_hooks_install();
+    srv_arena_init(&arena, first, sizeof first,
+                   len < SIZE_MAX / 4 ? 4 * len : SIZE_MAX);
+    srv_arena_enter(&arena);
+    root = parse_body(body, len, &arena, f);
+    srv_arena_leave();
+    if (arena.failed) {
+        srv_arena_cleanup(&arena);
+        return srv_fail_set(f, 503, "out_of_memory", NULL,
+                            "the server is out of memory; retry later");
+    }
+    if (root == NULL) {
+        srv_arena_cleanup(&arena);
         return -1;
+    }
     cJSON_ArrayForEach(item, root)
     {
         if ((rc = srv_request_field(rq, item, &seen, f)) != 0)
@@ -1044,7 +1080,7 @@ int srv_request_parse(const srv_loss *L, const char *body, size_t len,
     }
     /* The tree is not needed past this point; free it before the core
      * allocates its outputs. */
-    cJSON_Delete(root);
+    srv_arena_cleanup(&arena);
     if (rc == 0)
         rc = srv_request_check(rq, f);
     if (rc != 0)

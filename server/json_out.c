@@ -102,18 +102,39 @@ void srv_buf_string(srv_buf *b, const char *s)
 
 /* ---- Numbers ------------------------------------------------------------- */
 
-/* Writes the decimal digits of v (any uint64) at p; returns the count. */
+/* "00" to "99", two characters each. */
+static const char digit_pairs[] = "0001020304050607080910111213141516171819"
+                                  "2021222324252627282930313233343536373839"
+                                  "4041424344454647484950515253545556575859"
+                                  "6061626364656667686970717273747576777879"
+                                  "8081828384858687888990919293949596979899";
+
+/* Writes the decimal digits of v (any uint64) at p; returns the count.
+ * The count first, then two digits per division from the right. */
 static size_t put_uint(char *p, uint64_t v)
 {
-    char tmp[20];
-    size_t n = 0, i;
+    size_t n = 1, at;
+    uint64_t t = v;
 
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (i = 0; i < n; i++)
-        p[i] = tmp[n - 1 - i];
+    while (t >= 100) {
+        t /= 100;
+        n += 2;
+    }
+    n += t >= 10;
+    at = n;
+    while (v >= 100) {
+        unsigned r = (unsigned)(v % 100);
+        v /= 100;
+        at -= 2;
+        p[at] = digit_pairs[2 * r];
+        p[at + 1] = digit_pairs[2 * r + 1];
+    }
+    if (v >= 10) {
+        p[0] = digit_pairs[2 * v];
+        p[1] = digit_pairs[2 * v + 1];
+    } else {
+        p[0] = (char)('0' + v);
+    }
     return n;
 }
 
@@ -144,10 +165,62 @@ static void scale10(double ax, int k, int64_t *whole, double *frac)
 {
     const double *p = srv_pow10[k - SRV_POW10_MIN];
     double hi = ax * p[0], lo = fma(ax, p[0], -hi) + ax * p[1];
-    double fl = floor(hi);
+    double fl = (double)(int64_t)hi; /* floor: hi > 0 */
 
     *whole = (int64_t)fl;
     *frac = (hi - fl) + lo;
+}
+
+/* floor(log10(ax)) for 1e-280 <= ax <= 1e280, without calling log10: the
+ * binary exponent e2 gives floor(e2 * log10(2)) (as e2 * 78913 / 2^18,
+ * exact for |e2| < 1650), which is the answer or one less; a comparison
+ * with the next power of ten decides.  Where ax is within rounding of a
+ * power of ten the result may still be one off, which the caller's range
+ * check corrects. */
+static int decimal_exponent(double ax)
+{
+    uint64_t bits;
+    int e2, e;
+
+    memcpy(&bits, &ax, sizeof bits);
+    e2 = (int)((bits >> 52) & 0x7ff) - 1023;
+    e = e2 >= 0 ? (e2 * 78913) >> 18 : -((-e2 * 78913 + (1 << 18) - 1) >> 18);
+    return ax >= srv_pow10[e + 1 - SRV_POW10_MIN][0] ? e + 1 : e;
+}
+
+/* llround(f) for |f| < 2^62, without the call. */
+static int64_t round_half_away(double f)
+{
+    int64_t r = (int64_t)f;
+    double rem = f - (double)r;
+
+    return r + (rem >= 0.5) - (rem <= -0.5);
+}
+
+/* v / 10^j, with the divisor a constant the compiler turns into a
+ * multiplication. */
+static uint64_t div_pow10(uint64_t v, int j)
+{
+    switch (j) {
+    case 1:
+        return v / 10u;
+    case 2:
+        return v / 100u;
+    case 3:
+        return v / 1000u;
+    case 4:
+        return v / 10000u;
+    case 5:
+        return v / 100000u;
+    case 6:
+        return v / 1000000u;
+    case 7:
+        return v / 10000000u;
+    case 8:
+        return v / 100000000u;
+    default:
+        return v / (uint64_t)pow10_i64[j];
+    }
 }
 
 /* How far, in units of the last of sig digits, a decimal may sit from x
@@ -174,7 +247,7 @@ static double round_trip_slack(double ax, int k)
  * shorter integer, times its power of ten, stays within the slack of m. */
 static int shortest_digits(double ax, int sig, int f64, char *d, int *exp10)
 {
-    int e = (int)floor(log10(ax)), k, j, nd, kept = sig;
+    int e = decimal_exponent(ax), k, j, nd, kept = sig;
     int64_t whole, full, v, c;
     double frac, slack;
 
@@ -186,9 +259,9 @@ static int shortest_digits(double ax, int sig, int f64, char *d, int *exp10)
         scale10(ax, k, &whole, &frac);
     }
     slack = f64 ? round_trip_slack(ax, k) : 5e-8 * ((double)whole + frac);
-    full = v = whole + llround(frac);
+    full = v = whole + round_half_away(frac);
     for (j = 1; j < sig; j++) {
-        c = (full + pow10_i64[j] / 2) / pow10_i64[j];
+        c = (int64_t)div_pow10((uint64_t)full + (uint64_t)pow10_i64[j] / 2, j);
         if (!(fabs((double)(c * pow10_i64[j] - whole) - frac) <= slack))
             break;
         v = c;

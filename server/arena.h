@@ -1,0 +1,63 @@
+/* arena.h -- a region allocator for one request's JSON tree, and cJSON's
+ * allocation hooks that serve a thread from its current arena.
+ *
+ * Parsing a large body builds one cJSON node per number; with the arena
+ * those nodes are carved from a few large blocks instead of one malloc
+ * each, and the whole tree is released at once instead of node by node.
+ *
+ * Threading: cJSON_InitHooks is process-wide, so the hooks are installed
+ * once (srv_json_hooks_install, idempotent and thread-safe) and decide per
+ * call: a thread that has entered an arena (srv_arena_enter) allocates
+ * from it; every other thread, and every other cJSON user, gets malloc and
+ * free exactly as with cJSON's defaults.  The current arena is
+ * thread-local, so requests on different threads never share one. */
+#ifndef SRV_ARENA_H
+#define SRV_ARENA_H
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+typedef struct srv_arena_block srv_arena_block;
+
+/* Lives on the caller's stack; the first allocations come from the
+ * caller's buffer, the rest from blocks of at least `grow` bytes. */
+typedef struct srv_arena {
+    void *first;             /* the caller's buffer, never freed here */
+    size_t first_cap, hint;  /* as given to srv_arena_init */
+    char *buf;               /* the current block */
+    size_t cap, used;        /* of the current block */
+    size_t grow;             /* size of the next block */
+    srv_arena_block *blocks; /* allocated blocks, newest first */
+    int failed;              /* an allocation failed */
+} srv_arena;
+
+/* Starts an arena on buf[0..cap) (buf may be NULL with cap 0); further
+ * blocks are sized from hint, the number of bytes the arena will likely
+ * need in all. */
+void srv_arena_init(srv_arena *a, void *buf, size_t cap, size_t hint);
+
+/* n bytes aligned for any object, or NULL when out of memory. */
+void *srv_arena_alloc(srv_arena *a, size_t n);
+
+/* Frees every block; the arena may then be initialised again. */
+void srv_arena_cleanup(srv_arena *a);
+
+/* Frees every block and starts again as srv_arena_init left it, so that a
+ * second attempt at a parse does not keep the first one's memory. */
+void srv_arena_rewind(srv_arena *a);
+
+/* Installs the cJSON hooks (once per process; later calls do nothing). */
+void srv_json_hooks_install(void);
+
+/* The hooks srv_json_hooks_install installs, for a program that switches
+ * between them and cJSON's defaults itself (the parser benchmark). */
+void srv_json_hooks(cJSON_Hooks *h);
+
+/* Makes a the calling thread's arena for cJSON until srv_arena_leave.
+ * cJSON memory obtained inside must not be freed or used after
+ * srv_arena_cleanup; cJSON_Delete of it is a no-op and may be skipped. */
+void srv_arena_enter(srv_arena *a);
+void srv_arena_leave(void);
+
+#endif

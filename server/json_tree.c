@@ -1,0 +1,474 @@
+/* json_tree.c -- a fast reader of strict JSON into a cJSON tree, with exact
+ * decimal-to-double conversion (json_tree.h). */
+#include "json_tree.h"
+
+#include "json_pow10.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* cJSON reads a number through a 64-byte buffer, so a longer one parses
+ * differently there; such numbers are left to it. */
+#define NUMBER_MAX 63
+/* Keys and string values longer than this are left to cJSON. */
+#define STRING_MAX 255
+/* 10^19 < 2^64: this many significant digits always fit a uint64_t. */
+#define DIGITS_MAX 19
+
+/* ---- Numbers ------------------------------------------------------------ */
+
+/* 10^k, exact in double for k <= 22. */
+static const double pow10_d[] = {
+    1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+};
+
+/* Half the gap from d (positive and normal) to the next double above, or
+ * below when below is set: half an ulp, a quarter below a power of two. */
+static double half_gap(double d, int below)
+{
+    uint64_t bits, top;
+    double p2;
+
+    memcpy(&bits, &d, sizeof bits);
+    top = bits & 0x7ff0000000000000u; /* 2^exponent(d), as a double */
+    memcpy(&p2, &top, sizeof p2);
+    if (below && (bits & 0x000fffffffffffffu) == 0)
+        return p2 * 0x1p-54;
+    return p2 * 0x1p-53;
+}
+
+/* m * 10^e as hi + lo, hi = fl(hi + lo), within 2^-99 relative: m in two
+ * exact halves, each times the double-double 10^e of json_pow10.h
+ * (itself within 2^-106) with exact products (fma), then summed. */
+static void scale_dd(uint64_t m, long e, double *hi, double *lo)
+{
+    const double *p = srv_pow10[e - SRV_POW10_MIN];
+    double mh = (double)(m >> 32) * 0x1p32, ml = (double)(m & 0xffffffffu);
+    double a1 = mh * p[0], e1 = fma(mh, p[0], -a1);
+    double a2 = ml * p[0], e2 = fma(ml, p[0], -a2);
+    double s = a1 + a2, b = s - a1, t = (a1 - (s - b)) + (a2 - b);
+    double l = t + e1 + e2 + (mh * p[1] + ml * p[1]);
+
+    *hi = s + l;
+    *lo = l - (*hi - s);
+}
+
+/* m * 10^e correctly rounded, or -1 when the caller must use strtod.
+ * Clinger's fast path where it applies (m and 10^e exact, one rounding);
+ * otherwise hi + lo carries m * 10^e to 2^-99, so hi is the rounded value
+ * whenever |lo| stays clear of half the gap to hi's neighbour by more
+ * than that; closer (true halfway cases among them) goes to strtod. */
+static int scale_exact(uint64_t m, long e, double *out)
+{
+    double hi, lo;
+
+    if (m <= ((uint64_t)1 << 53) && e >= -22 && e <= 22) {
+        double x = (double)m;
+        *out = e < 0 ? x / pow10_d[-e] : x * pow10_d[e];
+        return 0;
+    }
+    if (e < -280 || e > 280)
+        return -1;
+    scale_dd(m, e, &hi, &lo);
+    if (!(hi >= 0x1p-900 && hi <= 0x1p1000) ||
+        !(fabs(lo) < half_gap(hi, lo < 0) - hi * 0x1p-95))
+        return -1;
+    *out = hi;
+    return 0;
+}
+
+static int is_digit(char c)
+{
+    return (unsigned)(c - '0') < 10u;
+}
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* The eight bytes at p, the first in the lowest byte. */
+static uint64_t load8(const char *p)
+{
+    uint64_t v;
+
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* 1 when all eight bytes of v are ASCII digits. */
+static int eight_digits(uint64_t v)
+{
+    return ((v & 0xf0f0f0f0f0f0f0f0u) |
+            (((v + 0x0606060606060606u) & 0xf0f0f0f0f0f0f0f0u) >> 4)) ==
+           0x3333333333333333u;
+}
+
+/* The value of eight ASCII digits, the first the most significant: pairs,
+ * then fours, then the eight, each step one multiply. */
+static uint32_t eight_value(uint64_t v)
+{
+    v -= 0x3030303030303030u;
+    v = v * 10 + (v >> 8);
+    v = (((v & 0x000000ff000000ffu) * (100 + (1000000ull << 32))) +
+         (((v >> 16) & 0x000000ff000000ffu) * (1 + (10000ull << 32)))) >>
+        32;
+    return (uint32_t)v;
+}
+#endif
+
+/* Appends the digits at p to *v while there is room for them (DIGITS_MAX
+ * in all, counted in *nd), eight at a time where it can; each digit
+ * taken lowers *x when x is not NULL (fraction digits).  Returns where it
+ * stopped. */
+static const char *digits(const char *p, const char *end, uint64_t *v,
+                          size_t *nd, long *x)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    while (end - p >= 8 && *nd + 8 <= DIGITS_MAX && eight_digits(load8(p))) {
+        *v = *v * 100000000u + eight_value(load8(p));
+        *nd += 8;
+        p += 8;
+        if (x != NULL)
+            *x -= 8;
+    }
+#endif
+    for (; p < end && is_digit(*p) && *nd < DIGITS_MAX; p++, ++*nd) {
+        *v = *v * 10 + (uint64_t)(*p - '0');
+        if (x != NULL)
+            --*x;
+    }
+    return p;
+}
+
+/* Reads the digits of a strict JSON number; returns its length (0 when s
+ * does not start with one), with up to DIGITS_MAX significant digits in
+ * *m, the power of ten in *e and *exact = 0 when a non-zero digit did not
+ * fit. */
+static size_t number_scan(const char *s, size_t len, uint64_t *m, long *e,
+                          int *exact)
+{
+    const char *p = s, *end = s + len;
+    uint64_t v = 0;
+    long x = 0, ex = 0;
+    size_t nd = 0;
+    int ok = 1, esign = 1;
+
+    if (p < end && *p == '-')
+        p++;
+    if (p == end || !is_digit(*p))
+        return 0;
+    if (*p == '0') {
+        p++;
+    } else {
+        p = digits(p, end, &v, &nd, NULL);
+        for (; p < end && is_digit(*p); p++, x++)
+            ok &= *p == '0';
+    }
+    if (p < end && *p == '.') {
+        if (++p == end || !is_digit(*p))
+            return 0;
+        if (v == 0)
+            for (; p < end && *p == '0'; p++)
+                x--;
+        p = digits(p, end, &v, &nd, &x);
+        for (; p < end && is_digit(*p); p++)
+            ok &= *p == '0';
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        if (++p < end && (*p == '+' || *p == '-'))
+            esign = *p++ == '-' ? -1 : 1;
+        if (p == end || !is_digit(*p))
+            return 0;
+        for (; p < end && is_digit(*p); p++)
+            if (ex < 100000)
+                ex = ex * 10 + (*p - '0');
+    }
+    *m = v;
+    *e = x + esign * ex;
+    *exact = ok;
+    return (size_t)(p - s);
+}
+
+/* The value of the scanned number s[0..len): exact, or by strtod. */
+static int number_value(const char *s, size_t len, uint64_t m, long e,
+                        int exact, double *out)
+{
+    char copy[NUMBER_MAX + 1];
+
+    if (m == 0) {
+        *out = s[0] == '-' ? -0.0 : 0.0;
+        return 0;
+    }
+    if (exact && scale_exact(m, e, out) == 0) {
+        if (s[0] == '-')
+            *out = -*out;
+        return 0;
+    }
+    if (len > NUMBER_MAX)
+        return -1;
+    memcpy(copy, s, len);
+    copy[len] = '\0';
+    *out = strtod(copy, NULL);
+    return 0;
+}
+
+int srv_json_number(const char *s, size_t len, double *out)
+{
+    uint64_t m;
+    long e;
+    int exact;
+
+    if (len == 0 || number_scan(s, len, &m, &e, &exact) != len)
+        return -1;
+    return number_value(s, len, m, e, exact, out);
+}
+
+/* ---- The tree ----------------------------------------------------------- */
+
+typedef struct reader {
+    const char *p, *end;
+    size_t depth, max_depth;
+    srv_tree_status status; /* the first reason to stop */
+} reader;
+
+static cJSON *stop(reader *r, srv_tree_status s)
+{
+    if (r->status == SRV_TREE_OK)
+        r->status = s;
+    return NULL;
+}
+
+static void skip_space(reader *r)
+{
+    while (r->p < r->end &&
+           (*r->p == ' ' || *r->p == '\n' || *r->p == '\r' || *r->p == '\t'))
+        r->p++;
+}
+
+static int number_char(char c)
+{
+    return (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.' ||
+           c == 'e' || c == 'E';
+}
+
+static cJSON *read_number(reader *r)
+{
+    const char *s = r->p;
+    uint64_t m;
+    long e;
+    int exact;
+    size_t n = number_scan(s, (size_t)(r->end - s), &m, &e, &exact);
+    double d;
+    cJSON *item;
+
+    /* cJSON reads "01" or "1.5.3" its own way: leave those to it. */
+    if (n == 0 || n > NUMBER_MAX || (s + n < r->end && number_char(s[n])))
+        return stop(r, SRV_TREE_DECLINED);
+    if (number_value(s, n, m, e, exact, &d) != 0)
+        return stop(r, SRV_TREE_DECLINED);
+    r->p += n;
+    if ((item = cJSON_CreateNumber(d)) == NULL)
+        return stop(r, SRV_TREE_NOMEM);
+    return item;
+}
+
+/* The characters of a string without escapes or control characters, NUL-
+ * terminated into buf; -1 (declined) otherwise. */
+static int read_text(reader *r, char buf[STRING_MAX + 1])
+{
+    const char *s = ++r->p;
+    size_t n;
+
+    while (r->p < r->end && *r->p != '"' && *r->p != '\\' &&
+           (unsigned char)*r->p >= 0x20)
+        r->p++;
+    if (r->p == r->end || *r->p != '"' ||
+        (n = (size_t)(r->p - s)) > STRING_MAX) {
+        stop(r, SRV_TREE_DECLINED);
+        return -1;
+    }
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    r->p++;
+    return 0;
+}
+
+static cJSON *read_string(reader *r)
+{
+    char buf[STRING_MAX + 1];
+    cJSON *item;
+
+    if (read_text(r, buf) != 0)
+        return NULL;
+    if ((item = cJSON_CreateString(buf)) == NULL)
+        return stop(r, SRV_TREE_NOMEM);
+    return item;
+}
+
+/* true, false and null, typed as cJSON types them (true has valueint 1). */
+static cJSON *read_word(reader *r)
+{
+    static const struct {
+        const char *text;
+        size_t len;
+        int type;
+    } words[] = {{"true", 4, cJSON_True},
+                 {"false", 5, cJSON_False},
+                 {"null", 4, cJSON_NULL}};
+    size_t i, left = (size_t)(r->end - r->p);
+    cJSON *item;
+
+    for (i = 0; i < 3; i++) {
+        if (left < words[i].len ||
+            memcmp(r->p, words[i].text, words[i].len) != 0)
+            continue;
+        if ((item = cJSON_CreateNull()) == NULL)
+            return stop(r, SRV_TREE_NOMEM);
+        item->type = words[i].type;
+        item->valueint = words[i].type == cJSON_True;
+        r->p += words[i].len;
+        return item;
+    }
+    return stop(r, SRV_TREE_DECLINED);
+}
+
+static cJSON *read_value(reader *r);
+
+/* After an element: 1 at the closing bracket (consumed), 0 after a comma
+ * (consumed), -1 on anything else. */
+static int next_element(reader *r, char close)
+{
+    skip_space(r);
+    if (r->p < r->end && *r->p == ',') {
+        r->p++;
+        skip_space(r);
+        return 0;
+    }
+    if (r->p < r->end && *r->p == close) {
+        r->p++;
+        return 1;
+    }
+    stop(r, SRV_TREE_DECLINED);
+    return -1;
+}
+
+static cJSON *read_array(reader *r)
+{
+    cJSON *arr, *item;
+    int more = 0;
+
+    if (++r->depth > r->max_depth)
+        return stop(r, SRV_TREE_DECLINED);
+    if ((arr = cJSON_CreateArray()) == NULL)
+        return stop(r, SRV_TREE_NOMEM);
+    r->p++;
+    skip_space(r);
+    if (r->p < r->end && *r->p == ']') {
+        r->p++;
+        r->depth--;
+        return arr;
+    }
+    do {
+        if ((item = read_value(r)) == NULL)
+            break;
+        cJSON_AddItemToArray(arr, item);
+    } while ((more = next_element(r, ']')) == 0);
+    if (item == NULL || more < 0) {
+        cJSON_Delete(arr);
+        return NULL;
+    }
+    r->depth--;
+    return arr;
+}
+
+/* One "key": value member added to obj; -1 when stopped. */
+static int read_member(reader *r, cJSON *obj)
+{
+    char key[STRING_MAX + 1];
+    cJSON *item;
+
+    if (r->p == r->end || *r->p != '"' || read_text(r, key) != 0) {
+        stop(r, SRV_TREE_DECLINED);
+        return -1;
+    }
+    skip_space(r);
+    if (r->p == r->end || *r->p != ':') {
+        stop(r, SRV_TREE_DECLINED);
+        return -1;
+    }
+    r->p++;
+    skip_space(r);
+    if ((item = read_value(r)) == NULL)
+        return -1;
+    if (!cJSON_AddItemToObject(obj, key, item)) {
+        cJSON_Delete(item);
+        stop(r, SRV_TREE_NOMEM);
+        return -1;
+    }
+    return 0;
+}
+
+static cJSON *read_object(reader *r)
+{
+    cJSON *obj;
+    int more = -1;
+
+    if (++r->depth > r->max_depth)
+        return stop(r, SRV_TREE_DECLINED);
+    if ((obj = cJSON_CreateObject()) == NULL)
+        return stop(r, SRV_TREE_NOMEM);
+    r->p++;
+    skip_space(r);
+    if (r->p < r->end && *r->p == '}') {
+        r->p++;
+        r->depth--;
+        return obj;
+    }
+    while (read_member(r, obj) == 0 && (more = next_element(r, '}')) == 0)
+        ;
+    if (more != 1) {
+        cJSON_Delete(obj);
+        return NULL;
+    }
+    r->depth--;
+    return obj;
+}
+
+static cJSON *read_value(reader *r)
+{
+    if (r->p == r->end)
+        return stop(r, SRV_TREE_DECLINED);
+    switch (*r->p) {
+    case '{':
+        return read_object(r);
+    case '[':
+        return read_array(r);
+    case '"':
+        return read_string(r);
+    case 't':
+    case 'f':
+    case 'n':
+        return read_word(r);
+    default:
+        return read_number(r);
+    }
+}
+
+srv_tree_status srv_json_tree_parse(const char *body, size_t len,
+                                    size_t max_depth, cJSON **out,
+                                    const char **end)
+{
+    reader r;
+
+    r.p = body;
+    r.end = body + len;
+    r.depth = 0;
+    r.max_depth = max_depth;
+    r.status = SRV_TREE_OK;
+    skip_space(&r);
+    *out = read_value(&r);
+    if (*out == NULL)
+        return r.status == SRV_TREE_OK ? SRV_TREE_DECLINED : r.status;
+    *end = r.p;
+    return SRV_TREE_OK;
+}

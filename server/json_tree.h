@@ -1,0 +1,48 @@
+/* json_tree.h -- a fast reader of strict JSON into a cJSON tree.
+ *
+ * The contract's bodies are mostly numbers, and cJSON reads each one with
+ * strtod, which dominates the parse of a large batch.  This reader builds
+ * the same tree with cJSON's own constructors (so cJSON_Delete and every
+ * cJSON accessor work on it, and the allocation hooks apply) but converts
+ * numbers itself, exactly: a decimal of at most 19 significant digits is
+ * rounded correctly by one floating-point operation where both operands
+ * are exact (Clinger's fast path), or else from a double-double product
+ * carried to 2^-99 whenever that decides the rounding; any other number,
+ * and the rare one that lies too close to halfway between two doubles,
+ * goes to strtod, as in cJSON.  Plain double arithmetic throughout, so the
+ * result does not depend on x87 precision or an emulator's.
+ *
+ * It accepts only strict RFC 8259 JSON without string escapes, nested at
+ * most max_depth deep (the body object counting as one).  On anything else
+ * it declines, and the caller parses with cJSON as before, so every error
+ * a client sees, and every leniency of cJSON, stays exactly as cJSON has
+ * it.  For the documents it accepts, the tree equals cJSON's: same types,
+ * order, keys (duplicates kept), valuedouble bit for bit and valueint.
+ *
+ * Thread-safety: reentrant. */
+#ifndef SRV_JSON_TREE_H
+#define SRV_JSON_TREE_H
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+typedef enum srv_tree_status {
+    SRV_TREE_OK = 0,
+    SRV_TREE_DECLINED = 1, /* not strict JSON this reader handles */
+    SRV_TREE_NOMEM = 2
+} srv_tree_status;
+
+/* Reads the JSON value at the start of body[0..len) (leading whitespace
+ * skipped).  On SRV_TREE_OK, *out is the tree and *end points just past
+ * the value, as cJSON_ParseWithLengthOpts's return_parse_end; otherwise
+ * *out is NULL and nothing is left allocated. */
+srv_tree_status srv_json_tree_parse(const char *body, size_t len,
+                                    size_t max_depth, cJSON **out,
+                                    const char **end);
+
+/* The number that the JSON number text s[0..len) denotes, as strtod would
+ * round it; 0 on success, -1 when s is not a strict JSON number. */
+int srv_json_number(const char *s, size_t len, double *out);
+
+#endif
