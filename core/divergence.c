@@ -67,9 +67,12 @@
 
 /* One prepared row of p or q: u before eps, v after, l = log v (-INFINITY
  * where v = 0).  m and s undo the normalisation of probs rows in the
- * gradient (the row sum is m * s). */
+ * gradient (the row sum is m * s).  For js, a (when not NULL) receives
+ * log(V/M) of this side against the other (div_mid_log_ratio) from the
+ * metric pass, so the gradient does not evaluate it again; it is the
+ * side's gradient row, which the gradient then overwrites. */
 typedef struct div_side {
-    double *u, *v, *l;
+    double *u, *v, *l, *a;
     double m, s;
 } div_side;
 
@@ -219,11 +222,12 @@ static double div_rel_entr(double x, double lx, double ly)
     return x * (lx - ly);
 }
 
-static double div_js_half(double x, double lx, double ly)
+static double div_js_half(double x, double lx, double a)
 {
-    return lx == -INFINITY ? 0.0 : x * div_mid_log_ratio(lx, ly);
+    return lx == -INFINITY ? 0.0 : x * a;
 }
 
+/* The row's sums in nats; fills p->a and q->a where they are set. */
 static void div_row_stats(const div_side *p, const div_side *q, size_t k,
                           div_stats *st)
 {
@@ -232,10 +236,15 @@ static void div_row_stats(const div_side *p, const div_side *q, size_t k,
 
     for (j = 0; j < k; j++) {
         double pv = p->v[j], lp = p->l[j], qv = q->v[j], lq = q->l[j];
+        double ap = div_mid_log_ratio(lp, lq), aq = div_mid_log_ratio(lq, lp);
 
         z.kl_pq += div_rel_entr(pv, lp, lq);
         z.kl_qp += div_rel_entr(qv, lq, lp);
-        z.js += 0.5 * (div_js_half(pv, lp, lq) + div_js_half(qv, lq, lp));
+        if (p->a != NULL)
+            p->a[j] = ap;
+        if (q->a != NULL)
+            q->a[j] = aq;
+        z.js += 0.5 * (div_js_half(pv, lp, ap) + div_js_half(qv, lq, aq));
         z.ce += lp == -INFINITY ? 0.0 : (lq == -INFINITY ? INFINITY : -pv * lq);
         z.h_p += lp == -INFINITY ? 0.0 : -pv * lp;
         z.h_q += lq == -INFINITY ? 0.0 : -qv * lq;
@@ -268,7 +277,8 @@ static void div_elem_grad(loss_divergence_kind kind, const div_side *self,
         *gv = other->l[j] == -INFINITY ? 0.0 : -other->v[j] / self->v[j];
         return;
     }
-    a = div_mid_log_ratio(self->l[j], other->l[j]);
+    a = self->a != NULL ? self->a[j]
+                        : div_mid_log_ratio(self->l[j], other->l[j]);
     *gv = 0.5 * a;
     *gl = self->v[j] == 0.0 ? 0.0 : 0.5 * self->v[j] * a;
 }
@@ -354,6 +364,10 @@ static int div_row(const loss_divergence_args *a, size_t i, div_side *p,
                              "is 0 in column %zu where p is not, so %s is "
                              "infinite; set eps to smooth q.",
                              bad, div_names[a->kind]);
+    p->a =
+        a->kind == LOSS_DIV_JS && o->grad_p != NULL ? o->grad_p + i * k : NULL;
+    q->a =
+        a->kind == LOSS_DIV_JS && o->grad_q != NULL ? o->grad_q + i * k : NULL;
     div_row_stats(p, q, k, st);
     *value = div_value(a, st, scale);
     factor = scale / (a->reduction == LOSS_REDUCE_MEAN ? (double)a->n : 1.0);

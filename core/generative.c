@@ -20,12 +20,6 @@
 
 /* ---- Shared numerics ---------------------------------------------------- */
 
-/* log(1 + e^t) without overflow or loss of the small tail. */
-static double softplus(double t)
-{
-    return fmax(t, 0.0) + log1p(exp(-fabs(t)));
-}
-
 /* 1 / (1 + e^-t), exponentiating only non-positive numbers. */
 static double sigmoid(double t)
 {
@@ -366,14 +360,20 @@ typedef struct gan_term {
     int says_real;
 } gan_term;
 
+/* From a logit l.  With e = e^-|l| and s = log1p(e), the softplus
+ * log(1 + e^+-l) = max(+-l, 0) + s, without overflow or loss of the small
+ * tail, and sigmoid(+-l) is 1/(1 + e) or e/(1 + e), exponentiating only
+ * non-positive numbers: one exp and one log1p give all four values. */
 static gan_term gan_from_logit(double l)
 {
     gan_term t;
+    double e = exp(-fabs(l)), s = log1p(e), big = 1.0 / (1.0 + e),
+           small = e / (1.0 + e);
 
-    t.nll_real = softplus(-l);
-    t.d_real = -sigmoid(-l);
-    t.nll_fake = softplus(l);
-    t.d_fake = sigmoid(l);
+    t.nll_real = fmax(-l, 0.0) + s;
+    t.nll_fake = fmax(l, 0.0) + s;
+    t.d_fake = l >= 0.0 ? big : small;
+    t.d_real = -(l > 0.0 ? small : big);
     t.prob = t.d_fake;
     t.says_real = l >= 0.0;
     return t;

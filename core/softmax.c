@@ -162,18 +162,17 @@ static int is_ignored(const loss_softmax_args *a, size_t i)
     return a->labels && a->labels[i] == a->ignore_index;
 }
 
-/* The coefficient t_j of row i (see the doc block). */
-static double coef(const loss_softmax_args *a, size_t i, size_t j)
+/* The coefficient t_j of row i (see the doc block), with eps_k =
+ * label_smoothing / K computed once per row. */
+static double coef(const loss_softmax_args *a, size_t i, size_t j, double eps_k)
 {
     double eps = a->label_smoothing, w = weight_of(a, j);
-    double smooth = eps / (double)a->k * w;
 
     if (a->targets)
-        return w *
-               ((1.0 - eps) * a->targets[i * a->k + j] + eps / (double)a->k);
+        return w * ((1.0 - eps) * a->targets[i * a->k + j] + eps_k);
     if (is_ignored(a, i))
         return 0.0;
-    return ((size_t)a->labels[i] == j ? (1.0 - eps) * w : 0.0) + smooth;
+    return ((size_t)a->labels[i] == j ? (1.0 - eps) * w : 0.0) + eps_k * w;
 }
 
 /* The "mean" divisor: W for labels, N for targets. */
@@ -191,17 +190,23 @@ static double mean_divisor(const loss_softmax_args *a)
 }
 
 /* Row i: returns its loss, adds its entropy to *entropy and, when g is not
- * NULL, writes its gradient times scale into g[0..k-1]. */
+ * NULL, writes its gradient times scale into g[0..k-1].  With g, the
+ * exponentials of the log-sum-exp are kept in g and give p_j = e_j / sum,
+ * one exp per logit; without, p_j = e^(-nlp_j). */
 static double softmax_row(const loss_softmax_args *a, size_t i, double scale,
                           double *g, double *entropy)
 {
     const double *z = a->logits + i * a->k;
-    double m, lse = loss_lse_shifted(z, a->k, &m), l = 0.0, tsum = 0.0;
-    double h = 0.0;
+    double eps_k = a->label_smoothing / (double)a->k, m, sum = 1.0, lse;
+    double l = 0.0, tsum = 0.0, h = 0.0, inv;
     size_t j;
 
+    lse =
+        g ? loss_lse_exps(z, a->k, &m, g, &sum) : loss_lse_shifted(z, a->k, &m);
+    inv = 1.0 / sum;
     for (j = 0; j < a->k; j++) {
-        double nlp = lse - (z[j] - m), p = exp(-nlp), t = coef(a, i, j);
+        double nlp = lse - (z[j] - m), t = coef(a, i, j, eps_k);
+        double p = g ? g[j] * inv : exp(-nlp);
 
         l += t * nlp;
         tsum += t;
@@ -210,7 +215,7 @@ static double softmax_row(const loss_softmax_args *a, size_t i, double scale,
             g[j] = p;
     }
     for (j = 0; g && j < a->k; j++)
-        g[j] = (tsum * g[j] - coef(a, i, j)) * scale;
+        g[j] = (tsum * g[j] - coef(a, i, j, eps_k)) * scale;
     *entropy += h;
     return l;
 }

@@ -148,6 +148,22 @@ double loss_lse_shifted(const double *z, size_t k, double *m)
     return log1p(rest);
 }
 
+double loss_lse_exps(const double *z, size_t k, double *m, double *e,
+                     double *sum)
+{
+    size_t j, top = loss_vec_argmax(z, k);
+    double rest = 0.0;
+
+    for (j = 0; j < k; j++) {
+        e[j] = j == top ? 1.0 : exp(z[j] - z[top]);
+        if (j != top)
+            rest += e[j];
+    }
+    *m = z[top];
+    *sum = 1.0 + rest;
+    return log1p(rest);
+}
+
 double loss_lse(const double *z, size_t k)
 {
     double m, shifted = loss_lse_shifted(z, k, &m);
