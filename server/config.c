@@ -268,6 +268,8 @@ static void config_usage(const char *prog)
            "API keys, comma-separated (adds to --api-keys-file)");
     printf("  --%-15s %-21s %s\n", "help", "", "print this help and exit");
     printf("  --%-15s %-21s %s\n", "version", "", "print the version and exit");
+    printf("  --%-15s %-21s %s\n", "check URL", "",
+           "GET URL (a health check) and exit: 0 on a 200, else 1");
 }
 
 /* Applies one value; on failure prints the single error line. */
@@ -335,6 +337,24 @@ static int config_flag(srv_config *cfg, int argc, char **argv, int *i)
     return config_apply(cfg, o, source, value);
 }
 
+/* --check URL or --check=URL: probe mode, in which no other setting is
+ * read. */
+static srv_config_action config_check(srv_config *cfg, int argc, char **argv,
+                                      int i)
+{
+    const char *url = argv[i][7] == '=' ? argv[i] + 8
+                      : i + 1 < argc    ? argv[i + 1]
+                                        : NULL;
+
+    if (url == NULL || *url == '\0') {
+        fprintf(stderr, "lossd: --check needs a URL (see --help)\n");
+        return SRV_CONFIG_ERROR;
+    }
+    config_defaults(cfg);
+    cfg->check_url = url;
+    return SRV_CONFIG_CHECK;
+}
+
 srv_config_action srv_config_parse(srv_config *cfg, int argc, char **argv)
 {
     int i;
@@ -348,6 +368,9 @@ srv_config_action srv_config_parse(srv_config *cfg, int argc, char **argv)
             printf("lossd %s\n", LOSSD_VERSION);
             return SRV_CONFIG_EXIT;
         }
+        if (strncmp(argv[i], "--check", 7) == 0 &&
+            (argv[i][7] == '\0' || argv[i][7] == '='))
+            return config_check(cfg, argc, argv, i);
     }
     config_defaults(cfg);
     if (config_from_env(cfg) != 0)

@@ -27,18 +27,21 @@ typedef struct srv_config {
     int metrics_auth;         /* 1: GET /metrics needs a key too */
     char tls_cert[4096];      /* PEM paths; both "" for plain HTTP */
     char tls_key[4096];
+    const char *check_url; /* --check: the URL to probe, else NULL */
 } srv_config;
 
 /* What srv_config_parse asks main() to do. */
 typedef enum srv_config_action {
-    SRV_CONFIG_RUN,  /* start the daemon */
-    SRV_CONFIG_EXIT, /* --help or --version printed; exit 0 */
-    SRV_CONFIG_ERROR /* one line written to stderr; exit 2 */
+    SRV_CONFIG_RUN,   /* start the daemon */
+    SRV_CONFIG_EXIT,  /* --help or --version printed; exit 0 */
+    SRV_CONFIG_ERROR, /* one line written to stderr; exit 2 */
+    SRV_CONFIG_CHECK  /* --check URL: probe cfg->check_url, then exit */
 } srv_config_action;
 
 /* Fills *cfg from the defaults, the environment and argv.  --help and
- * --version print to stdout.  A bad value prints one line naming the flag or
- * variable to stderr and returns SRV_CONFIG_ERROR. */
+ * --version print to stdout; --check URL sets cfg->check_url (pointing into
+ * argv) and reads no other setting.  A bad value prints one line naming the
+ * flag or variable to stderr and returns SRV_CONFIG_ERROR. */
 srv_config_action srv_config_parse(srv_config *cfg, int argc, char **argv);
 
 #endif

@@ -8,6 +8,7 @@
 #endif
 
 #include "auth.h"
+#include "check.h"
 #include "config.h"
 #include "http.h"
 #include "log.h"
@@ -27,6 +28,8 @@ int main(int argc, char **argv)
         return 0;
     case SRV_CONFIG_ERROR:
         return 2;
+    case SRV_CONFIG_CHECK:
+        return srv_check_url(cfg.check_url);
     case SRV_CONFIG_RUN:
         break;
     }
