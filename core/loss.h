@@ -86,6 +86,12 @@ loss_status loss_error_set(loss_error *err, loss_status status,
 #endif
     ;
 
+/* Writes err's location as the contract's JSON path ("labels[3]",
+ * "logits[2][7]"): the field followed by its first depth indices, or "" when
+ * err names no field.  Always NUL-terminates buf (when len > 0), truncating
+ * if needed. */
+void loss_error_path(const loss_error *err, char *buf, size_t len);
+
 typedef enum loss_reduction {
     LOSS_REDUCE_MEAN = 0, /* divide by the loss's documented divisor */
     LOSS_REDUCE_SUM = 1

@@ -108,3 +108,21 @@ const char *loss_number_text(double v, char *buf, size_t len)
     snprintf(buf, len, "%g", v);
     return buf;
 }
+
+void loss_error_path(const loss_error *err, char *buf, size_t len)
+{
+    size_t d, at;
+    int n;
+
+    if (len == 0)
+        return;
+    buf[0] = '\0';
+    if (err->field == NULL)
+        return;
+    n = snprintf(buf, len, "%s", err->field);
+    at = n < 0 ? 0 : (size_t)n;
+    for (d = 0; d < err->depth && d < 3 && at < len; d++) {
+        n = snprintf(buf + at, len - at, "[%zu]", err->index[d]);
+        at += n < 0 ? 0 : (size_t)n;
+    }
+}

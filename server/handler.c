@@ -141,8 +141,6 @@ void srv_result_cleanup(srv_result *rs)
 static void loss_fail(int rc, const loss_error *err, srv_fail *f)
 {
     char path[256];
-    size_t d;
-    int at;
 
     if (rc == LOSS_E_NOMEM) {
         srv_fail_set(f, 503, "out_of_memory", NULL,
@@ -154,13 +152,7 @@ static void loss_fail(int rc, const loss_error *err, srv_fail *f)
                      "the loss failed with an unexpected status %d", rc);
         return;
     }
-    path[0] = '\0';
-    if (err->field) {
-        at = snprintf(path, sizeof path, "%s", err->field);
-        for (d = 0; d < err->depth && at > 0 && (size_t)at < sizeof path; d++)
-            at += snprintf(path + at, sizeof path - (size_t)at, "[%zu]",
-                           err->index[d]);
-    }
+    loss_error_path(err, path, sizeof path);
     srv_fail_set(f, 422, loss_status_code((loss_status)rc), path, "%s",
                  err->message[0] ? err->message
                                  : loss_status_message((loss_status)rc));

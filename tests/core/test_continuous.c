@@ -16,18 +16,6 @@
 #define FD_RTOL 1e-6
 #define LN2 0.69314718055994530942
 
-/* "field[i][j]" for the failure in *e ("" when no field is named). */
-static void error_path(const loss_error *e, char *buf, size_t len)
-{
-    size_t i, used;
-
-    snprintf(buf, len, "%s", e->field ? e->field : "");
-    for (i = 0; i < e->depth; i++) {
-        used = strlen(buf);
-        snprintf(buf + used, len - used, "[%zu]", e->index[i]);
-    }
-}
-
 static void expect_error(int rc, const loss_error *e, loss_status status,
                          const char *path, const char *what)
 {
@@ -36,7 +24,7 @@ static void expect_error(int rc, const loss_error *e, loss_status status,
     cr_assert_eq(rc, (int)status, "%s: status %d, want %d (%s)", what, rc,
                  (int)status, e->message);
     cr_assert_eq(e->status, status, "%s: err->status", what);
-    error_path(e, got, sizeof got);
+    loss_error_path(e, got, sizeof got);
     cr_assert_str_eq(got, path, "%s: field %s, want %s", what, got, path);
     cr_assert(
         strlen(e->message) > 10 && strncmp(e->message, path, strlen(path)) == 0,
@@ -54,7 +42,7 @@ static void expect_vector_error(const cJSON *c, int rc, const loss_error *e)
     cr_assert_neq(rc, LOSS_OK, "%s: succeeded, want %s", name, code);
     cr_expect_str_eq(loss_status_code(e->status), code, "%s: code %s, want %s",
                      name, loss_status_code(e->status), code);
-    error_path(e, got, sizeof got);
+    loss_error_path(e, got, sizeof got);
     cr_expect_str_eq(got, field, "%s: field %s, want %s", name, got, field);
 }
 

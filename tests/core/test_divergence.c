@@ -67,16 +67,6 @@ static void run_free(run *r)
     free(r->grad_p);
 }
 
-/* err as the contract's JSON path: "base", "q[2]", "p[1][3]". */
-static void field_path(const loss_error *e, char *buf, size_t len)
-{
-    size_t d, at;
-
-    at = (size_t)snprintf(buf, len, "%s", e->field ? e->field : "");
-    for (d = 0; d < e->depth && at < len; d++)
-        at += (size_t)snprintf(buf + at, len - at, "[%zu]", e->index[d]);
-}
-
 static void expect_error(const loss_divergence_args *a, loss_status status,
                          const char *path)
 {
@@ -84,7 +74,7 @@ static void expect_error(const loss_divergence_args *a, loss_status status,
     char got[64];
 
     run_call(&r, a);
-    field_path(&r.err, got, sizeof got);
+    loss_error_path(&r.err, got, sizeof got);
     cr_expect_eq(r.rc, status, "status %d (%s), want %d; %s", r.rc,
                  r.err.message, status, path);
     cr_expect_str_eq(got, path, "field %s, want %s (%s)", got, path,
@@ -153,7 +143,7 @@ static void check_error(const cJSON *fail, const run *r, const char *name)
 {
     char path[64];
 
-    field_path(&r->err, path, sizeof path);
+    loss_error_path(&r->err, path, sizeof path);
     cr_expect_str_eq(
         loss_status_code((loss_status)r->rc),
         cJSON_GetObjectItemCaseSensitive(fail, "code")->valuestring, "%s: %s",

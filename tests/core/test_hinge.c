@@ -10,18 +10,6 @@
 #include "loss.h"
 #include "vec.h"
 
-/* Formats err's field and indices as the contract's JSON path. */
-static void error_path(const loss_error *e, char *buf, size_t len)
-{
-    size_t d, used;
-
-    snprintf(buf, len, "%s", e->field ? e->field : "");
-    for (d = 0; d < e->depth; d++) {
-        used = strlen(buf);
-        snprintf(buf + used, len - used, "[%zu]", e->index[d]);
-    }
-}
-
 /* Asserts a failing call against the case's "error" object. */
 static void expect_error(const cJSON *c, int rc, const loss_error *e)
 {
@@ -30,7 +18,7 @@ static void expect_error(const cJSON *c, int rc, const loss_error *e)
     char path[128];
 
     cr_assert_neq(rc, LOSS_OK, "%s: succeeded, want an error", name);
-    error_path(e, path, sizeof path);
+    loss_error_path(e, path, sizeof path);
     cr_expect_str_eq(loss_status_code((loss_status)rc),
                      vec_string(want, "code", ""), "%s: code", name);
     cr_expect_str_eq(path, vec_string(want, "field", ""), "%s: field", name);
@@ -422,4 +410,24 @@ Test(multiclass_hinge, invalid_inputs)
     mc_fails(&a, LOSS_E_SHAPE, "scores", 0, 0, 0);
     a.n = 0;
     mc_fails(&a, LOSS_E_EMPTY, "scores", 0, 0, 0);
+}
+
+/* loss_error_path is the one formatter of error locations (core tests and
+ * the server both use it): field, indices, truncation, no field. */
+Test(errors, path_formats_field_and_indices)
+{
+    loss_error e = {0};
+    char buf[32], small[6];
+
+    loss_error_set(&e, LOSS_E_LABEL, "logits", 2, 3, 17, 9, "x");
+    loss_error_path(&e, buf, sizeof buf);
+    cr_expect_str_eq(buf, "logits[3][17]");
+    loss_error_path(&e, small, sizeof small);
+    cr_expect_str_eq(small, "logit");
+    loss_error_set(&e, LOSS_E_PARAM, NULL, 1, 4, 0, 0, "x");
+    loss_error_path(&e, buf, sizeof buf);
+    cr_expect_str_eq(buf, "");
+    loss_error_set(&e, LOSS_E_PARAM, "x1", 3, 1, 2, 3, "x");
+    loss_error_path(&e, buf, sizeof buf);
+    cr_expect_str_eq(buf, "x1[1][2][3]");
 }

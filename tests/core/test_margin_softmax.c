@@ -100,18 +100,6 @@ static void run_ok(problem *p)
     cr_assert_eq(rc, LOSS_OK, "%s failed: %s", p->loss->name, err.message);
 }
 
-/* "labels[3]", "features[1][2]" or "margin": the contract's JSON path. */
-static void error_path(const loss_error *err, char *buf, size_t size)
-{
-    size_t i, used;
-
-    snprintf(buf, size, "%s", err->field ? err->field : "");
-    for (i = 0; i < err->depth; i++) {
-        used = strlen(buf);
-        snprintf(buf + used, size - used, "[%zu]", err->index[i]);
-    }
-}
-
 static void expect_error(problem *p, loss_status status, const char *path)
 {
     loss_error err = {0};
@@ -121,7 +109,7 @@ static void expect_error(problem *p, loss_status status, const char *path)
     cr_assert_eq(rc, (int)status, "%s: status %d, want %d (%s)", p->loss->name,
                  rc, (int)status, err.message);
     cr_assert_eq(err.status, status);
-    error_path(&err, got, sizeof got);
+    loss_error_path(&err, got, sizeof got);
     cr_assert_str_eq(got, path, "%s: error at %s, want %s", p->loss->name, got,
                      path);
     cr_assert(strlen(err.message) > 10, "message too short: '%s'", err.message);
@@ -163,7 +151,7 @@ static void vector_check(problem *p, const cJSON *c, const char *name)
         cr_expect_str_eq(loss_status_code(err.status),
                          cJSON_GetObjectItem(e, "code")->valuestring, "%s",
                          name);
-        error_path(&err, path, sizeof path);
+        loss_error_path(&err, path, sizeof path);
         cr_expect_str_eq(path, cJSON_GetObjectItem(e, "field")->valuestring,
                          "%s", name);
         return;

@@ -26,16 +26,6 @@ static double *tensor_of(const cJSON *arr, size_t dims[3], size_t *rank)
     return x;
 }
 
-/* "labels[3]", "x1[1][0][2]" or "margin": the contract's path of an error. */
-static void error_path(const loss_error *e, char *buf, size_t len)
-{
-    size_t i, at;
-
-    at = (size_t)snprintf(buf, len, "%s", e->field ? e->field : "");
-    for (i = 0; i < e->depth && at < len; i++)
-        at += (size_t)snprintf(buf + at, len - at, "[%zu]", e->index[i]);
-}
-
 /* Asserts the status and the located field of a failed call. */
 static void expect_error(int rc, const loss_error *e, loss_status want,
                          const char *path)
@@ -45,7 +35,7 @@ static void expect_error(int rc, const loss_error *e, loss_status want,
     cr_assert_eq(rc, want, "status %d (%s), want %d", rc,
                  loss_status_code((loss_status)rc), want);
     cr_assert_eq(e->status, want);
-    error_path(e, got, sizeof got);
+    loss_error_path(e, got, sizeof got);
     cr_expect_str_eq(got, path);
     cr_expect_gt(strlen(e->message), 10, "message \"%s\" too short",
                  e->message);
@@ -58,7 +48,7 @@ static void expect_case_error(const cJSON *c, int rc, const loss_error *e)
     char got[128];
 
     cr_assert(rc != LOSS_OK, "%s: succeeded, want an error", name);
-    error_path(e, got, sizeof got);
+    loss_error_path(e, got, sizeof got);
     cr_expect_str_eq(loss_status_code((loss_status)rc),
                      cJSON_GetObjectItem(want, "code")->valuestring, "%s",
                      name);

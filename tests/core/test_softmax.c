@@ -11,18 +11,6 @@
 #include "loss.h"
 #include "vec.h"
 
-/* Formats err's field and indices as the contract's JSON path. */
-static void error_path(const loss_error *e, char *buf, size_t len)
-{
-    size_t d, used;
-
-    snprintf(buf, len, "%s", e->field ? e->field : "");
-    for (d = 0; d < e->depth; d++) {
-        used = strlen(buf);
-        snprintf(buf + used, len - used, "[%zu]", e->index[d]);
-    }
-}
-
 static void expect_error(const cJSON *c, int rc, const loss_error *e)
 {
     const cJSON *want = vec_field(c, "error");
@@ -30,7 +18,7 @@ static void expect_error(const cJSON *c, int rc, const loss_error *e)
     char path[128];
 
     cr_assert_neq(rc, LOSS_OK, "%s: succeeded, want an error", name);
-    error_path(e, path, sizeof path);
+    loss_error_path(e, path, sizeof path);
     cr_expect_str_eq(loss_status_code((loss_status)rc),
                      vec_string(want, "code", ""), "%s: code", name);
     cr_expect_str_eq(path, vec_string(want, "field", ""), "%s: field", name);

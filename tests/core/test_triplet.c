@@ -66,15 +66,10 @@ static void expect_error(const cJSON *c, int rc, const loss_error *err)
     const char *code = cJSON_GetObjectItem(e, "code")->valuestring;
     const cJSON *field = cJSON_GetObjectItem(e, "field");
     char path[128];
-    size_t i, at;
 
     cr_assert(rc != LOSS_OK, "%s: expected %s, got success", name, code);
     cr_expect_str_eq(loss_status_code((loss_status)rc), code, "%s", name);
-    at =
-        (size_t)snprintf(path, sizeof path, "%s", err->field ? err->field : "");
-    for (i = 0; i < err->depth; i++)
-        at += (size_t)snprintf(path + at, sizeof path - at, "[%zu]",
-                               err->index[i]);
+    loss_error_path(err, path, sizeof path);
     if (cJSON_IsString(field))
         cr_expect_str_eq(path, field->valuestring, "%s", name);
     cr_expect(strlen(err->message) > 10, "%s: no message", name);
