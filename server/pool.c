@@ -7,6 +7,10 @@
  *   queued = reserved slots + jobs on the list; queued <= max_queue.
  *   A job leaves the list only in a worker, which then runs it with the
  *   lock released.
+ *   busy + borrowed <= nthreads: a worker takes a job only while that
+ *   holds (or, once stopping, to drain the list), so the jobs running on
+ *   workers and the ones running on borrowers' threads never exceed
+ *   --threads together.
  *   stopping is set once; workers exit when it is set and the list is empty,
  *   and no slot can be reserved after it is set. */
 #include <stdlib.h>
@@ -19,7 +23,8 @@ static struct {
     uv_cond_t ready; /* signalled when a job is queued or stopping */
     srv_job *head, *tail;
     unsigned queued, max_queue;
-    unsigned busy; /* workers running a job */
+    unsigned busy;     /* workers running a job */
+    unsigned borrowed; /* idle workers lent to srv_pool_borrow callers */
     int stopping;
     uv_thread_t *threads;
     unsigned nthreads;
@@ -34,7 +39,8 @@ static srv_job *pool_take(int done)
     uv_mutex_lock(&pool.lock);
     if (done)
         pool.busy--;
-    while (pool.head == NULL && !pool.stopping)
+    while (!pool.stopping &&
+           (pool.head == NULL || pool.busy + pool.borrowed >= pool.nthreads))
         uv_cond_wait(&pool.ready, &pool.lock);
     job = pool.head;
     if (job != NULL) {
@@ -94,6 +100,29 @@ int srv_pool_reserve(void)
     return rc;
 }
 
+int srv_pool_borrow(void)
+{
+    int rc = -1;
+
+    uv_mutex_lock(&pool.lock);
+    if (!pool.stopping && pool.queued == 0 &&
+        pool.busy + pool.borrowed < pool.nthreads) {
+        pool.borrowed++;
+        rc = 0;
+    }
+    uv_mutex_unlock(&pool.lock);
+    return rc;
+}
+
+void srv_pool_return(void)
+{
+    uv_mutex_lock(&pool.lock);
+    pool.borrowed--;
+    if (pool.head != NULL)
+        uv_cond_signal(&pool.ready);
+    uv_mutex_unlock(&pool.lock);
+}
+
 void srv_pool_submit(srv_job *job)
 {
     job->next = NULL;
@@ -132,7 +161,7 @@ unsigned srv_pool_busy(void)
     unsigned n;
 
     uv_mutex_lock(&pool.lock);
-    n = pool.busy;
+    n = pool.busy + pool.borrowed;
     uv_mutex_unlock(&pool.lock);
     return n;
 }

@@ -29,6 +29,14 @@ int srv_pool_start(unsigned threads, unsigned max_queue);
  * or the pool is stopping. */
 int srv_pool_reserve(void);
 
+/* Borrows an idle worker for a computation its caller runs on its own
+ * thread (a small request, run where it arrived, saves two thread
+ * hand-offs): 0 when a worker is idle and no job is waiting -- that worker
+ * then takes no job until srv_pool_return -- or -1, and nothing happened.
+ * So --threads stays the bound on computations running at once. */
+int srv_pool_borrow(void);
+/* Gives back the worker of a successful srv_pool_borrow. */
+void srv_pool_return(void);
 /* Queues job into a slot taken by srv_pool_reserve. */
 void srv_pool_submit(srv_job *job);
 
@@ -38,7 +46,7 @@ int srv_pool_full(void);
 /* Jobs waiting for a worker (reserved slots included). */
 unsigned srv_pool_depth(void);
 
-/* Workers running a job right now. */
+/* Workers running a job, or lent to a borrower, right now. */
 unsigned srv_pool_busy(void);
 
 /* Lets the workers finish every queued job, then joins them. */
