@@ -230,8 +230,8 @@ static void compute(srv_reply *out, const srv_request *rq, double t1)
     srv_result_cleanup(&rs);
 }
 
-void srv_loss_run(const char *name, const char *body, size_t len,
-                  srv_reply *out)
+int srv_loss_run_within(const char *name, const char *body, size_t len,
+                        size_t max_cost, srv_reply *out)
 {
     const srv_loss *L = srv_endpoint_find(name);
     srv_request rq;
@@ -243,15 +243,26 @@ void srv_loss_run(const char *name, const char *body, size_t len,
         srv_reply_error(out, 404, "unknown_loss", NULL,
                         "unknown loss \"%.64s\"; the losses are: %s",
                         name ? name : "", srv_loss_names());
-        return;
+        return 0;
     }
     if (srv_request_parse(L, body, len, &rq, &f) != 0) {
         out->parse_s = now_s() - t0;
         reply_fail(out, &f);
-        return;
+        return 0;
+    }
+    if (srv_request_cost(&rq) > max_cost) {
+        srv_request_cleanup(&rq);
+        return -1;
     }
     t1 = now_s();
     out->parse_s = t1 - t0;
     compute(out, &rq, t1);
     srv_request_cleanup(&rq);
+    return 0;
+}
+
+void srv_loss_run(const char *name, const char *body, size_t len,
+                  srv_reply *out)
+{
+    (void)srv_loss_run_within(name, body, len, SIZE_MAX, out);
 }

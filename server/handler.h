@@ -12,10 +12,10 @@
 #include "json_in.h"
 
 typedef struct srv_reply {
-    int status;        /* HTTP status code */
-    char *body;        /* JSON, malloc'd, owned by the reply; not NUL-terminated */
-    size_t len;        /* bytes in body */
-    double parse_s;    /* seconds spent parsing and validating */
+    int status;     /* HTTP status code */
+    char *body;     /* JSON, malloc'd, owned by the reply; not NUL-terminated */
+    size_t len;     /* bytes in body */
+    double parse_s; /* seconds spent parsing and validating */
     double compute_s;  /* seconds in the core */
     double encode_s;   /* seconds writing the response */
     size_t header_len; /* a v2 binary answer: the bytes of JSON before the
@@ -31,10 +31,19 @@ typedef struct srv_reply {
 void srv_loss_run(const char *name, const char *body, size_t len,
                   srv_reply *out);
 
+/* srv_loss_run for a caller that would rather not run a costly request
+ * itself: once the body is parsed and valid, a request whose cost
+ * (srv_request_cost) exceeds max_cost is left alone -- -1, *out untouched
+ * and nothing to clean up.  Otherwise 0 with *out filled as srv_loss_run
+ * fills it. */
+int srv_loss_run_within(const char *name, const char *body, size_t len,
+                        size_t max_cost, srv_reply *out);
+
 /* 1 when name is a loss of the contract. */
 int srv_loss_exists(const char *name);
 
-/* "hinge, multiclass_hinge, ..." -- the valid names, for 404 messages.  Static. */
+/* "hinge, multiclass_hinge, ..." -- the valid names, for 404 messages.  Static.
+ */
 const char *srv_loss_names(void);
 
 /* The JSON array of names ["hinge", ...], the whole /losses catalog, or one

@@ -767,6 +767,71 @@ static int run_samples(const srv_request *rq, srv_result *rs, loss_error *err)
     return rc;
 }
 
+/* ---- Costs (srv_request_cost) -------------------------------------------- */
+
+static size_t mul_sat(size_t a, size_t b)
+{
+    return b != 0 && a > SIZE_MAX / b ? SIZE_MAX : a * b;
+}
+
+static size_t add_sat(size_t a, size_t b)
+{
+    return a > SIZE_MAX - b ? SIZE_MAX : a + b;
+}
+
+static size_t input_count(const srv_request *rq)
+{
+    size_t i, n = 0;
+
+    for (i = 0; i < rq->loss->ninputs; i++)
+        if (rq->in[i].present)
+            n = add_sat(n, rq->in[i].count);
+    return n;
+}
+
+/* Every feature row against every weight row. */
+static size_t cost_msoft(const srv_request *rq)
+{
+    return add_sat(
+        input_count(rq),
+        mul_sat(mul_sat(rq->in[0].dim[0], rq->in[1].dim[0]), rq->in[0].dim[1]));
+}
+
+/* Mined: every pair's distance, and batch_all every (a, p, n). */
+static size_t cost_triplet(const srv_request *rq)
+{
+    size_t n = rq->in[3].dim[0], pairs;
+
+    if (rq->form == 1)
+        return input_count(rq);
+    pairs = mul_sat(mul_sat(n, n), rq->in[3].dim[1]);
+    if (rq->p[3].idx == 1)
+        pairs = add_sat(pairs, mul_sat(mul_sat(n, n), n));
+    return add_sat(input_count(rq), pairs);
+}
+
+static size_t cost_msml(const srv_request *rq)
+{
+    size_t n = rq->in[0].dim[0];
+
+    return add_sat(input_count(rq), mul_sat(mul_sat(n, n), rq->in[0].dim[1]));
+}
+
+/* A bound: the histogram sorts, kde and knn compare samples pairwise. */
+static size_t cost_samples(const srv_request *rq)
+{
+    size_t n = add_sat(rq->in[0].dim[0], rq->in[1].dim[0]);
+
+    if (samples_method(rq, rq->in[0].dim[1]) == LOSS_SAMPLES_HISTOGRAM)
+        return mul_sat(n, 64);
+    return add_sat(input_count(rq), mul_sat(mul_sat(n, n), rq->in[0].dim[1]));
+}
+
+size_t srv_request_cost(const srv_request *rq)
+{
+    return rq->loss->cost ? rq->loss->cost(rq) : input_count(rq);
+}
+
 /* ---- The table ----------------------------------------------------------- */
 
 static const char *const no_metrics[] = {NULL};
@@ -776,72 +841,77 @@ static const char *const no_metrics[] = {NULL};
 
 const srv_loss srv_losses[] = {
     {"hinge", "binary hinge: max(0, margin - y*s)^p, labels -1 or +1",
-     IN(hinge_in), PAR(hinge_par), no_metrics, "N", NULL, run_hinge, 0, NULL},
+     IN(hinge_in), PAR(hinge_par), no_metrics, "N", NULL, run_hinge, 0, NULL,
+     NULL},
     {"multiclass_hinge",
      "multiclass hinge: one_vs_all sum_j max(0, margin - sigma_j*s_j)^p, "
      "weston_watkins sum_{j!=y} max(0, margin - s_y + s_j)^p / K, "
      "crammer_singer max(0, margin + max_{j!=y} s_j - s_y)^p",
-     IN(mc_in), PAR(mc_par), accuracy_only, "N", NULL, run_mc_hinge, 0, NULL},
+     IN(mc_in), PAR(mc_par), accuracy_only, "N", NULL, run_mc_hinge, 0, NULL,
+     NULL},
     {"softmax",
      "softmax cross-entropy -sum_j t_j log softmax(z)_j with class labels "
      "or probabilities, as torch.nn.functional.cross_entropy",
      IN(softmax_in), PAR(softmax_par), softmax_metrics, "N", NULL, run_softmax,
-     0, NULL},
+     0, NULL, NULL},
     {"l_softmax",
      "large-margin softmax: cross-entropy of f_j = w_j.x, f_y = (beta*|w_y||x|"
      "cos(theta) + |w_y||x| psi(theta)) / (1 + beta), psi = (-1)^k cos(m "
      "theta) - 2k",
      IN(msoft_in), PAR(l_softmax_par), no_metrics, "N", NULL, run_l_softmax, 0,
-     NULL},
+     NULL, cost_msoft},
     {"a_softmax",
      "angular softmax (SphereFace): l_softmax with unit-norm weight rows, "
      "f_y = (beta*|x|cos(theta) + |x| psi(theta)) / (1 + beta)",
      IN(msoft_in), PAR(a_softmax_par), no_metrics, "N", NULL, run_a_softmax, 0,
-     NULL},
+     NULL, cost_msoft},
     {"contrastive",
      "contrastive loss on pairs, d = |x1 - x2|^2: seed 1/2[y d + (1-y) "
      "max(margin - d, 0)], hadsell, double_margin; summed over layers",
      IN(contrastive_in), PAR(contrastive_par), contrastive_metrics, "N", NULL,
-     run_contrastive, 0, NULL},
+     run_contrastive, 0, NULL, NULL},
     {"triplet",
      "triplet loss max(d(a,p) - d(a,n) + margin, 0) on explicit triplets or "
      "mined from labelled embeddings (batch_hard, batch_all)",
      IN(triplet_in), PAR(triplet_par), triplet_metrics, "N", NULL, run_triplet,
-     0, NULL},
+     0, NULL, cost_triplet},
     {"coupled_cluster",
      "coupled clusters: 1/2 max(d^2(z_i, c) - d^2(z*, c) + margin, 0), c the "
      "mean of the positives, z* the nearest negative",
      IN(cc_in), PAR(cc_par), no_metrics, "Np", NULL, run_coupled_cluster, 0,
-     NULL},
+     NULL, NULL},
     {"quadruplet",
      "quadruplet loss max(d(a,p) - d(a,n) + margin, 0) + max(d(a,p) - "
      "d(n,n2) + margin2, 0)",
-     IN(quad_in), PAR(quad_par), no_metrics, "N", NULL, run_quadruplet, 0,
+     IN(quad_in), PAR(quad_par), no_metrics, "N", NULL, run_quadruplet, 0, NULL,
      NULL},
     {"msml",
      "margin sample mining: max(0, max positive-pair d - min negative-pair d "
      "+ margin) over the batch",
-     IN(msml_in), PAR(msml_par), no_metrics, NULL, NULL, run_msml, 0, NULL},
+     IN(msml_in), PAR(msml_par), no_metrics, NULL, NULL, run_msml, 0, NULL,
+     cost_msml},
     {"kl", "Kullback-Leibler divergence sum_j p_j log(p_j / q_j)", IN(div_in),
-     PAR(div_par), div_metrics, "N", NULL, run_kl, 0, NULL},
+     PAR(div_par), div_metrics, "N", NULL, run_kl, 0, NULL, NULL},
     {"js",
      "Jensen-Shannon divergence 1/2 KL(p||m) + 1/2 KL(q||m), m = (p + q)/2",
-     IN(js_in), PAR(js_par), div_metrics, "N", NULL, run_js, 0, NULL},
+     IN(js_in), PAR(js_par), div_metrics, "N", NULL, run_js, 0, NULL, NULL},
     {"cross_entropy", "cross-entropy -sum_j p_j log q_j", IN(div_in),
-     PAR(div_par), div_metrics, "N", NULL, run_cross_entropy, 0, NULL},
+     PAR(div_par), div_metrics, "N", NULL, run_cross_entropy, 0, NULL, NULL},
     {"vae",
      "VAE negative ELBO: reconstruction (Bernoulli or Gaussian) + beta * "
      "-1/2 sum(1 + logvar - mu^2 - exp(logvar))",
-     IN(vae_in), PAR(vae_par), vae_metrics, "N", NULL, run_vae, 0, NULL},
+     IN(vae_in), PAR(vae_par), vae_metrics, "N", NULL, run_vae, 0, NULL, NULL},
     {"gan",
      "GAN minimax objective: discriminator -mean log D(x) - mean log(1 - "
      "D(G(z))), generator non_saturating or minimax",
-     IN(gan_in), PAR(gan_par), gan_metrics, NULL, "d_fake", run_gan, 0, NULL},
+     IN(gan_in), PAR(gan_par), gan_metrics, NULL, "d_fake", run_gan, 0, NULL,
+     NULL},
     {"gaussian_kl",
      "KL divergence of diagonal Gaussians p = N(mu_p, e^logvar_p) and q = "
      "N(mu_q, e^logvar_q), per sample 1/2 sum_j [logvar_q - logvar_p + "
      "(e^logvar_p + (mu_p - mu_q)^2) / e^logvar_q - 1]",
-     IN(gkl_in), NULL, 0, no_metrics, "N", NULL, run_gaussian_kl, 0, NULL},
+     IN(gkl_in), NULL, 0, no_metrics, "N", NULL, run_gaussian_kl, 0, NULL,
+     NULL},
 };
 const size_t srv_nlosses = NELEM(srv_losses);
 
@@ -855,7 +925,7 @@ const srv_loss srv_divergences[] = {
      "and 1-D knn O(N log N), milliseconds; 1-D kde 0.4 s; in 3-D knn (an "
      "exact slab search, O(N^2 D) at worst) 0.5 s and kde (O(N^2 D)) 7 s",
      IN(samples_in), PAR(samples_par), samples_metrics, NULL, NULL, run_samples,
-     SRV_L_ESTIMATE, samples_effective},
+     SRV_L_ESTIMATE, samples_effective, cost_samples},
 };
 const size_t srv_ndivergences = NELEM(srv_divergences);
 

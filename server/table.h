@@ -157,6 +157,9 @@ typedef struct srv_loss {
                                      NULL-terminated, or NULL: their values
                                      follow the metrics in srv_result.metric,
                                      NaN where one does not apply */
+    size_t (*cost)(const srv_request *rq); /* see srv_request_cost; NULL
+                                              for a loss linear in its
+                                              input */
 } srv_loss;
 
 /* The common request fields, in catalog order: reduction, gradients,
@@ -183,6 +186,13 @@ const srv_loss *srv_divergence_find(const char *name);
  * (the path without its leading '/'), otherwise a loss name.  NULL when
  * unknown. */
 const srv_loss *srv_endpoint_find(const char *name);
+
+/* The work a valid request asks for, in element operations: its input
+ * count for the losses linear in it, more where pairs or triplets of rows
+ * are compared (mined triplets, msml, the margin softmaxes, the sample
+ * estimators).  Saturates at SIZE_MAX.  It lets the HTTP layer keep costly
+ * requests off its own threads. */
+size_t srv_request_cost(const srv_request *rq);
 
 /* Allocates n doubles of core scratch into rs->work (freed by the caller of
  * the adapter; NULL when n is 0).  LOSS_OK, or LOSS_E_NOMEM on overflow or

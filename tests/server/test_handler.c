@@ -883,3 +883,70 @@ Test(handler_catalog, covers_every_loss_with_contract_defaults)
     cr_assert_not_null(text);
     free(text);
 }
+
+/* ---- Costs --------------------------------------------------------------- */
+
+/* srv_request_cost of a valid body. */
+static size_t cost_of(const char *loss, const char *body)
+{
+    srv_request rq;
+    srv_fail f;
+    size_t c;
+
+    cr_assert_eq(
+        srv_request_parse(srv_endpoint_find(loss), body, strlen(body), &rq, &f),
+        0, "%s: %s", loss, f.message);
+    c = srv_request_cost(&rq);
+    srv_request_cleanup(&rq);
+    return c;
+}
+
+Test(handler_cost, grows_with_the_work_not_the_body)
+{
+    static const char mined[] = "{\"embeddings\":[[1,2],[3,4],[5,6],[7,8],"
+                                "[9,0]],\"labels\":[0,0,1,1,2],\"mining\":";
+    char body[256];
+
+    /* Linear losses: their input count. */
+    cr_expect_eq(cost_of("softmax", "{\"logits\":[[1,2,3],[4,5,6]],"
+                                    "\"labels\":[0,2]}"),
+                 8);
+    cr_expect_eq(cost_of("triplet", "{\"anchor\":[[1,2]],\"positive\":[[3,"
+                                    "4]],\"negative\":[[5,6]]}"),
+                 6);
+    /* Mined triplets: every pair's distance (5 x 5 x 2), and batch_all
+     * every (a, p, n) as well (5^3), on top of the 15 inputs. */
+    snprintf(body, sizeof body, "%s\"batch_hard\"}", mined);
+    cr_expect_eq(cost_of("triplet", body), 15 + 50);
+    snprintf(body, sizeof body, "%s\"batch_all\"}", mined);
+    cr_expect_eq(cost_of("triplet", body), 15 + 50 + 125);
+    cr_expect_eq(cost_of("msml", "{\"embeddings\":[[1,2],[3,4],[5,6]],"
+                                 "\"labels\":[0,0,1]}"),
+                 9 + 18);
+    /* Every feature row against every class row: N K D. */
+    cr_expect_eq(cost_of("l_softmax", "{\"features\":[[1,2],[3,4]],"
+                                      "\"weights\":[[1,0],[0,1],[1,1]],"
+                                      "\"labels\":[0,2]}"),
+                 12 + 2 * 3 * 2);
+    cr_expect_eq(cost_of("divergence/samples",
+                         "{\"p\":[1,2,3],\"q\":[4,5],\"method\":\"knn\"}"),
+                 5 + 25);
+}
+
+Test(handler_cost, a_request_over_the_bound_is_left_alone)
+{
+    static const char body[] = "{\"logits\":[[1,2,3],[4,5,6]],"
+                               "\"labels\":[0,2]}";
+    srv_reply r;
+
+    cr_assert_eq(srv_loss_run_within("softmax", body, sizeof body - 1, 7, &r),
+                 -1);
+    cr_assert_eq(srv_loss_run_within("softmax", body, sizeof body - 1, 8, &r),
+                 0);
+    cr_expect_eq(r.status, 200);
+    srv_reply_cleanup(&r);
+    /* Errors are answered whatever the bound: they cost nothing to send. */
+    cr_assert_eq(srv_loss_run_within("softmax", "{}", 2, 0, &r), 0);
+    cr_expect_eq(r.status, 422);
+    srv_reply_cleanup(&r);
+}
