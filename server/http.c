@@ -7,7 +7,9 @@
  * belongs to the HTTP thread except between srv_pool_submit and
  * MHD_resume_connection, when it belongs to one worker, which touches only
  * the body, the reply and the timestamps, and nothing after the resume.
- * While suspended, libmicrohttpd does not call back for the connection. */
+ * While suspended, libmicrohttpd does not call back for the connection.
+ * A small request is computed on the HTTP thread itself, in place of an
+ * idle worker it borrows from the pool (http_run_inline). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -55,12 +57,12 @@ typedef struct request {
                                   until completion (the worker reads it) */
     char *body;                /* the one body buffer */
     size_t len, cap;
-    size_t expect;             /* Content-Length; 0 when chunked */
+    size_t expect; /* Content-Length; 0 when chunked */
     uint64_t t_start, t_queued, t_run, t_done; /* uv_hrtime, ns */
     srv_reply reply;                           /* the worker's result */
     srv_answer answer;                         /* REQ_DEFERRED's response */
-    int status;   /* 0 until a response is queued */
-    int admitted; /* counted in http.admitted */
+    int status;    /* 0 until a response is queued */
+    int admitted;  /* counted in http.admitted */
     int timed_out; /* dropped by the --timeout check */
     size_t bytes_out;
 } request;
@@ -69,9 +71,9 @@ static struct {
     struct MHD_Daemon *daemon;
     const srv_config *cfg; /* read-only while the daemon runs */
     atomic_int draining;
-    atomic_long admitted; /* loss requests past routing, not yet complete */
+    atomic_long admitted;     /* loss requests past routing, not yet complete */
     char *tls_cert, *tls_key; /* PEM text, alive as long as the daemon */
-    atomic_int running;    /* MHD_start_daemon has returned a daemon */
+    atomic_int running;       /* MHD_start_daemon has returned a daemon */
     pthread_mutex_t error_lock;
     char mhd_error[512]; /* libmicrohttpd's last start-up message */
 } http = {.error_lock = PTHREAD_MUTEX_INITIALIZER};
@@ -185,22 +187,38 @@ static enum MHD_Result http_answer(request *rq, srv_answer *a,
     return ret;
 }
 
-static double ms(uint64_t from, uint64_t to)
+/* "name;dur=<ms with three decimals>" for ns nanoseconds, at out; the
+ * length.  Integers only: printf's %f costs more than the rest of the
+ * header. */
+static size_t timing_entry(char *out, size_t cap, const char *name, uint64_t ns)
 {
-    return (double)(to - from) / 1e6;
+    unsigned long long us = (unsigned long long)((ns + 500) / 1000);
+    int n =
+        snprintf(out, cap, "%s;dur=%llu.%03llu", name, us / 1000, us % 1000);
+
+    return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
+static uint64_t seconds_ns(double s)
+{
+    return s > 0 ? (uint64_t)(s * 1e9) : 0;
 }
 
 /* Sends the worker's reply with its Server-Timing breakdown. */
 static enum MHD_Result http_send_reply(request *rq)
 {
     char timing[160];
+    size_t n = 0;
     srv_answer a;
 
-    snprintf(timing, sizeof timing,
-             "parse;dur=%.3f, queue;dur=%.3f, compute;dur=%.3f, "
-             "encode;dur=%.3f",
-             rq->reply.parse_s * 1e3, ms(rq->t_queued, rq->t_run),
-             rq->reply.compute_s * 1e3, rq->reply.encode_s * 1e3);
+    n += timing_entry(timing + n, sizeof timing - n, "parse",
+                      seconds_ns(rq->reply.parse_s));
+    n += timing_entry(timing + n, sizeof timing - n, ", queue",
+                      rq->t_run - rq->t_queued);
+    n += timing_entry(timing + n, sizeof timing - n, ", compute",
+                      seconds_ns(rq->reply.compute_s));
+    timing_entry(timing + n, sizeof timing - n, ", encode",
+                 seconds_ns(rq->reply.encode_s));
     srv_answer_from_reply(&a, &rq->reply);
     return http_answer(rq, &a, timing);
 }
@@ -224,11 +242,43 @@ static void http_job_run(srv_job *job)
     MHD_resume_connection(rq->conn); /* the last touch of rq here */
 }
 
-/* The body is complete: hand it to the pool, or answer 503 at once. */
+/* A request small enough to compute where it arrived: two thread hand-offs
+ * (suspend, wake a worker, resume, wake this thread) cost more than its
+ * computation.  The body bound keeps parsing short; the cost bound
+ * (srv_request_cost, element operations) keeps a small body that asks for
+ * much work -- batch_all mining of a few thousand rows -- off this thread,
+ * which serves other connections too. */
+#define INLINE_MAX_BODY 16384
+#define INLINE_MAX_COST 50000
+
+/* Computes rq on this thread when it is small and a worker is idle (the
+ * idle worker is borrowed, so --threads still bounds the computations
+ * running at once): 0 with the reply ready, or -1 to use the pool. */
+static int http_run_inline(request *rq)
+{
+    int rc;
+
+    if (rq->v2 || rq->len > INLINE_MAX_BODY || srv_pool_borrow() != 0)
+        return -1;
+    rq->t_queued = rq->t_run = uv_hrtime();
+    rc = srv_loss_run_within(rq->loss, rq->body, rq->len, INLINE_MAX_COST,
+                             &rq->reply);
+    srv_pool_return();
+    if (rc != 0)
+        return -1;
+    rq->t_done = uv_hrtime();
+    rq->state = REQ_COMPUTED;
+    return 0;
+}
+
+/* The body is complete: compute it here, hand it to the pool, or answer
+ * 503 at once. */
 static enum MHD_Result http_dispatch(request *rq)
 {
     srv_answer a;
 
+    if (http_run_inline(rq) == 0)
+        return http_send_reply(rq);
     if (srv_pool_reserve() != 0) {
         srv_answer_error(&a, 503, "overloaded",
                          "Every worker is busy and the queue is full; retry "
@@ -484,10 +534,10 @@ static void http_completed(void *cls, struct MHD_Connection *conn,
     if (rq == NULL)
         return;
     if (rq->status == 0)
-        srv_metrics_rejected(rq->timed_out ||
-                                     toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED
-                                 ? "timeout"
-                                 : "dropped");
+        srv_metrics_rejected(
+            rq->timed_out || toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED
+                ? "timeout"
+                : "dropped");
     line.method = rq->method;
     line.path = rq->path;
     line.loss = rq->loss;
