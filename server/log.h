@@ -2,8 +2,8 @@
  * lifecycle event, as JSON objects (default) or as text for people.
  *
  * Thread-safety: every function may be called from any thread once
- * srv_log_init has run; each line is written and flushed whole under the
- * stdout lock, so lines from different threads never interleave. */
+ * srv_log_init has run; each line goes out whole in one write(2), so lines
+ * from different threads never interleave. */
 #ifndef SRV_LOG_H
 #define SRV_LOG_H
 
