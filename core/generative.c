@@ -20,17 +20,6 @@
 
 /* ---- Shared numerics ---------------------------------------------------- */
 
-/* 1 / (1 + e^-t), exponentiating only non-positive numbers. */
-static double sigmoid(double t)
-{
-    double e;
-
-    if (t >= 0.0)
-        return 1.0 / (1.0 + exp(-t));
-    e = exp(t);
-    return e / (1.0 + e);
-}
-
 /* max(log p, -100) and its derivative with respect to p (0 where clamped). */
 static double clamped_log(double p, double *dp)
 {
@@ -47,7 +36,7 @@ static double clamped_log(double p, double *dp)
 /* max(log(1 - p), -100) and its derivative with respect to p. */
 static double clamped_log1m(double p, double *dp)
 {
-    double l = log1p(-p);
+    double l = loss_log1p(-p);
 
     if (l < LOG_FLOOR) {
         *dp = 0.0;
@@ -126,10 +115,14 @@ static double vae_bernoulli(double x, double r, double *dr)
     return -v;
 }
 
+/* With e = e^-|l|, sigmoid(l) is 1/(1 + e) or e/(1 + e) and the softplus
+ * tail is log1p(e): one exp and one log for both. */
 static double vae_bernoulli_logits(double x, double l, double *dl)
 {
-    *dl = sigmoid(l) - x;
-    return fmax(l, 0.0) - x * l + log1p(exp(-fabs(l)));
+    double e = exp(-fabs(l)), big = 1.0 / (1.0 + e);
+
+    *dl = (l >= 0.0 ? big : e * big) - x;
+    return fmax(l, 0.0) - x * l + loss_log1p(e);
 }
 
 static double vae_gaussian(double x, double r, double *dr)
@@ -363,19 +356,29 @@ typedef struct gan_term {
 /* From a logit l.  With e = e^-|l| and s = log1p(e), the softplus
  * log(1 + e^+-l) = max(+-l, 0) + s, without overflow or loss of the small
  * tail, and sigmoid(+-l) is 1/(1 + e) or e/(1 + e), exponentiating only
- * non-positive numbers: one exp and one log1p give all four values. */
-static gan_term gan_from_logit(double l)
+ * non-positive numbers: one exp, one log (loss_log1p) and one division give
+ * all four values. */
+static inline gan_term gan_from_logit(double l)
 {
     gan_term t;
-    double e = exp(-fabs(l)), s = log1p(e), big = 1.0 / (1.0 + e),
-           small = e / (1.0 + e);
+    double e = exp(-fabs(l)), s = loss_log1p(e), big = 1.0 / (1.0 + e),
+           small = e * big;
 
-    t.nll_real = fmax(-l, 0.0) + s;
-    t.nll_fake = fmax(l, 0.0) + s;
-    t.d_fake = l >= 0.0 ? big : small;
-    t.d_real = -(l > 0.0 ? small : big);
+    /* Selects, not fmax (a libm call here): the sign of l is random in a
+     * batch, and these compile to masks rather than branches. */
+    t.nll_real = (l < 0.0 ? -l : 0.0) + s;
+    t.nll_fake = (l > 0.0 ? l : 0.0) + s;
+    /* sigmoid(l) and sigmoid(-l) picked by index, not by a branch (at
+     * l = 0, e = 1 and big = small = 1/2). */
+    {
+        const double pair[2] = {small, big};
+        int pos = l >= 0.0;
+
+        t.d_fake = pair[pos];
+        t.d_real = -pair[1 - pos];
+        t.says_real = pos;
+    }
     t.prob = t.d_fake;
-    t.says_real = l >= 0.0;
     return t;
 }
 
