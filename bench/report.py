@@ -56,6 +56,9 @@ def small_rows(t, a):
                                                for s in ("floor", "lossd",
                                                          "peer")),
               digits=2)
+        t.row("(a) " + w, "server CPU per request, us",
+              *(get(a, (w, s), "cpu_us") for s in ("floor", "lossd", "peer")),
+              digits=1)
 
 
 def large_rows(t, b):

@@ -97,6 +97,20 @@ class Server:
     def running(self):
         return self.proc is not None and self.proc.poll() is None
 
+    def cpu_seconds(self):
+        """User + system CPU time of every process of the server's session
+        (the peer's uvicorn workers included), from /proc."""
+        tick, total = os.sysconf("SC_CLK_TCK"), 0
+        for pid in os.listdir("/proc"):
+            try:
+                with open("/proc/%s/stat" % pid) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except (OSError, IndexError, ValueError):
+                continue
+            if pid.isdigit() and int(fields[3]) == self.proc.pid:
+                total += int(fields[11]) + int(fields[12])
+        return total / tick
+
 
 def make_server(name, args, out_dir):
     if name == "floor":
@@ -142,6 +156,7 @@ def wrk(url, body_path, seconds):
     r = {k: int(v) for k, v in
          (kv.split("=") for kv in m.group(1).split())}
     return {"rps": r["requests"] / (r["duration_us"] / 1e6),
+            "requests": r["requests"],
             "p99_ms": r["p99_us"] / 1e3, "p50_ms": r["p50_us"] / 1e3,
             "bad": r["errors"] + r["non2xx"]}
 
@@ -155,9 +170,14 @@ def workload_a(servers, bodies, seconds):
                 continue
             url = "%s/loss/%s" % (s.url, loss_of(w))
             wrk(url, path, 1)
+            cpu = s.cpu_seconds()
             res[(w, s.name)] = r = wrk(url, path, seconds)
-            log("(a) %-14s %-5s %9.0f req/s  p99 %7.2f ms%s" % (
-                w, s.name, r["rps"], r["p99_ms"],
+            # The server's CPU time per request: what it costs, apart from
+            # how the two cores are shared with wrk.
+            r["cpu_us"] = ((s.cpu_seconds() - cpu) * 1e6 /
+                           max(r["requests"], 1))
+            log("(a) %-14s %-5s %9.0f req/s  p99 %7.2f ms  cpu %6.1f us/req%s"
+                % (w, s.name, r["rps"], r["p99_ms"], r["cpu_us"],
                 "  %d errors" % r["bad"] if r["bad"] else ""))
     return res
 
