@@ -1,22 +1,21 @@
 /* json_out.c -- response bodies out, written directly into a growable
- * buffer.  Number formatting is the hot path for large gradients, so it is
- * done by hand: integers digit by digit, other numbers by scaling with an
- * exact double-double power of ten and keeping the fewest digits that stay
- * within the precision's tolerance (float64: reads back as the same double;
- * float32: within 5e-8 relative).  snprintf is left for magnitudes beyond
- * 1e+-280. */
+ * buffer.  Number formatting is the hot path for gradients, so it is done
+ * by hand, in integer arithmetic with the 128-bit powers of ten of
+ * json_pow10.h: integers digit by digit; float64 as the shortest decimal
+ * that reads back as the same double (Schubfach); float32 as the fewest
+ * digits, at most nine, within 5e-8 relative. */
 #include "json_out.h"
 
 #include "json_pow10.h"
 
 #include <math.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Room that any single number needs, with its separator. */
-#define NUMBER_ROOM 32
+/* Room that any single number needs: the longest is 24 bytes, but the
+ * writers store whole blocks of digits past the end (layout()). */
+#define NUMBER_ROOM 40
 
 void srv_buf_init(srv_buf *b, size_t cap)
 {
@@ -102,6 +101,11 @@ void srv_buf_string(srv_buf *b, const char *s)
 
 /* ---- Numbers ------------------------------------------------------------- */
 
+#if !defined(__SIZEOF_INT128__)
+#error "json_out.c needs unsigned __int128 (gcc or clang, 64-bit target)"
+#endif
+__extension__ typedef unsigned __int128 u128;
+
 /* "00" to "99", two characters each. */
 static const char digit_pairs[] = "0001020304050607080910111213141516171819"
                                   "2021222324252627282930313233343536373839"
@@ -109,98 +113,268 @@ static const char digit_pairs[] = "0001020304050607080910111213141516171819"
                                   "6061626364656667686970717273747576777879"
                                   "8081828384858687888990919293949596979899";
 
-/* Writes the decimal digits of v (any uint64) at p; returns the count.
- * The count first, then two digits per division from the right. */
-static size_t put_uint(char *p, uint64_t v)
-{
-    size_t n = 1, at;
-    uint64_t t = v;
+static const uint64_t pow10_u64[] = {1u,
+                                     10u,
+                                     100u,
+                                     1000u,
+                                     10000u,
+                                     100000u,
+                                     1000000u,
+                                     10000000u,
+                                     100000000u,
+                                     1000000000u,
+                                     10000000000u,
+                                     100000000000u,
+                                     1000000000000u,
+                                     10000000000000u,
+                                     100000000000000u,
+                                     1000000000000000u,
+                                     10000000000000000u,
+                                     100000000000000000u,
+                                     1000000000000000000u,
+                                     10000000000000000000u};
 
-    while (t >= 100) {
-        t /= 100;
-        n += 2;
-    }
-    n += t >= 10;
-    at = n;
-    while (v >= 100) {
-        unsigned r = (unsigned)(v % 100);
-        v /= 100;
-        at -= 2;
-        p[at] = digit_pairs[2 * r];
-        p[at + 1] = digit_pairs[2 * r + 1];
-    }
-    if (v >= 10) {
-        p[0] = digit_pairs[2 * v];
-        p[1] = digit_pairs[2 * v + 1];
+/* The number of decimal digits of v, without a loop: from its bit length
+ * b, floor(b * log10(2)) (as b * 1233 / 2^12) is the count or one less. */
+static int count_digits(uint64_t v)
+{
+    int t = ((64 - __builtin_clzll(v | 1)) * 1233) >> 12;
+
+    return t + (v >= pow10_u64[t]);
+}
+
+/* The eight decimal digits of v < 10^8 as byte values 0-9, the first in
+ * the lowest byte: v split into two lanes of four digits, then each lane
+ * into two of two, then into single digits, every lane divided at once
+ * by one multiplication (x * 10486 >> 20 is x / 100 for x < 10^4, and
+ * x * 103 >> 10 is x / 10 for x < 100). */
+static inline uint64_t digits8(uint32_t v)
+{
+    uint64_t x = v / 10000 | (uint64_t)(v % 10000) << 32, y;
+
+    y = ((x * 10486) >> 20) & 0x0000007f0000007fu;
+    x = y | (x - y * 100) << 16;
+    y = ((x * 103) >> 10) & 0x000f000f000f000fu;
+    return y | (x - y * 10) << 8;
+}
+
+/* 16 bytes at p, the lowest byte of v first. */
+static void store16(char *p, u128 v)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(p, &v, sizeof v);
+#else
+    int i;
+
+    for (i = 0; i < 16; i++)
+        p[i] = (char)(v >> (8 * i));
+#endif
+}
+
+/* The significant digits of an integer 0 < f < 10^17, built in
+ * registers (a digit string written byte by byte and read back in blocks
+ * would stall on store forwarding). */
+typedef struct digit_str {
+    char first; /* the first digit */
+    u128 rest;  /* the next 16, characters from the lowest byte, '0' past n */
+    int n;      /* the number of digits */
+    int nd;     /* the number of digits without the trailing zeros */
+} digit_str;
+
+static inline digit_str split_digits(uint64_t f)
+{
+    const uint64_t zeros = 0x3030303030303030u;
+    uint64_t hi = f / 100000000;
+    u128 a = (u128)digits8((uint32_t)(f % 100000000)) << 64 |
+             digits8((uint32_t)(hi % 100000000));
+    uint64_t ahi = (uint64_t)(a >> 64), alo = (uint64_t)a;
+    digit_str d;
+    int lz, tz;
+
+    /* a holds digits 2..17 of f written with seventeen; skip the lz
+     * leading zeros. */
+    d.n = count_digits(f);
+    lz = 17 - d.n;
+    if (lz == 0) {
+        d.first = (char)('0' + hi / 100000000);
+        d.rest = a;
     } else {
-        p[0] = (char)('0' + v);
+        a >>= 8 * lz - 8;
+        d.first = (char)('0' + (a & 0xff));
+        d.rest = a >> 8;
     }
-    return n;
+    d.rest += (u128)zeros << 64 | zeros;
+    tz = ahi ? __builtin_clzll(ahi) >> 3
+             : (alo ? 8 + (__builtin_clzll(alo) >> 3) : 16);
+    d.nd = d.n - tz;
+    return d;
 }
 
-static const int64_t pow10_i64[] = {1,
-                                    10,
-                                    100,
-                                    1000,
-                                    10000,
-                                    100000,
-                                    1000000,
-                                    10000000,
-                                    100000000,
-                                    1000000000,
-                                    10000000000,
-                                    100000000000,
-                                    1000000000000,
-                                    10000000000000,
-                                    100000000000000,
-                                    1000000000000000,
-                                    10000000000000000,
-                                    100000000000000000,
-                                    1000000000000000000};
-
-/* ax * 10^k = *whole + *frac, the product carried in two doubles (an FMA
- * recovers the rounding error of hi * ax), so *whole + *frac is accurate to
- * about 1e-30 relative. */
-static void scale10(double ax, int k, int64_t *whole, double *frac)
+/* The exponent 0 <= x < 1000 at p; returns its length. */
+static size_t put_exponent(char *p, unsigned x)
 {
-    const double *p = srv_pow10[k - SRV_POW10_MIN];
-    double hi = ax * p[0], lo = fma(ax, p[0], -hi) + ax * p[1];
-    double fl = (double)(int64_t)hi; /* floor: hi > 0 */
-
-    *whole = (int64_t)fl;
-    *frac = (hi - fl) + lo;
+    if (x >= 100) {
+        p[0] = (char)('0' + x / 100);
+        memcpy(p + 1, digit_pairs + 2 * (x % 100), 2);
+        return 3;
+    }
+    if (x >= 10) {
+        memcpy(p, digit_pairs + 2 * x, 2);
+        return 2;
+    }
+    p[0] = (char)('0' + x);
+    return 1;
 }
 
-/* floor(log10(ax)) for 1e-280 <= ax <= 1e280, without calling log10: the
- * binary exponent e2 gives floor(e2 * log10(2)) (as e2 * 78913 / 2^18,
- * exact for |e2| < 1650), which is the answer or one less; a comparison
- * with the next power of ten decides.  Where ax is within rounding of a
- * power of ten the result may still be one off, which the caller's range
- * check corrects. */
-static int decimal_exponent(double ax)
+/* %g-style layout of the digits d with decimal exponent e (of the first
+ * digit): plain for -5 <= e < 17, else d.ddde+-x.  Stores up to 33 bytes
+ * at p, some past the returned length. */
+static inline size_t layout(char *p, const digit_str *d, int e)
 {
-    uint64_t bits;
-    int e2, e;
+    size_t n = 1;
 
-    memcpy(&bits, &ax, sizeof bits);
-    e2 = (int)((bits >> 52) & 0x7ff) - 1023;
-    e = e2 >= 0 ? (e2 * 78913) >> 18 : -((-e2 * 78913 + (1 << 18) - 1) >> 18);
-    return ax >= srv_pow10[e + 1 - SRV_POW10_MIN][0] ? e + 1 : e;
+    if (e < -5 || e >= 17) {
+        p[0] = d->first;
+        p[1] = '.';
+        store16(p + 2, d->rest);
+        if (d->nd > 1)
+            n = (size_t)d->nd + 1;
+        p[n++] = 'e';
+        p[n++] = e < 0 ? '-' : '+';
+        return n + put_exponent(p + n, (unsigned)(e < 0 ? -e : e));
+    }
+    if (e < 0) {
+        memcpy(p, "0.000000", 8);
+        p[1 - e] = d->first;
+        store16(p + 2 - e, d->rest);
+        return (size_t)(1 - e + d->nd);
+    }
+    p[0] = d->first;
+    store16(p + 1, d->rest);
+    if (d->nd <= e + 1)
+        return (size_t)e + 1;
+    p[e + 1] = '.';
+    store16(p + e + 2, d->rest >> (8 * e));
+    return (size_t)d->nd + 1;
 }
 
-/* llround(f) for |f| < 2^62, without the call. */
-static int64_t round_half_away(double f)
+/* The number f * 10^k (0 < f < 10^17), with a '-' when neg. */
+static size_t put_decimal(char *p, int neg, uint64_t f, int k)
 {
-    int64_t r = (int64_t)f;
-    double rem = f - (double)r;
+    digit_str d = split_digits(f);
 
-    return r + (rem >= 0.5) - (rem <= -0.5);
+    p[0] = '-';
+    return (size_t)neg + layout(p + neg, &d, k + d.n - 1);
 }
 
-/* v / 10^j, with the divisor a constant the compiler turns into a
- * multiplication. */
-static uint64_t div_pow10(uint64_t v, int j)
+/* floor(x / 2^s), whatever the sign of x (>> of a negative value is
+ * implementation-defined in C). */
+static int64_t floor_shift(int64_t x, int s)
 {
+    return x >= 0 ? x >> s : ~(~x >> s);
+}
+
+/* floor(log10(2^e)), floor(log10(3/4 * 2^e)) and floor(log2(10^e)), by
+ * fixed-point multiplication, exact over the exponents of doubles
+ * (Giulietti, cited below; checked for the whole range there). */
+static int flog10_pow2(int e)
+{
+    return (int)floor_shift((int64_t)e * 661971961083, 41);
+}
+
+static int flog10_three_quarters_pow2(int e)
+{
+    return (int)floor_shift((int64_t)e * 661971961083 - 274743187321, 41);
+}
+
+static int flog2_pow10(int e)
+{
+    return (int)floor_shift((int64_t)e * 913124641741, 38);
+}
+
+/* Rounded to odd: (g1 * 2^63 + g0) * cp / 2^127 with its integer part
+ * exact and its fraction reduced to one sticky bit (g1, g0 and cp below
+ * 2^63). */
+static uint64_t round_to_odd(uint64_t g1, uint64_t g0, uint64_t cp)
+{
+    uint64_t x1 = (uint64_t)(((u128)g0 * cp) >> 64);
+    u128 y = (u128)g1 * cp;
+    uint64_t z = ((uint64_t)y >> 1) + x1;
+    uint64_t vbp = (uint64_t)(y >> 64) + (z >> 63);
+    const uint64_t mask63 = 0x7fffffffffffffffu;
+
+    return vbp | (((z & mask63) + mask63) >> 63);
+}
+
+/* The shortest decimal f * 10^*k strictly inside the rounding interval of
+ * v = c * 2^q (so it reads back as v), the closest to v of those (ties to
+ * even f).
+ *
+ * Method: Schubfach (R. Giulietti, "The Schubfach way to render doubles",
+ * 2021; the algorithm of Java's Double.toString since JDK 19), with two
+ * changes for the shortest output: Java wants at least two digits (its
+ * guard s >= 100 and its 10c for c < 3 are left out), and the interval's
+ * ends are always excluded, also for even c, where round-half-even would
+ * read them back as v: a decimal exactly halfway between two doubles
+ * depends on the reader's tie rule (1e23 lies halfway; its double is
+ * written 9.999999999999999e+22).  The interval is (v - 2^(q-1),
+ * v + 2^(q-1)), or from v - 2^(q-2) at a power of two.  With k =
+ * floor(log10(2^q)) (of 3/4 2^q at a power of two) it is narrower than
+ * 10^(k+1), so at most one multiple of 10^(k+1) lies in it: if one does,
+ * it is the shortest (its trailing zeros are dropped later); otherwise
+ * the shortest are multiples of 10^k, of which s and s + 1 = t bracket v
+ * and one at least lies inside, since the interval is wider than 10^k:
+ * the one inside, or the nearer.  4v / 10^k and the ends are computed as
+ * round_to_odd of 4c * 2^q times g ~ 10^-k (126 bits, from json_pow10.h),
+ * which is exact for every comparison made (Giulietti, section 9).
+ *
+ * Accuracy: exact; every finite double reads back as itself. */
+static uint64_t shortest(uint64_t c, int q, int *k10)
+{
+    const uint64_t out = 1, cb = c << 2, cbr = cb + 2; /* ends excluded */
+    uint64_t cbl, g1, g0, vb, vbl, vbr, s, t, sp10, tp10;
+    int k, h, uin, win;
+    u128 g;
+
+    if (c != ((uint64_t)1 << 52) || q == -1074) {
+        cbl = cb - 2;
+        k = flog10_pow2(q);
+    } else {
+        cbl = cb - 1;
+        k = flog10_three_quarters_pow2(q);
+    }
+    h = q + flog2_pow10(-k) + 2;
+    g = (((u128)srv_pow10_128[-k - SRV_POW10_128_MIN][0] << 64 |
+          srv_pow10_128[-k - SRV_POW10_128_MIN][1]) >>
+         2) + 1;
+    g1 = (uint64_t)(g >> 63);
+    g0 = (uint64_t)g & 0x7fffffffffffffffu;
+    vb = round_to_odd(g1, g0, cb << h);
+    vbl = round_to_odd(g1, g0, cbl << h);
+    vbr = round_to_odd(g1, g0, cbr << h);
+    s = vb >> 2;
+    *k10 = k;
+    sp10 = s / 10 * 10;
+    tp10 = sp10 + 10;
+    uin = vbl + out <= sp10 << 2;
+    win = (tp10 << 2) + out <= vbr;
+    if (uin != win)
+        return uin ? sp10 : tp10;
+    t = s + 1;
+    uin = vbl + out <= s << 2;
+    win = (t << 2) + out <= vbr;
+    if (uin != win)
+        return uin ? s : t;
+    if (vb < (s + t) << 1 || (vb == (s + t) << 1 && (s & 1) == 0))
+        return s;
+    return t;
+}
+
+/* floor((v + 10^j / 2) / 10^j) for 1 <= j <= 8, v < 2^31: each divisor
+ * a constant, which the compiler turns into a multiplication. */
+static uint32_t round_div_pow10(uint32_t v, int j)
+{
+    v += (uint32_t)pow10_u64[j] / 2;
     switch (j) {
     case 1:
         return v / 10u;
@@ -216,121 +390,86 @@ static uint64_t div_pow10(uint64_t v, int j)
         return v / 1000000u;
     case 7:
         return v / 10000000u;
-    case 8:
-        return v / 100000000u;
     default:
-        return v / (uint64_t)pow10_i64[j];
+        return v / 100000000u;
     }
 }
 
-/* How far, in units of the last of sig digits, a decimal may sit from x
- * and still read back as x: half the gap to the nearer neighbouring double
- * (a power of two has a closer neighbour below), less a safety margin. */
-static double round_trip_slack(double ax, int k)
-{
-    int e2;
-    double f = frexp(ax, &e2), half = ldexp(1.0, e2 - 54);
-
-    if (f == 0.5)
-        half *= 0.5;
-    return half * srv_pow10[k - SRV_POW10_MIN][0] * (1 - 1e-9);
-}
-
-/* The digits of ax (1e-280 <= ax <= 1e280): as few significant digits as
- * stay within slack of it, at most sig (17 round-trips every double; 9 is
- * within 5e-9 for float32 output).  Writes them to d (no trailing zeros),
- * returns their count and the decimal exponent of the first in *exp10.
+/* float32 output of c * 2^q (c a normalised 53-bit significand): as few
+ * significant digits as stay within 5e-8 relative of it, at most nine.
  *
- * Method: m = ax * 10^(sig-1-e) scaled into [10^(sig-1), 10^sig) in double-
- * double, rounded to an integer (within 0.5 + 1e-14 units, always inside
- * the slack), then shortened one digit at a time while the rounded
- * shorter integer, times its power of ten, stays within the slack of m. */
-static int shortest_digits(double ax, int sig, int f64, char *d, int *exp10)
+ * Method: m = v * 10^(8-e), e = floor(log10(v)), lies in [1e8, 1e9);
+ * m is rounded (half up) to the integer full, which is then shortened
+ * one digit at a time, each time rounding full (half up) to j fewer
+ * digits, while the result c_j * 10^j stays within 5e-8 m of m.  m is
+ * carried in fixed point, 64 fraction bits, from c times the 128-bit
+ * 10^(8-e) of json_pow10.h (truncated: low by under 2^-70 relative), so
+ * every comparison is exact to far below the tolerance.  e is first
+ * taken as floor(log10(2^(q+52))), which is e or one less; in that case
+ * m is in [1e9, 2e9), and the same steps work on m / 10 by counting
+ * one digit more (up = 1).
+ *
+ * Accuracy: within 5e-8 relative (half a unit of the ninth digit is at
+ * most 5e-9), so within float32's own rounding (6e-8). */
+static size_t format_f32(char *p, int neg, uint64_t c, int q)
 {
-    int e = decimal_exponent(ax), k, j, nd, kept = sig;
-    int64_t whole, full, v, c;
-    double frac, slack;
+    int e, k, j, kept = 9, up;
+    const uint64_t *t;
+    uint32_t full, v, cj;
+    u128 m, w, dist;
 
-    k = sig - 1 - e;
-    scale10(ax, k, &whole, &frac);
-    if (whole >= pow10_i64[sig] || whole < pow10_i64[sig - 1]) {
-        e += whole >= pow10_i64[sig] ? 1 : -1;
-        k = sig - 1 - e;
-        scale10(ax, k, &whole, &frac);
+    while (c < ((uint64_t)1 << 52)) {
+        c <<= 1;
+        q--;
     }
-    slack = f64 ? round_trip_slack(ax, k) : 5e-8 * ((double)whole + frac);
-    full = v = whole + round_half_away(frac);
-    for (j = 1; j < sig; j++) {
-        c = (int64_t)div_pow10((uint64_t)full + (uint64_t)pow10_i64[j] / 2, j);
-        if (!(fabs((double)(c * pow10_i64[j] - whole) - frac) <= slack))
+    e = flog10_pow2(q + 52);
+    k = 8 - e;
+    t = srv_pow10_128[k - SRV_POW10_128_MIN];
+    m = ((u128)c * t[0] + (((u128)c * t[1]) >> 64)) >>
+        (-1 - q - flog2_pow10(k));
+    up = m >= ((u128)1000000000 << 64);
+    e += up;
+    full = up ? (uint32_t)(((uint64_t)(m >> 64) + 5) / 10)
+              : (uint32_t)((m + ((u128)1 << 63)) >> 64);
+    v = full;
+    for (j = 1; j < 9; j++) {
+        cj = round_div_pow10(full, j);
+        w = (u128)(cj * pow10_u64[j + up]) << 64;
+        dist = w > m ? w - m : m - w;
+        if (dist * 20000000u > m)
             break;
-        v = c;
-        kept = sig - j;
+        v = cj;
+        kept = 9 - j;
     }
-    nd = (int)put_uint(d, (uint64_t)v);
-    *exp10 = e + (nd - kept);
-    while (nd > 1 && d[nd - 1] == '0')
-        nd--;
-    return nd;
-}
-
-/* %g-style layout of nd significant digits d with decimal exponent e. */
-static size_t layout(char *p, const char *d, int nd, int e)
-{
-    size_t n = 0;
-    int i;
-
-    if (e < -5 || e >= 17) {
-        p[n++] = d[0];
-        if (nd > 1) {
-            p[n++] = '.';
-            for (i = 1; i < nd; i++)
-                p[n++] = d[i];
-        }
-        p[n++] = 'e';
-        p[n++] = e < 0 ? '-' : '+';
-        return n + put_uint(p + n, (uint64_t)(e < 0 ? -e : e));
-    }
-    if (e < 0) {
-        p[n++] = '0';
-        p[n++] = '.';
-        for (i = -1; i > e; i--)
-            p[n++] = '0';
-        for (i = 0; i < nd; i++)
-            p[n++] = d[i];
-        return n;
-    }
-    for (i = 0; i <= e; i++)
-        p[n++] = i < nd ? d[i] : '0';
-    if (nd > e + 1) {
-        p[n++] = '.';
-        for (i = e + 1; i < nd; i++)
-            p[n++] = d[i];
-    }
-    return n;
+    return put_decimal(p, neg, v, e - kept + 1);
 }
 
 /* A finite non-zero x that is not a small integer. */
 static size_t format_real(char *p, double x, int f64)
 {
-    double ax = fabs(x);
-    char d[20];
-    int e, nd;
-    size_t n = 0;
+    uint64_t bits, c, f;
+    int q, neg, k;
 
-    if (ax < 1e-280 || ax > 1e280)
-        return (size_t)snprintf(p, NUMBER_ROOM, f64 ? "%.17g" : "%.9g", x);
-    nd = shortest_digits(ax, f64 ? 17 : 9, f64, d, &e);
-    if (x < 0)
-        p[n++] = '-';
-    return n + layout(p + n, d, nd, e);
+    memcpy(&bits, &x, sizeof bits);
+    neg = (int)(bits >> 63);
+    c = bits & 0x000fffffffffffffu;
+    q = (int)((bits >> 52) & 0x7ff);
+    if (q != 0) {
+        c |= (uint64_t)1 << 52;
+        q -= 1075;
+    } else {
+        q = -1074;
+    }
+    if (!f64)
+        return format_f32(p, neg, c, q);
+    f = shortest(c, q, &k);
+    return put_decimal(p, neg, f, k);
 }
 
-/* Writes x at p (at most NUMBER_ROOM - 1 bytes); returns the length. */
+/* Writes x at p (at most NUMBER_ROOM bytes stored, fewer returned);
+ * returns the length. */
 static size_t format_number(char *p, double x, int f64)
 {
-    size_t n = 0;
-
     if (!isfinite(x)) {
         memcpy(p, "null", 4);
         return 4;
@@ -341,9 +480,11 @@ static size_t format_number(char *p, double x, int f64)
     }
     if (fabs(x) < 9007199254740992.0 && x == (double)(int64_t)x) {
         int64_t i = (int64_t)x;
-        if (i < 0)
-            p[n++] = '-';
-        return n + put_uint(p + n, (uint64_t)(i < 0 ? -i : i));
+        digit_str d = split_digits((uint64_t)(i < 0 ? -i : i));
+        p[0] = '-';
+        p[i < 0] = d.first;
+        store16(p + (i < 0) + 1, d.rest);
+        return (size_t)(i < 0) + (size_t)d.n;
     }
     return format_real(p, x, f64);
 }
