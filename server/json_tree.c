@@ -19,65 +19,115 @@
 
 /* ---- Numbers ------------------------------------------------------------ */
 
+#if !defined(__SIZEOF_INT128__)
+#error "json_tree.c needs unsigned __int128 (gcc or clang, 64-bit target)"
+#endif
+__extension__ typedef unsigned __int128 u128;
+
 /* 10^k, exact in double for k <= 22. */
 static const double pow10_d[] = {
     1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
     1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 };
 
-/* Half the gap from d (positive and normal) to the next double above, or
- * below when below is set: half an ulp, a quarter below a power of two. */
-static double half_gap(double d, int below)
+/* floor(x / 2^s), whatever the sign of x (>> of a negative value is
+ * implementation-defined in C). */
+static int64_t floor_shift(int64_t x, int s)
 {
-    uint64_t bits, top;
-    double p2;
-
-    memcpy(&bits, &d, sizeof bits);
-    top = bits & 0x7ff0000000000000u; /* 2^exponent(d), as a double */
-    memcpy(&p2, &top, sizeof p2);
-    if (below && (bits & 0x000fffffffffffffu) == 0)
-        return p2 * 0x1p-54;
-    return p2 * 0x1p-53;
+    return x >= 0 ? x >> s : ~(~x >> s);
 }
 
-/* m * 10^e as hi + lo, hi = fl(hi + lo), within 2^-99 relative: m in two
- * exact halves, each times the double-double 10^e of json_pow10.h
- * (itself within 2^-106) with exact products (fma), then summed. */
-static void scale_dd(uint64_t m, long e, double *hi, double *lo)
+/* w * 10^q (w > 0) rounded to the nearest double, ties to even.
+ *
+ * Method: Eisel-Lemire (D. Lemire, "Number parsing at a gigabyte per
+ * second", 2021, as in fast_float).  w is normalised to 64 bits and
+ * multiplied by the first 64 bits of 10^q (json_pow10.h), and by the next
+ * 64 only when the top product's last bits are all ones, where a carry
+ * from below could matter; the product's first 54 bits are the
+ * significand with one rounding bit.  A tie (round to even) needs an
+ * exact product, which is possible only for -4 <= q <= 23 and is then
+ * seen as all-zero bits below.  Subnormal results are shifted before the
+ * rounding.  The table is the truncated 10^q, except that, as in
+ * fast_float, 10^-27 .. 10^-1 are rounded up (their last bit + 1).
+ *
+ * Accuracy: correctly rounded for every w < 2^64 and every q: below
+ * 10^-342 the value is under half the least subnormal (0), above 10^308
+ * it overflows (infinity).  That the 128-bit product always suffices was
+ * proved by N. Mushtak and D. Lemire ("Fast number parsing without
+ * fallback", 2023). */
+static double eisel_lemire(uint64_t w, long q)
 {
-    const double *p = srv_pow10[e - SRV_POW10_MIN];
-    double mh = (double)(m >> 32) * 0x1p32, ml = (double)(m & 0xffffffffu);
-    double a1 = mh * p[0], e1 = fma(mh, p[0], -a1);
-    double a2 = ml * p[0], e2 = fma(ml, p[0], -a2);
-    double s = a1 + a2, b = s - a1, t = (a1 - (s - b)) + (a2 - b);
-    double l = t + e1 + e2 + (mh * p[1] + ml * p[1]);
+    const uint64_t *t;
+    uint64_t hi, lo, mant, bits, tlo;
+    u128 prod;
+    int lz, upper, shift, p2;
+    double d;
 
-    *hi = s + l;
-    *lo = l - (*hi - s);
+    if (q < SRV_POW10_128_MIN)
+        return 0.0;
+    if (q > 308)
+        return HUGE_VAL;
+    lz = __builtin_clzll(w);
+    w <<= lz;
+    t = srv_pow10_128[q - SRV_POW10_128_MIN];
+    prod = (u128)w * t[0];
+    hi = (uint64_t)(prod >> 64);
+    lo = (uint64_t)prod;
+    if ((hi & 0x1ff) == 0x1ff) {
+        tlo = t[1] + (q >= -27 && q < 0);
+        prod = (u128)w * tlo;
+        lo += (uint64_t)(prod >> 64);
+        hi += lo < (uint64_t)(prod >> 64);
+    }
+    upper = (int)(hi >> 63);
+    shift = upper + 9;
+    mant = hi >> shift;
+    /* The biased exponent: floor(log2(10^q)) + 63 - lz + upper, + 1023 */
+    p2 = (int)floor_shift((152170 + 65536) * (int64_t)q, 16) + 63 + upper -
+         lz + 1023;
+    if (p2 <= 0) {
+        if (1 - p2 >= 64)
+            return 0.0;
+        mant >>= 1 - p2;
+        mant = (mant + (mant & 1)) >> 1;
+        bits = mant; /* a carry into bit 52 makes it the least normal */
+    } else {
+        if (lo <= 1 && q >= -4 && q <= 23 && (mant & 3) == 1 &&
+            mant << shift == hi)
+            mant &= ~(uint64_t)1;
+        mant = (mant + (mant & 1)) >> 1;
+        if (mant >> 53) {
+            mant >>= 1;
+            p2++;
+        }
+        if (p2 >= 0x7ff)
+            return HUGE_VAL;
+        bits = (uint64_t)p2 << 52 | (mant & 0x000fffffffffffffu);
+    }
+    memcpy(&d, &bits, sizeof d);
+    return d;
 }
 
-/* m * 10^e correctly rounded, or -1 when the caller must use strtod.
- * Clinger's fast path where it applies (m and 10^e exact, one rounding);
- * otherwise hi + lo carries m * 10^e to 2^-99, so hi is the rounded value
- * whenever |lo| stays clear of half the gap to hi's neighbour by more
- * than that; closer (true halfway cases among them) goes to strtod. */
-static int scale_exact(uint64_t m, long e, double *out)
+/* m * 10^e correctly rounded; exact says whether m holds every non-zero
+ * digit (otherwise the value lies strictly between m and m + 1 times
+ * 10^e).  Clinger's fast path where it applies (m and 10^e exact, one
+ * rounding), else Eisel-Lemire; when digits were dropped, the answer is
+ * known only if m and m + 1 round alike.  -1 when the caller must use
+ * strtod. */
+static int scale_exact(uint64_t m, long e, int exact, double *out)
 {
-    double hi, lo;
+    double lo;
 
-    if (m <= ((uint64_t)1 << 53) && e >= -22 && e <= 22) {
+    if (exact && m <= ((uint64_t)1 << 53) && e >= -22 && e <= 22) {
         double x = (double)m;
         *out = e < 0 ? x / pow10_d[-e] : x * pow10_d[e];
         return 0;
     }
-    if (e < -280 || e > 280)
-        return -1;
-    scale_dd(m, e, &hi, &lo);
-    if (!(hi >= 0x1p-900 && hi <= 0x1p1000) ||
-        !(fabs(lo) < half_gap(hi, lo < 0) - hi * 0x1p-95))
-        return -1;
-    *out = hi;
-    return 0;
+    *out = eisel_lemire(m, e);
+    if (exact)
+        return 0;
+    lo = eisel_lemire(m + 1, e);
+    return memcmp(&lo, out, sizeof lo) == 0 ? 0 : -1;
 }
 
 static int is_digit(char c)
@@ -120,8 +170,8 @@ static uint32_t eight_value(uint64_t v)
  * in all, counted in *nd), eight at a time where it can; each digit
  * taken lowers *x when x is not NULL (fraction digits).  Returns where it
  * stopped. */
-static const char *digits(const char *p, const char *end, uint64_t *v,
-                          size_t *nd, long *x)
+static inline const char *digits(const char *p, const char *end, uint64_t *v,
+                                 size_t *nd, long *x)
 {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     while (end - p >= 8 && *nd + 8 <= DIGITS_MAX && eight_digits(load8(p))) {
@@ -199,7 +249,7 @@ static int number_value(const char *s, size_t len, uint64_t m, long e,
         *out = s[0] == '-' ? -0.0 : 0.0;
         return 0;
     }
-    if (exact && scale_exact(m, e, out) == 0) {
+    if (scale_exact(m, e, exact, out) == 0) {
         if (s[0] == '-')
             *out = -*out;
         return 0;

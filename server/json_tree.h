@@ -6,11 +6,12 @@
  * cJSON accessor work on it, and the allocation hooks apply) but converts
  * numbers itself, exactly: a decimal of at most 19 significant digits is
  * rounded correctly by one floating-point operation where both operands
- * are exact (Clinger's fast path), or else from a double-double product
- * carried to 2^-99 whenever that decides the rounding; any other number,
- * and the rare one that lies too close to halfway between two doubles,
- * goes to strtod, as in cJSON.  Plain double arithmetic throughout, so the
- * result does not depend on x87 precision or an emulator's.
+ * are exact (Clinger's fast path), or else in integer arithmetic with a
+ * 128-bit power of ten (Eisel-Lemire), correct for every such decimal; a
+ * longer one is settled the same way when its first 19 digits and those
+ * plus one in the last place round alike, and otherwise goes to strtod, as
+ * in cJSON.  No extended precision anywhere, so the result does not depend
+ * on x87 precision or an emulator's.
  *
  * It accepts only strict RFC 8259 JSON without string escapes, nested at
  * most max_depth deep (the body object counting as one).  On anything else

@@ -262,6 +262,92 @@ Test(json_number, random_decimals_match_strtod)
     }
 }
 
+/* A decimal exactly halfway between two doubles: (2c + 1) * 2^(s-1) for
+ * a 53-bit c and -2 <= s <= 10, written as an integer (up to 20 digits),
+ * or as (2c + 1) * 5^(1-s) * 10^(s-1) (19 digits at most) when s < 1;
+ * round-half-even decides. */
+static void halfway_decimal(char *buf, size_t cap, uint64_t c, int s)
+{
+    uint64_t v = 2 * c + 1;
+    int i;
+
+    if (s >= 1) {
+        snprintf(buf, cap, "%llu", (unsigned long long)(v << (s - 1)));
+        return;
+    }
+    for (i = 0; i < 1 - s; i++)
+        v *= 5;
+    snprintf(buf, cap, "%llue-%d", (unsigned long long)v, 1 - s);
+}
+
+/* A million numbers of every kind against strtod: doubles as a client
+ * writes them (%.17g, %.16g, shortest-ish %.15g), random decimals of 1 to
+ * 19 digits over exponents beyond both ends of the range, 20 to 29
+ * digits (the first 19 decide, or strtod does), exact halfway cases,
+ * near-halfway cases (the midpoint of two neighbours to 15 .. 40
+ * digits), subnormals and the everyday range of Python's json.dumps. */
+Test(json_number, a_million_inputs_match_strtod)
+{
+    char buf[128], d[40];
+    size_t i, j, nd;
+
+    for (i = 0; i < 1000000; i++) {
+        uint64_t r = next_u64();
+        double x;
+        switch (i % 8) {
+        case 0:
+        case 1:
+            memcpy(&x, &r, sizeof x);
+            if (!isfinite(x))
+                continue;
+            snprintf(buf, sizeof buf, i % 8 ? "%.16g" : "%.17g", x);
+            break;
+        case 2:
+            nd = 1 + next_u64() % 19;
+            d[0] = (char)('1' + r % 9);
+            for (j = 1; j < nd; j++)
+                d[j] = (char)('0' + next_u64() % 10);
+            d[nd] = '\0';
+            snprintf(buf, sizeof buf, "%se%d", d,
+                     (int)(next_u64() % 720) - 380);
+            break;
+        case 3:
+            nd = 20 + next_u64() % 10;
+            d[0] = (char)('1' + r % 9);
+            for (j = 1; j < nd; j++)
+                d[j] = (char)('0' + next_u64() % 10);
+            d[nd] = '\0';
+            snprintf(buf, sizeof buf, "%se%d", d,
+                     (int)(next_u64() % 700) - 360);
+            break;
+        case 4:
+            halfway_decimal(buf, sizeof buf, (r >> 11) | (uint64_t)1 << 52,
+                            (int)(next_u64() % 13) - 2);
+            break;
+        case 5: {
+            long double mid;
+            memcpy(&x, &r, sizeof x);
+            x = fabs(x);
+            if (!isfinite(x) || x == DBL_MAX)
+                continue;
+            mid = ((long double)x + nextafter(x, INFINITY)) / 2;
+            snprintf(buf, sizeof buf, "%.*Le", (int)(next_u64() % 26) + 14,
+                     mid);
+            break;
+        }
+        case 6:
+            x = ldexp((double)(r >> 11), -1074 - (int)(next_u64() % 64));
+            snprintf(buf, sizeof buf, "%.*g", 1 + (int)(next_u64() % 19), x);
+            break;
+        default:
+            x = (double)(r >> 11) / 9007199254740992.0 * 4 - 2;
+            snprintf(buf, sizeof buf, "%.*g", 15 + (int)(next_u64() % 3), x);
+            break;
+        }
+        expect_number(buf);
+    }
+}
+
 Test(json_number, rejects_what_is_not_strict_json)
 {
     static const char *const bad[] = {
