@@ -86,6 +86,7 @@ typedef struct div_side {
     const double *u, *v; /* the input row itself where nothing changes it */
     double *ubuf, *vbuf, *l, *a;
     double m, s;
+    int lazy; /* l = log v is left to the row pass (div_row_stats) */
 } div_side;
 
 /* Per-row sums in nats. */
@@ -129,7 +130,8 @@ static int div_check_params(const loss_divergence_args *a, loss_error *err)
     return LOSS_OK;
 }
 
-/* Probabilities: checks the row and fills s->u and s->l = log u. */
+/* Probabilities: checks the row and sets s->u; log u is left to the row
+ * pass or to eps. */
 static int div_prep_probs(const double *x, size_t k, int normalize,
                           const char *field, size_t row, div_side *s,
                           loss_error *err)
@@ -163,8 +165,6 @@ static int div_prep_probs(const double *x, size_t k, int normalize,
             s->ubuf[j] = x[j] / s->m / s->s;
         s->u = s->ubuf;
     }
-    for (j = 0; j < k; j++)
-        s->l[j] = log(s->u[j]);
     return LOSS_OK;
 }
 
@@ -205,6 +205,7 @@ static int div_prep(const loss_divergence_args *a, const double *x,
     if (rc != LOSS_OK)
         return rc;
     s->v = s->u;
+    s->lazy = a->input == LOSS_INPUT_PROBS && !(a->eps > 0);
     if (a->eps > 0) {
         for (j = 0; j < k; j++) {
             s->vbuf[j] = (s->u[j] + a->eps) / (1.0 + keps);
@@ -247,15 +248,24 @@ static double div_mid_log_ratio(double lx, double ly)
  * that consecutive calls overlap.  c/w is taken as c (2 - w): c is at
  * most half an ulp of w and the error c (w - 1)^2/w, relative to a log
  * of magnitude >= |w - 1|, is below 2^-53; with the rounding of r each
- * ratio stays within about 4 ulps. */
+ * ratio stays within about 4 ulps.
+ *   When the logs of probabilities are still to be taken (lazy sides), a
+ * third log gives log max(P, Q), and the other is log max - t, where
+ * t = log(max/min) = log1p(r) - log(1 - r) is the difference of the two
+ * ratios: for max <= 1 both terms of each difference share a sign, so
+ * nothing cancels (within 4 ulps of log min, measured as above), and a
+ * column costs three logs instead of four.  An unnormalised row may hold
+ * values up to 1 + 1e-6, whose log > 0 can cancel against t, but only to
+ * an absolute error near 1e-22. */
 typedef struct div_block {
-    double arg[2 * DIV_BLOCK]; /* [0, n): 1 + r; [n, 2n): 1 - r or 2 min/s */
+    /* [0, n): 1 + r; [n, 2n): 1 - r or 2 min/s; [2n, 3n): max(P, Q) */
+    double arg[3 * DIV_BLOCK];
     double cor[2 * DIV_BLOCK]; /* the corrections c/w */
-    double lg[2 * DIV_BLOCK];  /* log(arg) */
+    double lg[3 * DIV_BLOCK];  /* log(arg) */
 } div_block;
 
 static void div_block_args(const double *pv, const double *qv, size_t n,
-                           div_block *b)
+                           int lazy, div_block *b)
 {
     size_t j;
 
@@ -265,8 +275,6 @@ static void div_block_args(const double *pv, const double *qv, size_t n,
         double x = fast ? pv[j] : 1.0, y = fast ? qv[j] : 1.0;
         double sum = x + y, inv = 1.0 / sum, r = fabs(x - y) * inv;
         double w1 = 1.0 + r, c1 = r - (w1 - 1.0), wn = 1.0 - r;
-        /* r <= 1/2 is random across a row: an index and a factor of 0 or
-         * 1, not a branch. */
         int near = r <= 0.5;
         double w2s[2] = {2.0 * (x < y ? x : y) * inv, wn};
         double w2 = w2s[near], c2 = (-r - (wn - 1.0)) * (double)near;
@@ -275,28 +283,42 @@ static void div_block_args(const double *pv, const double *qv, size_t n,
         b->arg[n + j] = w2;
         b->cor[j] = c1 * (2.0 - w1);
         b->cor[n + j] = c2 * (2.0 - w2);
+        b->arg[2 * n + j] = x > y ? x : y;
     }
-    for (j = 0; j < 2 * n; j++)
+    for (j = 0; j < (lazy ? 3 : 2) * n; j++)
         b->lg[j] = log(b->arg[j]);
 }
 
-/* log(P/M) and log(Q/M) of column j of the block (see div_block). */
+/* log(P/M) and log(Q/M) of column j of the block (see div_block) into
+ * *ap and *aq; with lazy sides, also log P and log Q into *lp and *lq,
+ * which otherwise hold them already. */
 static inline void div_block_ratios(const div_block *b, size_t n, size_t j,
-                                    double pv, double qv, double lp, double lq,
-                                    double *ap, double *aq)
+                                    double pv, double qv, int lazy, double *lp,
+                                    double *lq, double *ap, double *aq)
 {
-    /* The larger side's ratio first; picked by index, as the order of P
-     * and Q is random across a row and a branch on it would miss. */
-    double pair[2] = {b->lg[n + j] + b->cor[n + j], b->lg[j] + b->cor[j]};
+    double big = b->lg[j] + b->cor[j], small = b->lg[n + j] + b->cor[n + j];
+    double pair[2], logs[2];
     int p_big = pv >= qv;
+    double lmax = b->lg[2 * n + j], lmin = lmax - (big - small);
 
     if (!(pv >= DBL_MIN && qv >= DBL_MIN)) {
-        *ap = div_mid_log_ratio(lp, lq);
-        *aq = div_mid_log_ratio(lq, lp);
+        if (lazy) {
+            *lp = log(pv);
+            *lq = log(qv);
+        }
+        *ap = div_mid_log_ratio(*lp, *lq);
+        *aq = div_mid_log_ratio(*lq, *lp);
         return;
     }
+    /* Picked by index: the order of P and Q is random across a row, and
+     * a branch on it would miss half the time. */
+    pair[0] = small, pair[1] = big, logs[0] = lmin, logs[1] = lmax;
     *ap = pair[p_big];
     *aq = pair[1 - p_big];
+    if (lazy) {
+        *lp = logs[p_big];
+        *lq = logs[1 - p_big];
+    }
 }
 
 /* x log(x/y) from x and the logs; 0 where x = 0, +INFINITY where y = 0. */
@@ -324,12 +346,16 @@ static void div_row_stats(const div_side *p, const div_side *q, size_t k,
 
     for (j0 = 0; j0 < k; j0 += n) {
         n = k - j0 < DIV_BLOCK ? k - j0 : DIV_BLOCK;
-        div_block_args(p->v + j0, q->v + j0, n, &b);
+        div_block_args(p->v + j0, q->v + j0, n, p->lazy, &b);
         for (j = j0; j < j0 + n; j++) {
-            double pv = p->v[j], lp = p->l[j], qv = q->v[j], lq = q->l[j];
-            double ap, aq;
+            double pv = p->v[j], qv = q->v[j], lp, lq, ap, aq;
 
-            div_block_ratios(&b, n, j - j0, pv, qv, lp, lq, &ap, &aq);
+            lp = p->lazy ? 0.0 : p->l[j];
+            lq = p->lazy ? 0.0 : q->l[j];
+            div_block_ratios(&b, n, j - j0, pv, qv, p->lazy, &lp, &lq, &ap,
+                             &aq);
+            p->l[j] = lp;
+            q->l[j] = lq;
             if (p->a != NULL)
                 p->a[j] = ap;
             if (q->a != NULL)
@@ -358,15 +384,20 @@ static void div_row_stats(const div_side *p, const div_side *q, size_t k,
     *st = z;
 }
 
-/* The first column where p > 0 and q = 0 (k when there is none). */
+/* The first column where p > 0 and q = 0 (k when there is none), from the
+ * values where the logs are not there yet (probabilities, whose log is
+ * -INFINITY exactly where they are 0). */
 static size_t div_first_infinite(const div_side *p, const div_side *q, size_t k)
 {
     size_t j;
 
-    for (j = 0; j < k; j++)
+    for (j = 0; p->lazy && j < k; j++)
+        if (p->v[j] > 0 && q->v[j] == 0)
+            return j;
+    for (j = 0; !p->lazy && j < k; j++)
         if (p->l[j] > -INFINITY && q->l[j] == -INFINITY)
-            break;
-    return j;
+            return j;
+    return k;
 }
 
 /* Derivative of the per-sample value (nats) with respect to the final
