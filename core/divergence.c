@@ -132,27 +132,77 @@ static int div_check_params(const loss_divergence_args *a, loss_error *err)
 
 /* Probabilities: checks the row and sets s->u; log u is left to the row
  * pass or to eps. */
-static int div_prep_probs(const double *x, size_t k, int normalize,
-                          const char *field, size_t row, div_side *s,
-                          loss_error *err)
+/* One pass over a probabilities row: whether every x is finite and >= 0,
+ * and (when so) its largest value and its sum, in four independent chains
+ * so that the loop runs at the speed of its loads rather than of
+ * dependent additions.  The maximum is exact in any order; the sum is only
+ * compared with 1, see div_prep_probs. */
+static int div_probs_scan(const double *x, size_t k, double *max, double *sum)
 {
-    double m = 0, sum = 0;
+    double s[4] = {0, 0, 0, 0}, m[4] = {0, 0, 0, 0};
+    size_t j, c;
+    int ok = 1;
+
+    for (j = 0; j + 4 <= k; j += 4)
+        for (c = 0; c < 4; c++) {
+            double v = x[j + c];
+
+            ok &= v >= 0 && v <= DBL_MAX;
+            s[c] += v;
+            m[c] = v > m[c] ? v : m[c];
+        }
+    for (; j < k; j++) {
+        ok &= x[j] >= 0 && x[j] <= DBL_MAX;
+        s[0] += x[j];
+        m[0] = x[j] > m[0] ? x[j] : m[0];
+    }
+    m[0] = m[0] > m[1] ? m[0] : m[1];
+    m[2] = m[2] > m[3] ? m[2] : m[3];
+    *max = m[0] > m[2] ? m[0] : m[2];
+    *sum = (s[0] + s[1]) + (s[2] + s[3]);
+    return ok;
+}
+
+/* The first element of a row that is not finite or is below 0. */
+static int div_probs_bad(const double *x, size_t k, const char *field,
+                         size_t row, loss_error *err)
+{
     size_t j;
 
     for (j = 0; j < k; j++) {
+        if (!isfinite(x[j]))
+            return loss_error_nonfinite(err, field, 2, row, j, 0, x[j]);
         if (x[j] < 0)
             return loss_error_at(err, LOSS_E_PROB, field, 2, row, j, 0,
                                  "is %g, below 0: probabilities must be "
                                  ">= 0.",
                                  x[j]);
-        m = x[j] > m ? x[j] : m; /* fmax would be a libm call */
     }
+    return LOSS_OK;
+}
+
+/* Probabilities: checks the row and sets s->u; log u is left to the row
+ * pass or to eps.  Without normalize the sum only decides |sum - 1| <=
+ * 1e-6: the scan's sum and the sum left to right, of k terms >= 0 adding
+ * to about 1, each lie within k/2 ulps of 1 of the exact sum, so only a
+ * row within 4e-16 k of the limit is summed again in order, which keeps
+ * every decision and message as they were. */
+static int div_prep_probs(const double *x, size_t k, int normalize,
+                          const char *field, size_t row, div_side *s,
+                          loss_error *err)
+{
+    double m, sum = 0;
+    size_t j;
+
+    if (!div_probs_scan(x, k, &m, &sum))
+        return div_probs_bad(x, k, field, row, err);
     if (normalize && m == 0)
         return loss_error_at(err, LOSS_E_PROB, field, 1, row, 0, 0,
                              "sums to 0 and cannot be normalised.");
     s->m = normalize ? m : 1.0;
-    for (j = 0; j < k; j++)
-        sum += normalize ? x[j] / m : x[j];
+    if (normalize || fabs(sum - 1.0) > DIV_SUM_TOL - 4e-16 * (double)k)
+        for (sum = 0, j = 0; j < k; j++)
+            sum += normalize ? x[j] / m : x[j];
     if (!normalize && fabs(sum - 1.0) > DIV_SUM_TOL)
         return loss_error_at(err, LOSS_E_PROB, field, 1, row, 0, 0,
                              "sums to %.17g, not 1; set normalize to divide "
@@ -173,9 +223,13 @@ static int div_prep_logs(const double *x, size_t k, int softmax,
                          const char *field, size_t row, div_side *s,
                          loss_error *err)
 {
-    double lse = loss_lse(x, k);
+    double lse;
     size_t j;
 
+    for (j = 0; j < k; j++)
+        if (!isfinite(x[j]))
+            return loss_error_nonfinite(err, field, 2, row, j, 0, x[j]);
+    lse = loss_lse(x, k);
     if (!softmax && fabs(lse) > DIV_SUM_TOL)
         return loss_error_at(err, LOSS_E_PROB, field, 1, row, 0, 0,
                              "has log-sum-exp %.17g, not 0; set normalize to "
@@ -336,11 +390,14 @@ static double div_js_half(double x, double lx, double a)
     return lx == -INFINITY ? 0.0 : x * a;
 }
 
-/* The row's sums in nats; fills p->a and q->a where they are set. */
-static void div_row_stats(const div_side *p, const div_side *q, size_t k,
-                          div_stats *st)
+/* The row's sums in nats; fills p->a and q->a where they are set, and the
+ * logs where the sides are lazy.  Returns the first column where p > 0 and
+ * q = 0 (k when there is none), where kl and cross_entropy are infinite;
+ * such a column has Q < DBL_MIN and so takes the general path. */
+static size_t div_row_stats(const div_side *p, const div_side *q, size_t k,
+                            div_stats *st)
 {
-    size_t j0, j, n;
+    size_t j0, j, n, bad = k;
     div_stats z = {0, 0, 0, 0, 0, 0};
     div_block b;
 
@@ -371,6 +428,8 @@ static void div_row_stats(const div_side *p, const div_side *q, size_t k,
                 z.h_q += -qv * lq;
                 continue;
             }
+            if (bad == k && lp > -INFINITY && lq == -INFINITY)
+                bad = j;
             z.kl_pq += div_rel_entr(pv, lp, lq);
             z.kl_qp += div_rel_entr(qv, lq, lp);
             z.js += 0.5 * (div_js_half(pv, lp, ap) + div_js_half(qv, lq, aq));
@@ -382,22 +441,7 @@ static void div_row_stats(const div_side *p, const div_side *q, size_t k,
     }
     z.js = fmax(z.js, 0.0);
     *st = z;
-}
-
-/* The first column where p > 0 and q = 0 (k when there is none), from the
- * values where the logs are not there yet (probabilities, whose log is
- * -INFINITY exactly where they are 0). */
-static size_t div_first_infinite(const div_side *p, const div_side *q, size_t k)
-{
-    size_t j;
-
-    for (j = 0; p->lazy && j < k; j++)
-        if (p->v[j] > 0 && q->v[j] == 0)
-            return j;
-    for (j = 0; !p->lazy && j < k; j++)
-        if (p->l[j] > -INFINITY && q->l[j] == -INFINITY)
-            return j;
-    return k;
+    return bad;
 }
 
 /* Derivative of the per-sample value (nats) with respect to the final
@@ -488,17 +532,16 @@ static int div_row(const loss_divergence_args *a, size_t i, div_side *p,
     if ((rc = div_prep(a, a->p + i * k, "p", i, p, err)) != LOSS_OK ||
         (rc = div_prep(a, a->q + i * k, "q", i, q, err)) != LOSS_OK)
         return rc;
-    bad = div_first_infinite(p, q, k);
+    p->a =
+        a->kind == LOSS_DIV_JS && o->grad_p != NULL ? o->grad_p + i * k : NULL;
+    q->a =
+        a->kind == LOSS_DIV_JS && o->grad_q != NULL ? o->grad_q + i * k : NULL;
+    bad = div_row_stats(p, q, k, st);
     if (a->kind != LOSS_DIV_JS && bad < k)
         return loss_error_at(err, LOSS_E_INFINITE, "q", 1, i, 0, 0,
                              "is 0 in column %zu where p is not, so %s is "
                              "infinite; set eps to smooth q.",
                              bad, div_names[a->kind]);
-    p->a =
-        a->kind == LOSS_DIV_JS && o->grad_p != NULL ? o->grad_p + i * k : NULL;
-    q->a =
-        a->kind == LOSS_DIV_JS && o->grad_q != NULL ? o->grad_q + i * k : NULL;
-    div_row_stats(p, q, k, st);
     *value = div_value(a, st, scale);
     factor = scale / (a->reduction == LOSS_REDUCE_MEAN ? (double)a->n : 1.0);
     if (a->kind == LOSS_DIV_JS && a->distance)
@@ -525,6 +568,21 @@ static void div_finish(const loss_divergence_args *a, const div_stats *sum,
     o->entropy_q = sum->h_q * scale / nn;
 }
 
+/* The error to report once a row has failed with rc.  A non-finite number
+ * anywhere in p, then anywhere in q, comes before any other error, as if
+ * they had been checked first; they are not, so that each row is read
+ * from memory once, while in cache, rather than in a pass of its own. */
+static int div_first_error(const loss_divergence_args *a, int rc,
+                           loss_error *err)
+{
+    int first;
+
+    if ((first = loss_check_finite(err, "p", a->p, a->n, a->k)) != LOSS_OK ||
+        (first = loss_check_finite(err, "q", a->q, a->n, a->k)) != LOSS_OK)
+        return first;
+    return rc;
+}
+
 size_t loss_divergence_work(const loss_divergence_args *a)
 {
     return 6 * a->k;
@@ -540,9 +598,7 @@ int loss_divergence(const loss_divergence_args *a, loss_divergence_out *o,
     int rc;
 
     assert(a != NULL && o != NULL);
-    if ((rc = div_check_params(a, err)) != LOSS_OK ||
-        (rc = loss_check_finite(err, "p", a->p, a->n, a->k)) != LOSS_OK ||
-        (rc = loss_check_finite(err, "q", a->q, a->n, a->k)) != LOSS_OK)
+    if ((rc = div_check_params(a, err)) != LOSS_OK)
         return rc;
     assert(a->work != NULL);
     p.ubuf = a->work, p.vbuf = p.ubuf + a->k, p.l = p.vbuf + a->k;
@@ -551,7 +607,7 @@ int loss_divergence(const loss_divergence_args *a, loss_divergence_out *o,
     for (i = 0; i < a->n; i++) {
         rc = div_row(a, i, &p, &q, o, &value, &st, err);
         if (rc != LOSS_OK)
-            return rc;
+            return div_first_error(a, rc, err);
         if (o->per_sample != NULL)
             o->per_sample[i] = value;
         total += value;
