@@ -210,6 +210,22 @@ static inline digit_str split_digits(uint64_t f)
     return d;
 }
 
+/* The same for float32's at most nine digits: v (n digits) is scaled to
+ * exactly nine, the first and a block of eight. */
+static inline digit_str split_digits9(uint32_t v, int n)
+{
+    const uint64_t zeros = 0x3030303030303030u;
+    uint32_t g = v * (uint32_t)pow10_u64[9 - n];
+    uint64_t a = digits8(g % 100000000);
+    digit_str d;
+
+    d.first = (char)('0' + g / 100000000);
+    d.rest = (u128)zeros << 64 | (a + zeros);
+    d.n = n;
+    d.nd = 9 - (a ? __builtin_clzll(a) >> 3 : 8);
+    return d;
+}
+
 /* The exponent 0 <= x < 1000 at p; returns its length. */
 static size_t put_exponent(char *p, unsigned x)
 {
@@ -417,6 +433,7 @@ static size_t format_f32(char *p, int neg, uint64_t c, int q)
     const uint64_t *t;
     uint32_t full, v, cj;
     u128 m, w, dist;
+    digit_str d;
 
     while (c < ((uint64_t)1 << 52)) {
         c <<= 1;
@@ -441,7 +458,15 @@ static size_t format_f32(char *p, int neg, uint64_t c, int q)
         v = cj;
         kept = 9 - j;
     }
-    return put_decimal(p, neg, v, e - kept + 1);
+    /* v has kept digits, or is 10^kept: then it is 1, one place up */
+    if (v == pow10_u64[kept]) {
+        v = 1;
+        e++;
+        kept = 1;
+    }
+    d = split_digits9(v, kept);
+    p[0] = '-';
+    return (size_t)neg + layout(p + neg, &d, e);
 }
 
 /* A finite non-zero x that is not a small integer. */
