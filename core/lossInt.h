@@ -147,10 +147,11 @@ void loss_vec_dist_grad(double *gu, double *gv, const double *u,
  * one logit dominates.  lse(z) = m + the result. */
 double loss_lse_shifted(const double *z, size_t k, double *m);
 
-/* As loss_lse_shifted, also writing e[j] = e^(z_j - m) for every j (1 at
- * the arg-max) and their sum (>= 1) to *sum: the unnormalised softmax,
- * so that p_j = e[j] / *sum costs no second exponential. */
-double loss_lse_exps(const double *z, size_t k, double *m, double *e,
+/* As loss_lse_shifted, but *top receives the arg-max (m = z[*top]), and
+ * e[j] = e^(z_j - m) is written for every j (1 at the arg-max) and their
+ * sum (>= 1) to *sum: the unnormalised softmax, so that p_j = e[j] / *sum
+ * costs no second exponential. */
+double loss_lse_exps(const double *z, size_t k, size_t *top, double *e,
                      double *sum);
 
 /* lse(z) = log sum_j e^(z_j) itself, as m + loss_lse_shifted(z, k, &m). */

@@ -3,6 +3,7 @@
  * semantics of PyTorch's torch.nn.functional.cross_entropy, with the gradient
  * of the reduced loss with respect to the logits and the accuracy and mean
  * entropy metrics.  See API.md, section "softmax". */
+#include <float.h>
 #include <math.h>
 
 #include "lossInt.h"
@@ -139,17 +140,40 @@ static int check_targets(const loss_softmax_args *a, loss_error *err)
     return rc;
 }
 
+/* Everything but the finiteness of the logits, which each row checks as
+ * it is read (softmax_row_finite), so that the logits come from memory
+ * once.  Their check still comes first: when another fails, it runs over
+ * all of them before that error is reported. */
 static int softmax_validate(const loss_softmax_args *a, loss_error *err)
 {
-    int rc = check_params(a, err);
+    int rc = check_params(a, err), first;
 
-    if (rc == LOSS_OK)
-        rc = loss_check_finite(err, "logits", a->logits, a->n, a->k);
-    if (rc == LOSS_OK)
-        rc = check_weight(a, err);
+    if (rc != LOSS_OK)
+        return rc;
+    rc = check_weight(a, err);
     if (rc == LOSS_OK)
         rc = a->labels ? check_labels(a, err) : check_targets(a, err);
+    if (rc != LOSS_OK && (first = loss_check_finite(err, "logits", a->logits,
+                                                    a->n, a->k)) != LOSS_OK)
+        return first;
     return rc;
+}
+
+/* Row i of the logits is finite; the error names its first bad element. */
+static int softmax_row_finite(const loss_softmax_args *a, size_t i,
+                              loss_error *err)
+{
+    const double *z = a->logits + i * a->k;
+    size_t j;
+    int ok = 1;
+
+    for (j = 0; j < a->k; j++)
+        ok &= fabs(z[j]) <= DBL_MAX;
+    if (ok)
+        return LOSS_OK;
+    for (j = 0; isfinite(z[j]); j++)
+        ;
+    return loss_error_nonfinite(err, "logits", 2, i, j, 0, z[j]);
 }
 
 static double weight_of(const loss_softmax_args *a, size_t j)
@@ -196,15 +220,20 @@ static double mean_divisor(const loss_softmax_args *a)
  * exponentials of the log-sum-exp are kept in g and give p_j = e_j / sum,
  * one exp per logit; without, p_j = e^(-nlp_j). */
 static double softmax_row(const loss_softmax_args *a, size_t i, double scale,
-                          double *g, double *entropy)
+                          double *g, double *entropy, size_t *top)
 {
     const double *z = a->logits + i * a->k;
     double eps_k = a->label_smoothing / (double)a->k, m, sum = 1.0, lse;
     double l = 0.0, tsum = 0.0, h = 0.0, inv;
     size_t j;
 
-    lse =
-        g ? loss_lse_exps(z, a->k, &m, g, &sum) : loss_lse_shifted(z, a->k, &m);
+    if (g != NULL) {
+        lse = loss_lse_exps(z, a->k, top, g, &sum);
+        m = z[*top];
+    } else {
+        lse = loss_lse_shifted(z, a->k, &m);
+        *top = loss_vec_argmax(z, a->k);
+    }
     inv = 1.0 / sum;
     for (j = 0; j < a->k; j++) {
         double nlp = lse - (z[j] - m), t = coef(a, i, j, eps_k);
@@ -222,11 +251,12 @@ static double softmax_row(const loss_softmax_args *a, size_t i, double scale,
     return l;
 }
 
-/* Counts row i toward accuracy: *counted and *hits grow by 0 or 1. */
-static void softmax_hit(const loss_softmax_args *a, size_t i, double *counted,
-                        double *hits)
+/* Counts row i, whose arg-max logit is pred, toward accuracy: *counted and
+ * *hits grow by 0 or 1. */
+static void softmax_hit(const loss_softmax_args *a, size_t i, size_t pred,
+                        double *counted, double *hits)
 {
-    size_t k = a->k, pred = loss_vec_argmax(a->logits + i * k, k), truth;
+    size_t k = a->k, truth;
 
     if (is_ignored(a, i))
         return;
@@ -249,12 +279,16 @@ int loss_softmax(const loss_softmax_args *a, loss_softmax_out *o,
     scale = loss_grad_scale(div, a->reduction);
     for (i = 0; i < a->n; i++) {
         double *g = o->grad_logits ? o->grad_logits + i * a->k : NULL;
-        double l = softmax_row(a, i, scale, g, &entropy);
+        double l;
+        size_t top;
 
+        if ((rc = softmax_row_finite(a, i, err)) != LOSS_OK)
+            return rc;
+        l = softmax_row(a, i, scale, g, &entropy, &top);
         if (o->per_sample)
             o->per_sample[i] = l;
         sum += l;
-        softmax_hit(a, i, &counted, &hits);
+        softmax_hit(a, i, top, &counted, &hits);
     }
     o->loss = loss_reduce(sum, div, a->reduction);
     o->accuracy = counted > 0.0 ? hits / counted : NAN;

@@ -148,18 +148,18 @@ double loss_lse_shifted(const double *z, size_t k, double *m)
     return log1p(rest);
 }
 
-double loss_lse_exps(const double *z, size_t k, double *m, double *e,
+double loss_lse_exps(const double *z, size_t k, size_t *top, double *e,
                      double *sum)
 {
-    size_t j, top = loss_vec_argmax(z, k);
-    double rest = 0.0;
+    size_t j, t = loss_vec_argmax(z, k);
+    double rest = 0.0, m = z[t];
 
+    /* exp(0) = 1 at the arg-max, which the sum leaves out: no branch. */
     for (j = 0; j < k; j++) {
-        e[j] = j == top ? 1.0 : exp(z[j] - z[top]);
-        if (j != top)
-            rest += e[j];
+        e[j] = exp(z[j] - m);
+        rest += j == t ? 0.0 : e[j];
     }
-    *m = z[top];
+    *top = t;
     *sum = 1.0 + rest;
     return log1p(rest);
 }
