@@ -479,6 +479,13 @@ static void div_side_grad(const loss_divergence_args *a, const div_side *self,
         loss_vec_zero(g, k);
         return;
     }
+    if (probs && !a->normalize) { /* one pass: no sum is needed */
+        for (j = 0; j < k; j++) {
+            div_elem_grad(a->kind, self, other, j, &gv, &gl);
+            g[j] = factor * (gv / den);
+        }
+        return;
+    }
     for (j = 0; j < k; j++) {
         div_elem_grad(a->kind, self, other, j, &gv, &gl);
         if (a->eps > 0)
