@@ -61,6 +61,19 @@ static void line_printf(line *l, const char *fmt, ...)
     l->len += (size_t)n < room ? (size_t)n : room;
 }
 
+/* Appends the decimal digits of v. */
+static void line_uint(line *l, unsigned long long v)
+{
+    char rev[24];
+    size_t k = 0;
+
+    do
+        rev[k++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    while (k > 0 && l->len < sizeof l->buf - 3)
+        l->buf[l->len++] = rev[--k];
+}
+
 /* Appends s as a JSON string (quoted; control and non-ASCII bytes escaped
  * so the line stays valid JSON whatever a client put in a path), at most
  * 512 bytes of it. */
@@ -148,16 +161,42 @@ static void line_end(line *l)
     }
 }
 
+/* "a b" in text lines, "a":b in JSON ones: one field of a request line. */
+static void line_field(line *l, const char *key, unsigned long long v)
+{
+    if (log_format == SRV_LOG_JSON) {
+        line_put(l, ",\"", 2);
+        line_puts(l, key);
+        line_put(l, "\":", 2);
+    } else {
+        line_put(l, " ", 1);
+    }
+    line_uint(l, v);
+}
+
+/* Written by hand rather than with printf: this runs once per request. */
 void srv_log_request_write(const srv_log_request *r)
 {
     line l;
+    long long us = r->micros < 0 ? 0 : r->micros;
 
     line_begin(&l, "info");
     if (log_format == SRV_LOG_TEXT) {
-        line_printf(&l, "%s %.512s %d %zu>%zu bytes %lld us%s%s",
-                    r->method ? r->method : "-", r->path ? r->path : "-",
-                    r->status, r->bytes_in, r->bytes_out, r->micros,
-                    r->loss ? " loss=" : "", r->loss ? r->loss : "");
+        line_puts(&l, r->method ? r->method : "-");
+        line_put(&l, " ", 1);
+        line_put(&l, r->path ? r->path : "-",
+                 r->path ? strnlen(r->path, 512) : 1);
+        line_field(&l, "status", (unsigned)(r->status < 0 ? 0 : r->status));
+        line_field(&l, "bytes_in", r->bytes_in);
+        line_put(&l, ">", 1);
+        line_uint(&l, r->bytes_out);
+        line_puts(&l, " bytes");
+        line_field(&l, "us", (unsigned long long)us);
+        line_puts(&l, " us");
+        if (r->loss) {
+            line_puts(&l, " loss=");
+            line_puts(&l, r->loss);
+        }
     } else {
         line_puts(&l, "\"event\":\"request\",\"method\":");
         line_json_string(&l, r->method);
@@ -165,10 +204,10 @@ void srv_log_request_write(const srv_log_request *r)
         line_json_string(&l, r->path);
         line_puts(&l, ",\"loss\":");
         line_json_string(&l, r->loss);
-        line_printf(&l,
-                    ",\"status\":%d,\"bytes_in\":%zu,\"bytes_out\":%zu,"
-                    "\"us\":%lld",
-                    r->status, r->bytes_in, r->bytes_out, r->micros);
+        line_field(&l, "status", (unsigned)(r->status < 0 ? 0 : r->status));
+        line_field(&l, "bytes_in", r->bytes_in);
+        line_field(&l, "bytes_out", r->bytes_out);
+        line_field(&l, "us", (unsigned long long)us);
     }
     line_end(&l);
 }
