@@ -527,7 +527,9 @@ void srv_buf_numbers(srv_buf *b, const double *x, size_t n, int f64)
 
     srv_buf_put(b, "[", 1);
     for (i = 0; i < n; i++) {
-        if (reserve(b, NUMBER_ROOM + 1) != 0)
+        /* reserve() only when the room may be short, not once a number */
+        if ((b->oom || b->cap - b->len < NUMBER_ROOM + 1) &&
+            reserve(b, NUMBER_ROOM + 1) != 0)
             return;
         if (i)
             b->p[b->len++] = ',';
