@@ -130,8 +130,6 @@ static int div_check_params(const loss_divergence_args *a, loss_error *err)
     return LOSS_OK;
 }
 
-/* Probabilities: checks the row and sets s->u; log u is left to the row
- * pass or to eps. */
 /* One pass over a probabilities row: whether every x is finite and >= 0,
  * and (when so) its largest value and its sum, in four independent chains
  * so that the loop runs at the speed of its loads rather than of
