@@ -119,10 +119,11 @@ static double vae_bernoulli(double x, double r, double *dr)
  * tail is log1p(e): one exp and one log for both. */
 static double vae_bernoulli_logits(double x, double l, double *dl)
 {
-    double e = exp(-fabs(l)), big = 1.0 / (1.0 + e);
+    double e = exp(-fabs(l)), u = 1.0 + e, big = 1.0 / u;
 
     *dl = (l >= 0.0 ? big : e * big) - x;
-    return fmax(l, 0.0) - x * l + loss_log1p(e);
+    /* loss_log1p(e), sharing 1/u with the sigmoid */
+    return (l > 0.0 ? l : 0.0) - x * l + (log(u) + (e - (u - 1.0)) * big);
 }
 
 static double vae_gaussian(double x, double r, double *dr)
@@ -356,13 +357,14 @@ typedef struct gan_term {
 /* From a logit l.  With e = e^-|l| and s = log1p(e), the softplus
  * log(1 + e^+-l) = max(+-l, 0) + s, without overflow or loss of the small
  * tail, and sigmoid(+-l) is 1/(1 + e) or e/(1 + e), exponentiating only
- * non-positive numbers: one exp, one log (loss_log1p) and one division give
- * all four values. */
+ * non-positive numbers: one exp, one log and one division give all four
+ * values (s is loss_log1p's log(u) + c/u, u = 1 + e in [1, 2], with the
+ * sigmoid's 1/u). */
 static inline gan_term gan_from_logit(double l)
 {
     gan_term t;
-    double e = exp(-fabs(l)), s = loss_log1p(e), big = 1.0 / (1.0 + e),
-           small = e * big;
+    double e = exp(-fabs(l)), u = 1.0 + e, big = 1.0 / u, small = e * big;
+    double s = log(u) + (e - (u - 1.0)) * big; /* loss_log1p(e), sharing 1/u */
 
     /* Selects, not fmax (a libm call here): the sign of l is random in a
      * batch, and these compile to masks rather than branches. */
