@@ -182,3 +182,20 @@ void srv_arena_leave(void)
 {
     current = NULL;
 }
+
+/* Method: cJSON_malloc goes through whatever hooks are installed; the
+ * block it returns lies in the current arena's current block exactly when
+ * those hooks are this file's and the arena is entered.  Otherwise the
+ * block is given back. */
+srv_arena *srv_arena_cjson(void)
+{
+    srv_arena *a = current;
+    char *p;
+
+    if (a == NULL || (p = cJSON_malloc(1)) == NULL)
+        return NULL;
+    if (a->buf != NULL && p >= a->buf && p < a->buf + a->used)
+        return a;
+    cJSON_free(p);
+    return NULL;
+}

@@ -60,4 +60,10 @@ void srv_json_hooks(cJSON_Hooks *h);
 void srv_arena_enter(srv_arena *a);
 void srv_arena_leave(void);
 
+/* The calling thread's arena when cJSON's allocations come from it (the
+ * hooks installed, an arena entered), else NULL.  A builder of cJSON trees
+ * may then take memory for them from the arena directly: cJSON_Delete
+ * treats it as its own.  Asks cJSON for one small block to find out. */
+srv_arena *srv_arena_cjson(void);
+
 #endif

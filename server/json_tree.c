@@ -2,8 +2,10 @@
  * decimal-to-double conversion (json_tree.h). */
 #include "json_tree.h"
 
+#include "arena.h"
 #include "json_pow10.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -273,12 +275,23 @@ int srv_json_number(const char *s, size_t len, double *out)
     return number_value(s, len, m, e, exact, out);
 }
 
-/* ---- The tree ----------------------------------------------------------- */
+/* ---- The tree -----------------------------------------------------------
+ * Nodes are made here, not by cJSON's constructors, with exactly the
+ * fields those set (everything else zero) and linked as cJSON links them:
+ * next runs forward, prev backward, and the first child's prev points to
+ * the last child.  Their memory comes from the same place cJSON's would:
+ * cJSON_malloc, or, when that is the calling thread's arena
+ * (srv_arena_cjson), the arena itself, a batch of nodes at a time. */
+
+/* Nodes taken from the arena at once, at most. */
+#define NODE_BATCH 64
 
 typedef struct reader {
     const char *p, *end;
     size_t depth, max_depth;
-    srv_tree_status status; /* the first reason to stop */
+    srv_arena *arena;          /* where memory comes from, or NULL */
+    cJSON *spare, *spare_end;  /* nodes taken from the arena, not yet used */
+    srv_tree_status status;    /* the first reason to stop */
 } reader;
 
 static cJSON *stop(reader *r, srv_tree_status s)
@@ -286,6 +299,70 @@ static cJSON *stop(reader *r, srv_tree_status s)
     if (r->status == SRV_TREE_OK)
         r->status = s;
     return NULL;
+}
+
+/* n bytes from where cJSON would take them; NULL (stopped) when out of
+ * memory. */
+static void *take(reader *r, size_t n)
+{
+    void *p = r->arena != NULL ? srv_arena_alloc(r->arena, n) : cJSON_malloc(n);
+
+    if (p == NULL)
+        stop(r, SRV_TREE_NOMEM);
+    return p;
+}
+
+/* A node of the given type, every other field zero, as cJSON_New_Item
+ * makes it. */
+static cJSON *node_new(reader *r, int type)
+{
+    cJSON *item;
+    size_t n;
+
+    if (r->arena == NULL) {
+        if ((item = take(r, sizeof *item)) == NULL)
+            return NULL;
+    } else {
+        if (r->spare == r->spare_end) {
+            /* Every node needs a byte of the body at least. */
+            n = (size_t)(r->end - r->p) + 1;
+            n = n < NODE_BATCH ? n : NODE_BATCH;
+            if ((r->spare = take(r, n * sizeof *item)) == NULL)
+                return NULL;
+            r->spare_end = r->spare + n;
+        }
+        item = r->spare++;
+    }
+    memset(item, 0, sizeof *item);
+    item->type = type;
+    return item;
+}
+
+/* Releases a tree of the reader's after a failure: in the arena, nothing
+ * to do (it all goes with the arena). */
+static void tree_drop(reader *r, cJSON *item)
+{
+    if (r->arena == NULL)
+        cJSON_Delete(item);
+}
+
+/* Appends item to the children of parent; *last is the last child so
+ * far (NULL before the first).  parent->child->prev is set once, by
+ * children_close. */
+static void child_append(cJSON *parent, cJSON **last, cJSON *item)
+{
+    if (*last == NULL)
+        parent->child = item;
+    else
+        (*last)->next = item;
+    item->prev = *last;
+    *last = item;
+}
+
+static void children_close(cJSON *parent, cJSON *last)
+{
+    if (last != NULL)
+        parent->child->prev = last;
 }
 
 static void skip_space(reader *r)
@@ -299,6 +376,16 @@ static int number_char(char c)
 {
     return (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.' ||
            c == 'e' || c == 'E';
+}
+
+/* valueint as cJSON sets it: saturated at INT_MIN and INT_MAX. */
+static int number_int(double d)
+{
+    if (d >= INT_MAX)
+        return INT_MAX;
+    if (d <= (double)INT_MIN)
+        return INT_MIN;
+    return (int)d;
 }
 
 static cJSON *read_number(reader *r)
@@ -317,17 +404,21 @@ static cJSON *read_number(reader *r)
     if (number_value(s, n, m, e, exact, &d) != 0)
         return stop(r, SRV_TREE_DECLINED);
     r->p += n;
-    if ((item = cJSON_CreateNumber(d)) == NULL)
-        return stop(r, SRV_TREE_NOMEM);
+    if ((item = node_new(r, cJSON_Number)) == NULL)
+        return NULL;
+    item->valuedouble = d;
+    item->valueint = number_int(d);
     return item;
 }
 
-/* The characters of a string without escapes or control characters, NUL-
- * terminated into buf; -1 (declined) otherwise. */
-static int read_text(reader *r, char buf[STRING_MAX + 1])
+/* The characters of a string without escapes or control characters,
+ * copied NUL-terminated to memory of the reader's; NULL (stopped)
+ * otherwise. */
+static char *read_text(reader *r)
 {
     const char *s = ++r->p;
     size_t n;
+    char *text;
 
     while (r->p < r->end && *r->p != '"' && *r->p != '\\' &&
            (unsigned char)*r->p >= 0x20)
@@ -335,23 +426,26 @@ static int read_text(reader *r, char buf[STRING_MAX + 1])
     if (r->p == r->end || *r->p != '"' ||
         (n = (size_t)(r->p - s)) > STRING_MAX) {
         stop(r, SRV_TREE_DECLINED);
-        return -1;
+        return NULL;
     }
-    memcpy(buf, s, n);
-    buf[n] = '\0';
+    if ((text = take(r, n + 1)) == NULL)
+        return NULL;
+    memcpy(text, s, n);
+    text[n] = '\0';
     r->p++;
-    return 0;
+    return text;
 }
 
 static cJSON *read_string(reader *r)
 {
-    char buf[STRING_MAX + 1];
     cJSON *item;
 
-    if (read_text(r, buf) != 0)
+    if ((item = node_new(r, cJSON_String)) == NULL)
         return NULL;
-    if ((item = cJSON_CreateString(buf)) == NULL)
-        return stop(r, SRV_TREE_NOMEM);
+    if ((item->valuestring = read_text(r)) == NULL) {
+        tree_drop(r, item);
+        return NULL;
+    }
     return item;
 }
 
@@ -372,9 +466,8 @@ static cJSON *read_word(reader *r)
         if (left < words[i].len ||
             memcmp(r->p, words[i].text, words[i].len) != 0)
             continue;
-        if ((item = cJSON_CreateNull()) == NULL)
-            return stop(r, SRV_TREE_NOMEM);
-        item->type = words[i].type;
+        if ((item = node_new(r, words[i].type)) == NULL)
+            return NULL;
         item->valueint = words[i].type == cJSON_True;
         r->p += words[i].len;
         return item;
@@ -404,13 +497,13 @@ static int next_element(reader *r, char close)
 
 static cJSON *read_array(reader *r)
 {
-    cJSON *arr, *item;
+    cJSON *arr, *item, *last = NULL;
     int more = 0;
 
     if (++r->depth > r->max_depth)
         return stop(r, SRV_TREE_DECLINED);
-    if ((arr = cJSON_CreateArray()) == NULL)
-        return stop(r, SRV_TREE_NOMEM);
+    if ((arr = node_new(r, cJSON_Array)) == NULL)
+        return NULL;
     r->p++;
     skip_space(r);
     if (r->p < r->end && *r->p == ']') {
@@ -421,52 +514,57 @@ static cJSON *read_array(reader *r)
     do {
         if ((item = read_value(r)) == NULL)
             break;
-        cJSON_AddItemToArray(arr, item);
+        child_append(arr, &last, item);
     } while ((more = next_element(r, ']')) == 0);
+    children_close(arr, last);
     if (item == NULL || more < 0) {
-        cJSON_Delete(arr);
+        tree_drop(r, arr);
         return NULL;
     }
     r->depth--;
     return arr;
 }
 
-/* One "key": value member added to obj; -1 when stopped. */
-static int read_member(reader *r, cJSON *obj)
+/* One "key": value member appended to obj's children; -1 when stopped. */
+static int read_member(reader *r, cJSON *obj, cJSON **last)
 {
-    char key[STRING_MAX + 1];
+    char *key;
     cJSON *item;
 
-    if (r->p == r->end || *r->p != '"' || read_text(r, key) != 0) {
+    if (r->p == r->end || *r->p != '"') {
         stop(r, SRV_TREE_DECLINED);
         return -1;
     }
+    if ((key = read_text(r)) == NULL)
+        return -1;
     skip_space(r);
     if (r->p == r->end || *r->p != ':') {
         stop(r, SRV_TREE_DECLINED);
+        if (r->arena == NULL)
+            cJSON_free(key);
         return -1;
     }
     r->p++;
     skip_space(r);
-    if ((item = read_value(r)) == NULL)
-        return -1;
-    if (!cJSON_AddItemToObject(obj, key, item)) {
-        cJSON_Delete(item);
-        stop(r, SRV_TREE_NOMEM);
+    if ((item = read_value(r)) == NULL) {
+        if (r->arena == NULL)
+            cJSON_free(key);
         return -1;
     }
+    item->string = key;
+    child_append(obj, last, item);
     return 0;
 }
 
 static cJSON *read_object(reader *r)
 {
-    cJSON *obj;
+    cJSON *obj, *last = NULL;
     int more = -1;
 
     if (++r->depth > r->max_depth)
         return stop(r, SRV_TREE_DECLINED);
-    if ((obj = cJSON_CreateObject()) == NULL)
-        return stop(r, SRV_TREE_NOMEM);
+    if ((obj = node_new(r, cJSON_Object)) == NULL)
+        return NULL;
     r->p++;
     skip_space(r);
     if (r->p < r->end && *r->p == '}') {
@@ -474,10 +572,12 @@ static cJSON *read_object(reader *r)
         r->depth--;
         return obj;
     }
-    while (read_member(r, obj) == 0 && (more = next_element(r, '}')) == 0)
+    while (read_member(r, obj, &last) == 0 &&
+           (more = next_element(r, '}')) == 0)
         ;
+    children_close(obj, last);
     if (more != 1) {
-        cJSON_Delete(obj);
+        tree_drop(r, obj);
         return NULL;
     }
     r->depth--;
@@ -514,6 +614,8 @@ srv_tree_status srv_json_tree_parse(const char *body, size_t len,
     r.end = body + len;
     r.depth = 0;
     r.max_depth = max_depth;
+    r.arena = srv_arena_cjson();
+    r.spare = r.spare_end = NULL;
     r.status = SRV_TREE_OK;
     skip_space(&r);
     *out = read_value(&r);

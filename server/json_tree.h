@@ -2,10 +2,12 @@
  *
  * The contract's bodies are mostly numbers, and cJSON reads each one with
  * strtod, which dominates the parse of a large batch.  This reader builds
- * the same tree with cJSON's own constructors (so cJSON_Delete and every
- * cJSON accessor work on it, and the allocation hooks apply) but converts
- * numbers itself, exactly: a decimal of at most 19 significant digits is
- * rounded correctly by one floating-point operation where both operands
+ * the same tree, node for node and link for link, in memory from cJSON's
+ * own allocator (cJSON_malloc, or straight from the calling thread's arena
+ * when that is where cJSON allocates, srv_arena_cjson), so cJSON_Delete
+ * and every cJSON accessor work on it.  It converts numbers itself,
+ * exactly: a decimal of at most 19 significant digits is rounded
+ * correctly by one floating-point operation where both operands
  * are exact (Clinger's fast path), or else in integer arithmetic with a
  * 128-bit power of ten (Eisel-Lemire), correct for every such decimal; a
  * longer one is settled the same way when its first 19 digits and those

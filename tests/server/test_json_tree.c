@@ -509,6 +509,108 @@ Test(json_tree, random_documents_agree_with_cjson)
     cr_assert_gt(accepted, 10000, "only %zu of 20000 read", accepted);
 }
 
+/* 1 when every container's children are linked as cJSON links them: next
+ * forward to NULL, prev backward, and the first child's prev at the last. */
+static int links_ok(const cJSON *node)
+{
+    const cJSON *c, *last = NULL;
+
+    for (c = node->child; c != NULL; last = c, c = c->next) {
+        if (c != node->child && c->prev != last)
+            return 0;
+        if (!links_ok(c))
+            return 0;
+    }
+    return node->child == NULL || node->child->prev == last;
+}
+
+/* Reads text inside an arena with cJSON's hooks installed, where the
+ * reader takes its nodes from the arena itself, and holds the result to
+ * cJSON's tree read outside it: the same status as outside, and when
+ * accepted, the same tree, links and end.  Returns the status. */
+static srv_tree_status compare_in_arena(const char *text, size_t len)
+{
+    _Alignas(max_align_t) char first[2048];
+    const char *end = NULL, *cend = NULL;
+    cJSON *mine = NULL, *theirs, *plain = NULL;
+    srv_tree_status st, outside;
+    srv_arena a;
+
+    srv_json_hooks_install();
+    outside = srv_json_tree_parse(text, len, 4, &plain, &cend);
+    cJSON_Delete(plain);
+    srv_arena_init(&a, first, sizeof first, 4 * len);
+    srv_arena_enter(&a);
+    cr_assert_eq(srv_arena_cjson(), &a);
+    st = srv_json_tree_parse(text, len, 4, &mine, &end);
+    srv_arena_leave();
+    cr_assert_eq(st, outside, "status %d in the arena, %d outside: %.*s", st,
+                 outside, (int)len, text);
+    if (st == SRV_TREE_OK) {
+        cr_assert_not_null(mine);
+        theirs = cJSON_ParseWithLengthOpts(text, len, &cend, 0);
+        cr_assert_not_null(theirs);
+        cr_assert(same_tree(mine, theirs), "trees differ: %.*s", (int)len,
+                  text);
+        cr_assert(links_ok(mine) && links_ok(theirs), "links: %.*s", (int)len,
+                  text);
+        cr_assert_eq(end, cend);
+        cJSON_Delete(theirs);
+        srv_arena_enter(&a);
+        cJSON_Delete(mine); /* nothing to free in the arena, and no crash */
+        srv_arena_leave();
+    } else {
+        cr_assert_null(mine);
+    }
+    srv_arena_cleanup(&a);
+    return st;
+}
+
+Test(json_tree, trees_built_in_the_arena_are_cjson_trees)
+{
+    static const char noise[] = " ,:[]{}\"-+.eE0123456789tfnu\\x";
+    char doc[4096];
+    size_t i, n, accepted = 0;
+
+    for (i = 0; i < 20000; i++) {
+        n = random_value(doc, sizeof doc, 0);
+        if (i % 2 == 1 && n > 0)
+            doc[next_u64() % n] = noise[next_u64() % (sizeof noise - 1)];
+        if (compare_in_arena(doc, n) == SRV_TREE_OK)
+            accepted++;
+    }
+    cr_assert_gt(accepted, 10000, "only %zu of 20000 read", accepted);
+    cr_assert_eq(compare_in_arena("{\"a\": [[1, 2], [3]], \"b\": \"x\"}", 31),
+                 SRV_TREE_OK);
+    cr_assert_eq(compare_in_arena("{\"a\": [1, 2,]}", 14), SRV_TREE_DECLINED);
+}
+
+Test(json_tree, numbers_keep_cjson_valueint_saturation)
+{
+    expect_same("[2147483646.5, 2147483647.5, -2147483648.5, -2147483647.9,"
+                " 1e300, -1e300, 1e999, -1e999, 0.9999999999, -0.5]");
+    cr_assert_eq(compare_in_arena("[2147483647.5, -2147483648.5, 1e999]", 36),
+                 SRV_TREE_OK);
+}
+
+/* A large array crosses many of the arena's blocks and node batches. */
+Test(json_tree, a_large_body_in_the_arena_reads_as_cjson_reads_it)
+{
+    size_t cap = 4 << 20, n = 0, i;
+    char *doc = malloc(cap);
+
+    cr_assert_not_null(doc);
+    n += (size_t)snprintf(doc + n, cap - n, "{\"x\": [");
+    for (i = 0; i < 40000; i++)
+        n += (size_t)snprintf(doc + n, cap - n, "%s[%.17g, \"s%zu\", %s]",
+                              i ? "," : "", (double)i / 7.0 - 3000.0, i % 10,
+                              i % 3 ? "true" : "null");
+    n += (size_t)snprintf(doc + n, cap - n, "]}");
+    cr_assert_lt(n, cap);
+    cr_assert_eq(compare_in_arena(doc, n), SRV_TREE_OK);
+    free(doc);
+}
+
 /* ---- The arena ----------------------------------------------------------- */
 
 Test(arena, allocations_are_aligned_distinct_and_grow)
@@ -555,6 +657,37 @@ Test(arena, cjson_parses_into_the_arena_and_nothing_leaks)
         cJSON_Delete(outside);
         srv_arena_cleanup(&a);
     }
+}
+
+/* Without lossd's hooks installed, an entered arena is not where cJSON
+ * allocates: the reader then makes its tree with cJSON_malloc, so that
+ * cJSON_Delete frees it (outside the arena) as any other. */
+Test(arena, the_reader_uses_the_arena_only_when_cjson_does)
+{
+    const char *doc = "{\"a\": [1, 2.5, \"s\", true], \"b\": {\"c\": null}}";
+    const char *end;
+    cJSON *tree = NULL;
+    srv_arena a;
+
+    srv_arena_init(&a, NULL, 0, 0);
+    cr_assert_null(srv_arena_cjson());
+    srv_arena_enter(&a);
+    cr_assert_null(srv_arena_cjson());
+    cr_assert_eq(srv_json_tree_parse(doc, strlen(doc), 4, &tree, &end),
+                 SRV_TREE_OK);
+    srv_arena_leave();
+    cr_assert_null(a.blocks);
+    cr_assert(links_ok(tree));
+    cJSON_Delete(tree);
+    srv_arena_cleanup(&a);
+
+    srv_json_hooks_install();
+    srv_arena_init(&a, NULL, 0, 0);
+    srv_arena_enter(&a);
+    cr_assert_eq(srv_arena_cjson(), &a);
+    srv_arena_leave();
+    cr_assert_null(srv_arena_cjson());
+    srv_arena_cleanup(&a);
 }
 
 Test(arena, rewind_returns_to_the_first_buffer)
@@ -620,4 +753,132 @@ Test(json_tree, a_body_declined_late_reads_the_same_through_cjson)
 
     cr_assert_eq(fast, slow);
     cr_assert_neq(fast, softmax_loss("\"mean\""));
+}
+
+/* ---- The walk of innermost arrays ----------------------------------------- */
+
+/* The status, error code, field and message of a request. */
+static int run_error(const char *loss, const char *body, char *code,
+                     char *field, char *message)
+{
+    const char *end;
+    srv_reply r;
+    cJSON *resp, *e;
+    int status;
+
+    srv_loss_run(loss, body, strlen(body), &r);
+    resp = cJSON_ParseWithLengthOpts(r.body, r.len, &end, 0);
+    cr_assert_not_null(resp);
+    status = r.status;
+    e = cJSON_GetObjectItemCaseSensitive(resp, "error");
+    code[0] = field[0] = message[0] = '\0';
+    if (e != NULL) {
+        cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "code");
+        cJSON *f = cJSON_GetObjectItemCaseSensitive(e, "field");
+        cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
+        snprintf(code, 64, "%s", cJSON_IsString(c) ? c->valuestring : "");
+        snprintf(field, 64, "%s", cJSON_IsString(f) ? f->valuestring : "");
+        snprintf(message, 256, "%s", cJSON_IsString(m) ? m->valuestring : "");
+    }
+    cJSON_Delete(resp);
+    srv_reply_cleanup(&r);
+    return status;
+}
+
+/* Each kind of bad value, at each place of a 3x4 logits and of the labels:
+ * the error names that place, with the words the element-by-element walk
+ * has always used, and a second bad value later on is not the one named. */
+Test(json_in, a_bad_value_in_a_row_is_named_where_it_is)
+{
+    static const struct {
+        const char *token;
+        int status;
+        const char *code, *words;
+    } bad[] = {
+        {"null", 400, "wrong_type", "must be a number, not null"},
+        {"true", 400, "wrong_type", "must be a number, not a boolean"},
+        {"\"7\"", 400, "wrong_type", "must be a number, not a string"},
+        {"{}", 400, "wrong_type", "must be a number, not an object"},
+        {"[1]", 422, "shape_mismatch",
+         "is an array where a number belongs: logits is 2-dimensional"},
+        {"1e999", 422, "non_finite",
+         "is infinite or NaN (numbers must be finite doubles)"},
+    };
+    char body[512], code[64], field[64], message[256], want[256], path[32];
+    size_t b, i, j, k;
+
+    for (b = 0; b < sizeof bad / sizeof bad[0]; b++)
+        for (i = 0; i < 3; i++)
+            for (j = 0; j < 4; j++) {
+                int at = sprintf(body, "{\"logits\":[");
+                for (k = 0; k < 12; k++)
+                    at += sprintf(body + at, "%s%s%s%s", k % 4 ? "" : "[",
+                                  k == i * 4 + j   ? bad[b].token
+                                  : k == 11 && j < 3 ? "null"
+                                                   : "0.5",
+                                  k % 4 == 3 ? "]" : "", k < 11 ? "," : "");
+                sprintf(body + at, "],\"labels\":[0,1,2]}");
+                sprintf(path, "logits[%zu][%zu]", i, j);
+                sprintf(want, "%s %s", path, bad[b].words);
+                cr_assert_eq(run_error("softmax", body, code, field, message),
+                             bad[b].status, "%s", body);
+                cr_assert_str_eq(code, bad[b].code, "%s", body);
+                cr_assert_str_eq(field, path, "%s", body);
+                cr_assert_str_eq(message, want, "%s", body);
+            }
+    for (j = 0; j < 3; j++) {
+        sprintf(body, "{\"logits\":[[1,2],[3,4],[5,6]],\"labels\":[%s,%s,%s]}",
+                j == 0 ? "1.5" : "0", j == 1 ? "1e19" : "1",
+                j == 2 ? "-0.25" : "0");
+        sprintf(path, "labels[%zu]", j);
+        sprintf(want, "%s must be an integer (64-bit), got %s", path,
+                j == 0 ? "1.5" : j == 1 ? "1e+19" : "-0.25");
+        cr_assert_eq(run_error("softmax", body, code, field, message), 400);
+        cr_assert_str_eq(code, "wrong_type");
+        cr_assert_str_eq(field, path);
+        cr_assert_str_eq(message, want);
+    }
+}
+
+/* Rows longer or shorter than the first, before or after a bad value. */
+Test(json_in, rows_of_another_length_are_named)
+{
+    char code[64], field[64], message[256];
+
+    cr_assert_eq(run_error("softmax",
+                           "{\"logits\":[[1,2,3],[4,5,6,7,8,9,10,11],[null]],"
+                           "\"labels\":[0,1,2]}",
+                           code, field, message),
+                 422);
+    cr_assert_str_eq(field, "logits[1]");
+    cr_assert_str_eq(message, "logits[1] has 8 entries, logits[0] has 3 (rows "
+                              "must all have the same length)");
+    cr_assert_eq(run_error("softmax",
+                           "{\"logits\":[[1,2,3],[4,5],[6,7,8]],"
+                           "\"labels\":[0,1,2]}",
+                           code, field, message),
+                 422);
+    cr_assert_str_eq(message, "logits[1] has 2 entries, logits[0] has 3 (rows "
+                              "must all have the same length)");
+    cr_assert_eq(run_error("softmax",
+                           "{\"logits\":[[1,2,3],[4,5,6,7],[6,7,8]],"
+                           "\"labels\":[0,1,[2]]}",
+                           code, field, message),
+                 422);
+    cr_assert_str_eq(field, "logits[1]");
+    cr_assert_eq(run_error("softmax",
+                           "{\"logits\":[[1,2,3],[4,false,6,7],[6,7,8]],"
+                           "\"labels\":[0,1,2]}",
+                           code, field, message),
+                 400);
+    cr_assert_str_eq(field, "logits[1][1]");
+    cr_assert_eq(run_error("contrastive",
+                           "{\"x1\":[[[1,2],[1,2,3]],[[1,2],[3,4]]],"
+                           "\"x2\":[[[1,2],[1,2]],[[1,2],[3,4]]],"
+                           "\"labels\":[1,0]}",
+                           code, field, message),
+                 422);
+    cr_assert_str_eq(field, "x1[0][1]");
+    cr_assert_str_eq(message, "x1[0][1] has 3 entries, x1[0][0] has 2 (rows "
+                              "must all have the same length)");
 }
