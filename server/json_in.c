@@ -399,6 +399,54 @@ static int bad_length(walker *w, size_t depth, size_t n)
                         path, n, ref, expected_len(w, depth));
 }
 
+/* cJSON_IsNumber, inline: the walk asks it once per value. */
+static int is_number(const cJSON *e)
+{
+    return (e->type & 0xFF) == cJSON_Number;
+}
+
+/* Whether e is a value the walk stores as it is: a finite number, and an
+ * integer that fits int64_t for an integer tensor. */
+static int plain_value(const cJSON *e, int integer)
+{
+    double x = e->valuedouble;
+
+    return is_number(e) && isfinite(x) &&
+           (!integer || (x == floor(x) && fabs(x) < 9.2e18));
+}
+
+/* The values of an innermost array (depth rank - 1), straight into the
+ * tensor; *n is how many there were.  The first that is not plain
+ * (plain_value) is left to leaf, which reports it as the walk element by
+ * element would. */
+static int walk_row(walker *w, const cJSON *node, size_t depth, size_t *n)
+{
+    const cJSON *e;
+    size_t k = 0, at = w->count, cap = w->cap;
+    int integer = w->integer;
+    double *v = w->t->v;
+    int64_t *iv = w->t->iv;
+
+    for (e = node->child; e != NULL; e = e->next, k++, at++) {
+        if (!plain_value(e, integer)) {
+            w->idx[depth] = k;
+            w->count = at;
+            if (leaf(w, e, depth + 1) != 0)
+                return -1;
+            continue; /* leaf stored it */
+        }
+        if (at < cap) {
+            if (integer)
+                iv[at] = (int64_t)e->valuedouble;
+            else
+                v[at] = e->valuedouble;
+        }
+    }
+    w->count = at;
+    *n = k;
+    return 0;
+}
+
 static int walk(walker *w, const cJSON *node, size_t depth)
 {
     const cJSON *e;
@@ -418,11 +466,16 @@ static int walk(walker *w, const cJSON *node, size_t depth)
                             "%s must be an array, not %s", path,
                             type_name(node));
     }
-    cJSON_ArrayForEach(e, node)
-    {
-        w->idx[depth] = n++;
-        if (walk(w, e, depth + 1) != 0)
+    if (depth + 1 == w->rank) {
+        if (walk_row(w, node, depth, &n) != 0)
             return -1;
+    } else {
+        cJSON_ArrayForEach(e, node)
+        {
+            w->idx[depth] = n++;
+            if (walk(w, e, depth + 1) != 0)
+                return -1;
+        }
     }
     if (depth > 0 && n != expected_len(w, depth))
         return bad_length(w, depth, n);
