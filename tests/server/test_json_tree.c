@@ -348,6 +348,44 @@ Test(json_number, a_million_inputs_match_strtod)
     }
 }
 
+/* Digit runs of every length from 1 to 40, before and after the point,
+ * with and without an exponent, followed by each byte that may end a
+ * number and by enough text that they are read eight bytes at a time:
+ * alone they convert as strtod converts them, and in an array the reader
+ * agrees with cJSON. */
+Test(json_number, digit_runs_of_every_length_match)
+{
+    static const char *const exps[] = {"", "e3", "E-2", "e+17", "E0"};
+    static const char *const ends[] = {",", " ,", "\n,", "]"};
+    char num[128], doc[512];
+    size_t a, b, x, t, i;
+    int n;
+
+    for (a = 1; a <= 40; a++)
+        for (b = 0; b <= 40; b += (b < 24 ? 1 : 8))
+            for (x = 0; x < sizeof exps / sizeof exps[0]; x++) {
+                n = 0;
+                for (i = 0; i < a; i++)
+                    num[n++] = (char)('0' + (i == 0 ? 1 + next_u64() % 9
+                                                    : next_u64() % 10));
+                if (b > 0)
+                    num[n++] = '.';
+                for (i = 0; i < b; i++)
+                    num[n++] = (char)('0' + next_u64() % 10);
+                snprintf(num + n, sizeof num - (size_t)n, "%s", exps[x]);
+                if (strlen(num) > 62) /* and "-" before it: 63 */
+                    continue;
+                expect_number(num);
+                t = (a + b + x) % (sizeof ends / sizeof ends[0]);
+                snprintf(doc, sizeof doc, "[%s%s 0, -%s, 0.%.*s]         ",
+                         num, ends[t], num, (int)strspn(num, "0123456789"),
+                         num);
+                if (t == 3)
+                    snprintf(doc, sizeof doc, "[-%s%s         ", num, ends[t]);
+                cr_assert_eq(compare(doc, strlen(doc)), SRV_TREE_OK, "%s", doc);
+            }
+}
+
 Test(json_number, rejects_what_is_not_strict_json)
 {
     static const char *const bad[] = {
