@@ -260,7 +260,7 @@ static cJSON *parse_body(const char *body, size_t len, srv_arena *arena,
         srv_fail_set(f, 400, "invalid_json", NULL, "the body is empty");
         return NULL;
     }
-    switch (srv_json_tree_parse(body, len, SRV_MAX_DEPTH, &root, &end)) {
+    switch (srv_json_tree_parse_packed(body, len, SRV_MAX_DEPTH, &root, &end)) {
     case SRV_TREE_OK:
         break;
     case SRV_TREE_NOMEM:
@@ -447,6 +447,61 @@ static int walk_row(walker *w, const cJSON *node, size_t depth, size_t *n)
     return 0;
 }
 
+/* A number node for element k of a packed array, for the checks and the
+ * messages that take one. */
+static cJSON packed_element(const cJSON *a, size_t k)
+{
+    cJSON e;
+
+    memset(&e, 0, sizeof e);
+    e.type = cJSON_Number;
+    e.valuedouble = srv_json_packed_values(a)[k];
+    return e;
+}
+
+/* walk_row for a packed array (json_tree.h): its numbers are already
+ * doubles. */
+static int walk_packed_row(walker *w, const cJSON *node, size_t depth,
+                           size_t *n)
+{
+    const double *x = srv_json_packed_values(node);
+    size_t k, len = srv_json_packed_len(node), at = w->count, cap = w->cap;
+    int integer = w->integer;
+    cJSON e;
+
+    for (k = 0; k < len; k++, at++) {
+        if (!isfinite(x[k]) ||
+            (integer && (x[k] != floor(x[k]) || fabs(x[k]) >= 9.2e18))) {
+            w->idx[depth] = k;
+            w->count = at;
+            e = packed_element(node, k);
+            if (leaf(w, &e, depth + 1) != 0)
+                return -1;
+            continue; /* leaf stored it */
+        }
+        if (at < cap) {
+            if (integer)
+                w->t->iv[at] = (int64_t)x[k];
+            else
+                w->t->v[at] = x[k];
+        }
+    }
+    w->count = at;
+    *n = len;
+    return 0;
+}
+
+static int walk(walker *w, const cJSON *node, size_t depth);
+
+/* A packed array where arrays belong: its first number is the error. */
+static int walk_packed_deep(walker *w, const cJSON *node, size_t depth)
+{
+    cJSON e = packed_element(node, 0);
+
+    w->idx[depth] = 0;
+    return walk(w, &e, depth + 1);
+}
+
 static int walk(walker *w, const cJSON *node, size_t depth)
 {
     const cJSON *e;
@@ -466,7 +521,12 @@ static int walk(walker *w, const cJSON *node, size_t depth)
                             "%s must be an array, not %s", path,
                             type_name(node));
     }
-    if (depth + 1 == w->rank) {
+    if (srv_json_packed(node)) {
+        if (depth + 1 < w->rank)
+            return walk_packed_deep(w, node, depth);
+        if (walk_packed_row(w, node, depth, &n) != 0)
+            return -1;
+    } else if (depth + 1 == w->rank) {
         if (walk_row(w, node, depth, &n) != 0)
             return -1;
     } else {
@@ -484,6 +544,8 @@ static int walk(walker *w, const cJSON *node, size_t depth)
 
 static size_t array_len(const cJSON *a)
 {
+    if (srv_json_packed(a))
+        return srv_json_packed_len(a);
     return cJSON_IsArray(a) ? (size_t)cJSON_GetArraySize(a) : 0;
 }
 

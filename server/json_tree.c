@@ -289,9 +289,12 @@ int srv_json_number(const char *s, size_t len, double *out)
 typedef struct reader {
     const char *p, *end;
     size_t depth, max_depth;
-    srv_arena *arena;          /* where memory comes from, or NULL */
-    cJSON *spare, *spare_end;  /* nodes taken from the arena, not yet used */
-    srv_tree_status status;    /* the first reason to stop */
+    srv_arena *arena;         /* where memory comes from, or NULL */
+    cJSON *spare, *spare_end; /* nodes taken from the arena, not yet used */
+    int packed;               /* arrays of numbers packed (json_tree.h) */
+    double *run;              /* the numbers of the array being read */
+    size_t run_cap;           /* doubles room in run (malloc'd) */
+    srv_tree_status status;   /* the first reason to stop */
 } reader;
 
 static cJSON *stop(reader *r, srv_tree_status s)
@@ -388,27 +391,45 @@ static int number_int(double d)
     return (int)d;
 }
 
-static cJSON *read_number(reader *r)
+/* The number at r->p into *d; -1 (stopped) when it is not one this
+ * reader takes. */
+static int read_double(reader *r, double *d)
 {
     const char *s = r->p;
     uint64_t m;
     long e;
     int exact;
     size_t n = number_scan(s, (size_t)(r->end - s), &m, &e, &exact);
-    double d;
-    cJSON *item;
 
     /* cJSON reads "01" or "1.5.3" its own way: leave those to it. */
-    if (n == 0 || n > NUMBER_MAX || (s + n < r->end && number_char(s[n])))
-        return stop(r, SRV_TREE_DECLINED);
-    if (number_value(s, n, m, e, exact, &d) != 0)
-        return stop(r, SRV_TREE_DECLINED);
+    if (n == 0 || n > NUMBER_MAX || (s + n < r->end && number_char(s[n])) ||
+        number_value(s, n, m, e, exact, d) != 0) {
+        stop(r, SRV_TREE_DECLINED);
+        return -1;
+    }
     r->p += n;
-    if ((item = node_new(r, cJSON_Number)) == NULL)
-        return NULL;
-    item->valuedouble = d;
-    item->valueint = number_int(d);
+    return 0;
+}
+
+/* A number node, as cJSON_CreateNumber makes it. */
+static cJSON *number_node(reader *r, double d)
+{
+    cJSON *item = node_new(r, cJSON_Number);
+
+    if (item != NULL) {
+        item->valuedouble = d;
+        item->valueint = number_int(d);
+    }
     return item;
+}
+
+static cJSON *read_number(reader *r)
+{
+    double d;
+
+    if (read_double(r, &d) != 0)
+        return NULL;
+    return number_node(r, d);
 }
 
 /* The characters of a string without escapes or control characters,
@@ -495,9 +516,89 @@ static int next_element(reader *r, char close)
     return -1;
 }
 
+/* Whether c can start a number (read_double says whether one does). */
+static int number_start(char c)
+{
+    return c == '-' || (c >= '0' && c <= '9');
+}
+
+/* Room for one more number in r->run; -1 (stopped) when out of memory. */
+static int run_grow(reader *r)
+{
+    size_t cap = r->run_cap ? 2 * r->run_cap : 256;
+    double *run;
+
+    if (cap > SIZE_MAX / sizeof *run ||
+        (run = realloc(r->run, cap * sizeof *run)) == NULL) {
+        stop(r, SRV_TREE_NOMEM);
+        return -1;
+    }
+    r->run = run;
+    r->run_cap = cap;
+    return 0;
+}
+
+/* The first n numbers of r->run made nodes and appended to arr. */
+static int run_nodes(reader *r, cJSON *arr, cJSON **last, size_t n)
+{
+    size_t i;
+    cJSON *item;
+
+    for (i = 0; i < n; i++) {
+        if ((item = number_node(r, r->run[i])) == NULL)
+            return -1;
+        child_append(arr, last, item);
+    }
+    return 0;
+}
+
+/* arr made a packed array of the n numbers in r->run (json_tree.h). */
+static int run_pack(reader *r, cJSON *arr, size_t n)
+{
+    double *v = take(r, n * sizeof *v);
+
+    if (v == NULL)
+        return -1;
+    memcpy(v, r->run, n * sizeof *v);
+    arr->type |= SRV_JSON_PACKED;
+    arr->valuestring = (char *)v;
+    arr->valueint = (int)n;
+    return 0;
+}
+
+/* The leading numbers of an array, up to its end or to an element that
+ * is not a number: 1 when the array ended (arr packed), 0 when the rest is
+ * to be read element by element (the numbers so far appended to arr as
+ * nodes, r->p at the next element), -1 when stopped. */
+static int read_run(reader *r, cJSON *arr, cJSON **last)
+{
+    size_t n = 0;
+    int more;
+
+    for (;;) {
+        if (n == r->run_cap && run_grow(r) != 0)
+            return -1;
+        if (read_double(r, &r->run[n]) != 0)
+            return -1;
+        n++;
+        if ((more = next_element(r, ']')) < 0)
+            return -1;
+        if (more == 1)
+            break;
+        if (r->p == r->end || !number_start(*r->p))
+            return run_nodes(r, arr, last, n);
+    }
+    if (n <= INT_MAX)
+        return run_pack(r, arr, n) == 0 ? 1 : -1;
+    if (run_nodes(r, arr, last, n) != 0)
+        return -1;
+    children_close(arr, *last);
+    return 1;
+}
+
 static cJSON *read_array(reader *r)
 {
-    cJSON *arr, *item, *last = NULL;
+    cJSON *arr, *item = NULL, *last = NULL;
     int more = 0;
 
     if (++r->depth > r->max_depth)
@@ -510,6 +611,18 @@ static cJSON *read_array(reader *r)
         r->p++;
         r->depth--;
         return arr;
+    }
+    if (r->packed && r->p < r->end && number_start(*r->p)) {
+        more = read_run(r, arr, &last);
+        if (more == 1) {
+            r->depth--;
+            return arr;
+        }
+        if (more < 0) {
+            children_close(arr, last);
+            tree_drop(r, arr);
+            return NULL;
+        }
     }
     do {
         if ((item = read_value(r)) == NULL)
@@ -604,9 +717,8 @@ static cJSON *read_value(reader *r)
     }
 }
 
-srv_tree_status srv_json_tree_parse(const char *body, size_t len,
-                                    size_t max_depth, cJSON **out,
-                                    const char **end)
+static srv_tree_status parse(const char *body, size_t len, size_t max_depth,
+                             int packed, cJSON **out, const char **end)
 {
     reader r;
 
@@ -616,11 +728,29 @@ srv_tree_status srv_json_tree_parse(const char *body, size_t len,
     r.max_depth = max_depth;
     r.arena = srv_arena_cjson();
     r.spare = r.spare_end = NULL;
+    r.packed = packed;
+    r.run = NULL;
+    r.run_cap = 0;
     r.status = SRV_TREE_OK;
     skip_space(&r);
     *out = read_value(&r);
+    free(r.run);
     if (*out == NULL)
         return r.status == SRV_TREE_OK ? SRV_TREE_DECLINED : r.status;
     *end = r.p;
     return SRV_TREE_OK;
+}
+
+srv_tree_status srv_json_tree_parse(const char *body, size_t len,
+                                    size_t max_depth, cJSON **out,
+                                    const char **end)
+{
+    return parse(body, len, max_depth, 0, out, end);
+}
+
+srv_tree_status srv_json_tree_parse_packed(const char *body, size_t len,
+                                           size_t max_depth, cJSON **out,
+                                           const char **end)
+{
+    return parse(body, len, max_depth, 1, out, end);
 }

@@ -44,6 +44,39 @@ srv_tree_status srv_json_tree_parse(const char *body, size_t len,
                                     size_t max_depth, cJSON **out,
                                     const char **end);
 
+/* srv_json_tree_parse, except that every array whose elements are all
+ * numbers (one at least) is packed: one node of type cJSON_Array |
+ * SRV_JSON_PACKED without children, its numbers (as cJSON would have read
+ * them) in an array of double at valuestring, valueint of them.  Other
+ * arrays, and everything else, are as srv_json_tree_parse reads them.
+ * cJSON_Delete releases such a tree, but only a reader that knows packed
+ * arrays (srv_json_packed) may look at it: to cJSON they are empty. */
+srv_tree_status srv_json_tree_parse_packed(const char *body, size_t len,
+                                           size_t max_depth, cJSON **out,
+                                           const char **end);
+
+/* A type bit of cJSON's that cJSON itself leaves free. */
+#define SRV_JSON_PACKED (1 << 12)
+_Static_assert((SRV_JSON_PACKED &
+                (0xFF | cJSON_IsReference | cJSON_StringIsConst)) == 0,
+               "SRV_JSON_PACKED is one of cJSON's own bits");
+
+/* Whether a is a packed array of numbers; then its numbers and count. */
+static inline int srv_json_packed(const cJSON *a)
+{
+    return a != NULL && (a->type & SRV_JSON_PACKED) != 0;
+}
+
+static inline const double *srv_json_packed_values(const cJSON *a)
+{
+    return (const double *)(const void *)a->valuestring;
+}
+
+static inline size_t srv_json_packed_len(const cJSON *a)
+{
+    return (size_t)a->valueint;
+}
+
 /* The number that the JSON number text s[0..len) denotes, as strtod would
  * round it; 0 on success, -1 when s is not a strict JSON number. */
 int srv_json_number(const char *s, size_t len, double *out);

@@ -377,9 +377,8 @@ Test(json_number, digit_runs_of_every_length_match)
                     continue;
                 expect_number(num);
                 t = (a + b + x) % (sizeof ends / sizeof ends[0]);
-                snprintf(doc, sizeof doc, "[%s%s 0, -%s, 0.%.*s]         ",
-                         num, ends[t], num, (int)strspn(num, "0123456789"),
-                         num);
+                snprintf(doc, sizeof doc, "[%s%s 0, -%s, 0.%.*s]         ", num,
+                         ends[t], num, (int)strspn(num, "0123456789"), num);
                 if (t == 3)
                     snprintf(doc, sizeof doc, "[-%s%s         ", num, ends[t]);
                 cr_assert_eq(compare(doc, strlen(doc)), SRV_TREE_OK, "%s", doc);
@@ -649,6 +648,148 @@ Test(json_tree, a_large_body_in_the_arena_reads_as_cjson_reads_it)
     free(doc);
 }
 
+/* 1 when mine (read with packed arrays) is cJSON's tree theirs: a packed
+ * array there stands for an array of numbers here, one at least, bit for
+ * bit, and every array of numbers only is packed. */
+static int same_packed(const cJSON *a, const cJSON *b)
+{
+    const cJSON *c;
+    size_t n, k;
+    int numbers;
+
+    for (; a != NULL && b != NULL; a = a->next, b = b->next) {
+        if ((a->string == NULL) != (b->string == NULL) ||
+            (a->string != NULL && strcmp(a->string, b->string) != 0))
+            return 0;
+        numbers = cJSON_IsArray(b) && b->child != NULL;
+        for (c = b->child; c != NULL && numbers; c = c->next)
+            numbers = cJSON_IsNumber(c);
+        if (srv_json_packed(a) != numbers)
+            return 0;
+        if (!numbers) {
+            if (a->type != b->type || a->valueint != b->valueint ||
+                memcmp(&a->valuedouble, &b->valuedouble, sizeof(double)) ||
+                (a->valuestring == NULL) != (b->valuestring == NULL) ||
+                (a->valuestring && strcmp(a->valuestring, b->valuestring)) ||
+                !links_ok(a) || !same_packed(a->child, b->child))
+                return 0;
+            continue;
+        }
+        n = srv_json_packed_len(a);
+        if (a->type != (cJSON_Array | SRV_JSON_PACKED) || a->child != NULL ||
+            n != (size_t)cJSON_GetArraySize(b))
+            return 0;
+        for (k = 0, c = b->child; k < n; k++, c = c->next)
+            if (memcmp(&srv_json_packed_values(a)[k], &c->valuedouble,
+                       sizeof(double)) != 0)
+                return 0;
+    }
+    return a == NULL && b == NULL;
+}
+
+/* Reads text with packed arrays, in an arena or not: the status and end
+ * are those of srv_json_tree_parse, and the tree is cJSON's (same_packed).
+ * Out of an arena the tree is cJSON_Delete'd, which must free it all. */
+static srv_tree_status compare_packed(const char *text, size_t len,
+                                      int in_arena)
+{
+    _Alignas(max_align_t) char first[1024];
+    const char *end = NULL, *pend = NULL, *cend = NULL;
+    cJSON *plain = NULL, *mine = NULL, *theirs;
+    srv_tree_status st, want;
+    srv_arena a;
+
+    want = srv_json_tree_parse(text, len, 4, &plain, &pend);
+    cJSON_Delete(plain);
+    if (in_arena) {
+        srv_json_hooks_install();
+        srv_arena_init(&a, first, sizeof first, 4 * len);
+        srv_arena_enter(&a);
+    }
+    st = srv_json_tree_parse_packed(text, len, 4, &mine, &end);
+    if (in_arena)
+        srv_arena_leave();
+    cr_assert_eq(st, want, "status %d, %d unpacked: %.*s", st, want, (int)len,
+                 text);
+    if (st == SRV_TREE_OK) {
+        theirs = cJSON_ParseWithLengthOpts(text, len, &cend, 0);
+        cr_assert_not_null(theirs);
+        cr_assert(same_packed(mine, theirs), "trees differ: %.*s", (int)len,
+                  text);
+        cr_assert_eq(end, cend);
+        cr_assert_eq(end, pend);
+        cJSON_Delete(theirs);
+    } else {
+        cr_assert_null(mine);
+    }
+    if (in_arena)
+        srv_arena_cleanup(&a);
+    else
+        cJSON_Delete(mine);
+    return st;
+}
+
+Test(json_tree, packed_arrays_hold_cjson_numbers)
+{
+    static const char *const docs[] = {
+        "[]",
+        "[1]",
+        "[[1, 2, 3], [4], [], [5, \"x\"], [\"x\", 5], [6, [7]], [[8], 9]]",
+        "{\"a\": [1, -0, 1e999, -1e-999, 0.1, 2147483648], \"b\": [true, 1]}",
+        "{\"a\": [1, 2, null, 3], \"b\": [1, 2, {}], \"c\": [ 1 , 2 ]}",
+        "[1, 2, 3] trailing",
+        "7",
+    };
+    static const char *const declined[] = {
+        "[1, 2,]", "[1, 2",    "[1, 2 3]",        "[1, 01]", "[1, 2}",
+        "[1, -]",  "[1, NaN]", "[1, 2, \"\\n\"]", "[1,",
+    };
+    static const char noise[] = " ,:[]{}\"-+.eE0123456789tfnu\\x";
+    char doc[4096];
+    size_t i, n, accepted = 0;
+
+    for (i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+        cr_assert_eq(compare_packed(docs[i], strlen(docs[i]), 0), SRV_TREE_OK);
+        cr_assert_eq(compare_packed(docs[i], strlen(docs[i]), 1), SRV_TREE_OK);
+    }
+    for (i = 0; i < sizeof declined / sizeof declined[0]; i++) {
+        n = strlen(declined[i]);
+        cr_assert_eq(compare_packed(declined[i], n, 0), SRV_TREE_DECLINED);
+        cr_assert_eq(compare_packed(declined[i], n, 1), SRV_TREE_DECLINED);
+    }
+    for (i = 0; i < 20000; i++) {
+        n = random_value(doc, sizeof doc, 0);
+        if (i % 2 == 1 && n > 0)
+            doc[next_u64() % n] = noise[next_u64() % (sizeof noise - 1)];
+        if (compare_packed(doc, n, (int)(i % 3 == 0)) == SRV_TREE_OK)
+            accepted++;
+    }
+    cr_assert_gt(accepted, 10000, "only %zu of 20000 read", accepted);
+}
+
+/* Arrays of numbers longer than the reader's first run buffer, and many
+ * of them, so that it grows and is reused. */
+Test(json_tree, long_packed_arrays)
+{
+    size_t cap = 8 << 20, n = 0, i, j;
+    char *doc = malloc(cap);
+
+    cr_assert_not_null(doc);
+    n += (size_t)snprintf(doc + n, cap - n, "{\"x\": [");
+    for (i = 0; i < 30; i++) {
+        n += (size_t)snprintf(doc + n, cap - n, "%s[", i ? "," : "");
+        for (j = 0; j < 37 * i * i + 1; j++)
+            n += (size_t)snprintf(doc + n, cap - n, "%s%.17g", j ? "," : "",
+                                  (double)(i * j) / 3.0 - 7.0);
+        n += (size_t)snprintf(doc + n, cap - n, "%s]", i % 4 ? "" : ", null");
+    }
+    n += (size_t)snprintf(doc + n, cap - n, "]}");
+    cr_assert_lt(n, cap);
+    cr_assert_eq(compare_packed(doc, n, 1), SRV_TREE_OK);
+    cr_assert_eq(compare_packed(doc, n, 0), SRV_TREE_OK);
+    free(doc);
+}
+
 /* ---- The arena ----------------------------------------------------------- */
 
 Test(arena, allocations_are_aligned_distinct_and_grow)
@@ -793,7 +934,7 @@ Test(json_tree, a_body_declined_late_reads_the_same_through_cjson)
     cr_assert_neq(fast, softmax_loss("\"mean\""));
 }
 
-/* ---- The walk of innermost arrays ----------------------------------------- */
+/* ---- The walk of innermost arrays --------------------------------------- */
 
 /* The status, error code, field and message of a request. */
 static int run_error(const char *loss, const char *body, char *code,
@@ -851,9 +992,9 @@ Test(json_in, a_bad_value_in_a_row_is_named_where_it_is)
                 int at = sprintf(body, "{\"logits\":[");
                 for (k = 0; k < 12; k++)
                     at += sprintf(body + at, "%s%s%s%s", k % 4 ? "" : "[",
-                                  k == i * 4 + j   ? bad[b].token
+                                  k == i * 4 + j     ? bad[b].token
                                   : k == 11 && j < 3 ? "null"
-                                                   : "0.5",
+                                                     : "0.5",
                                   k % 4 == 3 ? "]" : "", k < 11 ? "," : "");
                 sprintf(body + at, "],\"labels\":[0,1,2]}");
                 sprintf(path, "logits[%zu][%zu]", i, j);
@@ -870,7 +1011,9 @@ Test(json_in, a_bad_value_in_a_row_is_named_where_it_is)
                 j == 2 ? "-0.25" : "0");
         sprintf(path, "labels[%zu]", j);
         sprintf(want, "%s must be an integer (64-bit), got %s", path,
-                j == 0 ? "1.5" : j == 1 ? "1e+19" : "-0.25");
+                j == 0   ? "1.5"
+                : j == 1 ? "1e+19"
+                         : "-0.25");
         cr_assert_eq(run_error("softmax", body, code, field, message), 400);
         cr_assert_str_eq(code, "wrong_type");
         cr_assert_str_eq(field, path);
@@ -919,4 +1062,31 @@ Test(json_in, rows_of_another_length_are_named)
     cr_assert_str_eq(field, "x1[0][1]");
     cr_assert_str_eq(message, "x1[0][1] has 3 entries, x1[0][0] has 2 (rows "
                               "must all have the same length)");
+}
+
+/* A layer of numbers where a layer of rows belongs, and the other way. */
+Test(json_in, numbers_where_rows_belong_are_named)
+{
+    char code[64], field[64], message[256];
+
+    cr_assert_eq(run_error("contrastive",
+                           "{\"x1\":[[[1,2]],[3,4]],\"x2\":[[[1,2]],[[3,4]]],"
+                           "\"labels\":[1]}",
+                           code, field, message),
+                 422);
+    cr_assert_str_eq(field, "x1[1][0]");
+    cr_assert_str_eq(message, "x1[1][0] is a number where an array belongs: "
+                              "x1 is [L][N][D]");
+    cr_assert_eq(run_error("contrastive",
+                           "{\"x1\":[1,2],\"x2\":[[1,2]],\"labels\":[1]}", code,
+                           field, message),
+                 422);
+    cr_assert_str_eq(message, "x1[0] is a number where an array belongs: x1 "
+                              "is [N][D] or [L][N][D]");
+    cr_assert_eq(run_error("softmax",
+                           "{\"logits\":[[1,2,3]],\"labels\":[1e300]}", code,
+                           field, message),
+                 400);
+    cr_assert_str_eq(message, "labels[0] must be an integer (64-bit), got "
+                              "1.0000000000000001e+300");
 }
