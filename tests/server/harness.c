@@ -74,6 +74,21 @@ char *lossd_log(const lossd *d)
     return buf;
 }
 
+char *lossd_wait_log(const lossd *d, const char *what)
+{
+    const struct timespec tick = {0, 5 * 1000 * 1000};
+    char *log = lossd_log(d);
+    int i;
+
+    for (i = 0; i < 400 && strstr(log, what) == NULL; i++) {
+        free(log);
+        nanosleep(&tick, NULL);
+        log = lossd_log(d);
+    }
+    cr_assert_not_null(strstr(log, what), "no %s in the log: %s", what, log);
+    return log;
+}
+
 /* The port of the start-up line, JSON ("port":N) or text ("port N"); 0
  * while there is none. */
 static unsigned log_port(const lossd *d)

@@ -34,6 +34,10 @@ int lossd_run_once(const char *const *args, char *err, size_t errlen);
 
 /* The daemon's log so far, malloc'd and NUL-terminated. */
 char *lossd_log(const lossd *d);
+/* The log once it holds what, waiting up to 2 s (a request's line is
+ * written when its response has been sent, so it can trail the client by a
+ * moment); the test fails when it never does. */
+char *lossd_wait_log(const lossd *d, const char *what);
 
 typedef struct hresp {
     long status;

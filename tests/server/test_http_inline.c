@@ -85,22 +85,6 @@ Test(http_inline, large_and_costly_requests_are_answered_alike)
     cr_assert_eq(lossd_stop(&d), 0);
 }
 
-/* The log once it holds what (a line is written after its response). */
-static char *wait_log(const lossd *d, const char *what)
-{
-    const struct timespec tick = {0, 5 * 1000 * 1000};
-    char *log = lossd_log(d);
-    int i;
-
-    for (i = 0; i < 400 && strstr(log, what) == NULL; i++) {
-        free(log);
-        nanosleep(&tick, NULL);
-        log = lossd_log(d);
-    }
-    cr_assert_not_null(strstr(log, what), "no %s in the log: %s", what, log);
-    return log;
-}
-
 Test(http_inline, log_line_escapes_the_path)
 {
     static const char req[] = "GET /a\"b\\c\x01\xc3\xa9 HTTP/1.1\r\n"
@@ -112,7 +96,7 @@ Test(http_inline, log_line_escapes_the_path)
     lossd_start(&d, NULL);
     reply = raw_exchange(d.port, req, sizeof req - 1, 2000);
     cr_assert_not_null(strstr(reply, " 404 "), "%s", reply);
-    log = wait_log(&d, "\"status\":404");
+    log = lossd_wait_log(&d, "\"status\":404");
     line = strstr(log, "\"event\":\"request\"");
     while (line > log && line[-1] != '\n')
         line--;

@@ -199,23 +199,6 @@ Test(http_lifecycle, request_log_and_server_timing)
     free(body);
 }
 
-/* The log once it holds what (a request's line is written when its
- * response has been sent, so it can trail the client by a moment). */
-static char *wait_log(const lossd *d, const char *what)
-{
-    const struct timespec tick = {0, 5 * 1000 * 1000};
-    char *log = lossd_log(d);
-    int i;
-
-    for (i = 0; i < 400 && strstr(log, what) == NULL; i++) {
-        free(log);
-        nanosleep(&tick, NULL);
-        log = lossd_log(d);
-    }
-    cr_assert_not_null(strstr(log, what), "no %s in the log: %s", what, log);
-    return log;
-}
-
 Test(http_lifecycle, log_lines_are_json_per_request)
 {
     char *log, *line;
@@ -226,7 +209,7 @@ Test(http_lifecycle, log_lines_are_json_per_request)
     http_post_json(d.port, "softmax", "{\"logits\":[[1,2]],\"labels\":[1]}",
                    &r);
     hresp_free(&r);
-    log = wait_log(&d, "\"event\":\"request\"");
+    log = lossd_wait_log(&d, "\"event\":\"request\"");
     line = strstr(log, "\"event\":\"request\"");
     cr_assert_not_null(line, "%s", log);
     cr_assert_not_null(strstr(line, "\"method\":\"POST\""), "%s", log);
@@ -249,7 +232,7 @@ Test(http_lifecycle, text_log_format)
     lossd_start(&d, args);
     http_get(d.port, "/healthz", &r);
     hresp_free(&r);
-    log = wait_log(&d, "GET /healthz 200");
+    log = lossd_wait_log(&d, "GET /healthz 200");
     cr_assert_null(strstr(log, "{\""), "%s", log);
     free(log);
     cr_assert_eq(lossd_stop(&d), 0);
