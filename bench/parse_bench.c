@@ -4,8 +4,11 @@
  *                  then cJSON_Delete;
  *   cjson_arena    the same parse with lossd's per-request arena
  *                  (server/arena.h), released at once;
- *   lossd_reader   lossd's reader (server/json_tree.h) into the arena,
- *                  which is what a request runs.
+ *   lossd_reader   lossd's reader (server/json_tree.h) building the same
+ *                  tree as cJSON, node for node, in the arena;
+ *   lossd_packed   the same reader with every array of numbers packed
+ *                  into one node holding the doubles -- what a request
+ *                  runs.
  * Each figure is the best of several interleaved runs, so that other load
  * on the machine does not favour one of them.  The trees are compared
  * node by node once, so the speed is not bought with a different result.
@@ -23,9 +26,9 @@
 #include "json_in.h"
 #include "json_tree.h"
 
-enum { CJSON_DEFAULT, CJSON_ARENA, LOSSD_READER, VARIANTS };
+enum { CJSON_DEFAULT, CJSON_ARENA, LOSSD_READER, LOSSD_PACKED, VARIANTS };
 static const char *const names[VARIANTS] = {"cjson_default", "cjson_arena",
-                                            "lossd_reader"};
+                                            "lossd_reader", "lossd_packed"};
 
 static double now_s(void)
 {
@@ -71,6 +74,37 @@ static int same_tree(const cJSON *a, const cJSON *b)
     return a == NULL && b == NULL;
 }
 
+/* Whether the packed tree p holds what cJSON's tree a does: a packed
+ * array stands for an array of number nodes with the same values. */
+static int same_packed(const cJSON *a, const cJSON *p)
+{
+    const double *v;
+    size_t i, n;
+
+    for (; a != NULL && p != NULL; a = a->next, p = p->next) {
+        if (!srv_json_packed(p)) {
+            if (a->type != p->type || a->valueint != p->valueint ||
+                memcmp(&a->valuedouble, &p->valuedouble, sizeof(double)) ||
+                (a->string == NULL) != (p->string == NULL) ||
+                (a->string != NULL && strcmp(a->string, p->string) != 0) ||
+                !same_packed(a->child, p->child))
+                return 0;
+            continue;
+        }
+        v = srv_json_packed_values(p);
+        n = srv_json_packed_len(p);
+        if (!cJSON_IsArray(a) || (size_t)cJSON_GetArraySize(a) != n)
+            return 0;
+        for (i = 0; i < n; i++) {
+            const cJSON *e = cJSON_GetArrayItem(a, (int)i);
+            if (!cJSON_IsNumber(e) ||
+                memcmp(&e->valuedouble, &v[i], sizeof(double)) != 0)
+                return 0;
+        }
+    }
+    return a == NULL && p == NULL;
+}
+
 /* One parse and release; the seconds it took, or -1 on failure. */
 static double run(int variant, const char *body, size_t len)
 {
@@ -96,8 +130,10 @@ static double run(int variant, const char *body, size_t len)
     srv_arena_enter(&arena);
     if (variant == CJSON_ARENA)
         root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-    else if (srv_json_tree_parse(body, len, SRV_MAX_DEPTH, &root, &end) !=
-             SRV_TREE_OK)
+    else if ((variant == LOSSD_READER
+                  ? srv_json_tree_parse(body, len, SRV_MAX_DEPTH, &root, &end)
+                  : srv_json_tree_parse_packed(body, len, SRV_MAX_DEPTH, &root,
+                                               &end)) != SRV_TREE_OK)
         root = NULL;
     srv_arena_leave();
     srv_arena_cleanup(&arena);
@@ -113,6 +149,12 @@ static int check(const char *body, size_t len)
     if (srv_json_tree_parse(body, len, SRV_MAX_DEPTH, &b, &end) != SRV_TREE_OK)
         b = NULL;
     same = a != NULL && b != NULL && same_tree(a, b);
+    cJSON_Delete(b);
+    b = NULL;
+    if (srv_json_tree_parse_packed(body, len, SRV_MAX_DEPTH, &b, &end) !=
+        SRV_TREE_OK)
+        b = NULL;
+    same = same && b != NULL && same_packed(a, b);
     cJSON_Delete(a);
     cJSON_Delete(b);
     return same ? 0 : -1;

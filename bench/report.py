@@ -160,7 +160,9 @@ def other_targets(g, res):
     for name, what in (("cjson_arena", "cJSON itself in the per-request "
                         "arena"),
                        ("lossd_reader", "lossd's reader (cJSON tree, exact "
-                        "number conversion) in the arena")):
+                        "number conversion) in the arena"),
+                       ("lossd_packed", "lossd's reader with arrays of "
+                        "numbers packed, as a request runs")):
         r = None if None in (dflt, p.get(name)) else dflt / p[name]
         g.add("parse: %s >= 1.3x faster than cJSON's default on the "
               "1000x1000 body (tree built and released)" % what,
