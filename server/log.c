@@ -124,11 +124,15 @@ static const char *utc_seconds(time_t t)
 static void line_begin(line *l, const char *level)
 {
     struct timespec ts;
-    char ms[8];
+    char ms[6] = ".000Z";
+    int m;
 
     l->len = 0;
     clock_gettime(CLOCK_REALTIME, &ts);
-    snprintf(ms, sizeof ms, ".%03dZ", (int)(ts.tv_nsec / 1000000) % 1000);
+    m = (int)(ts.tv_nsec / 1000000) % 1000;
+    ms[1] = (char)('0' + m / 100);
+    ms[2] = (char)('0' + m / 10 % 10);
+    ms[3] = (char)('0' + m % 10);
     if (log_format == SRV_LOG_JSON)
         line_put(l, "{\"time\":\"", 9);
     line_puts(l, utc_seconds(ts.tv_sec));
@@ -138,7 +142,9 @@ static void line_begin(line *l, const char *level)
         line_puts(l, level);
         line_put(l, "\",", 2);
     } else {
-        line_printf(l, " %-5s ", level);
+        line_put(l, " ", 1);
+        line_puts(l, level);
+        line_put(l, "      ", strlen(level) < 5 ? 6 - strlen(level) : 1);
     }
 }
 
