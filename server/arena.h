@@ -66,4 +66,14 @@ void srv_arena_leave(void);
  * treats it as its own.  Asks cJSON for one small block to find out. */
 srv_arena *srv_arena_cjson(void);
 
+/* Buffers of at least this many bytes are worth huge pages. */
+#define SRV_HUGE_MIN ((size_t)4 << 20)
+
+/* Asks the kernel to back the 2 MiB-aligned interior of p[0..n), a large
+ * allocation not yet written, with transparent huge pages: a few faults
+ * in place of one per 4 KiB page, which cost a request for 1M numbers
+ * milliseconds in each stage.  Does nothing under SRV_HUGE_MIN bytes or
+ * where the system has no such advice; the memory is freed as before. */
+void srv_huge_advise(void *p, size_t n);
+
 #endif

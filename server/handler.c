@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "arena.h"
 #include "json_in.h"
 #include "json_out.h"
 #include "loss.h"
@@ -63,9 +64,13 @@ int srv_divergence_exists(const char *name)
 
 static double *alloc_doubles(size_t n)
 {
+    double *p;
+
     if (n > SIZE_MAX / sizeof(double))
         return NULL;
-    return malloc((n ? n : 1) * sizeof(double));
+    p = malloc((n ? n : 1) * sizeof(double));
+    srv_huge_advise(p, n * sizeof(double));
+    return p;
 }
 
 /* The value of a dimension symbol ("N") in the validated request. */

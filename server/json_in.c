@@ -612,6 +612,7 @@ static int tensor_alloc(walker *w, const cJSON *a)
         t->v = malloc(count ? count * elem : elem);
     if (t->iv == NULL && t->v == NULL)
         return fail_oom(w->f);
+    srv_huge_advise(w->integer ? (void *)t->iv : (void *)t->v, count * elem);
     w->cap = count;
     t->count = count;
     return 0;
