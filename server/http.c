@@ -27,6 +27,7 @@
 #include <microhttpd.h>
 #include <uv.h>
 
+#include "arena.h"
 #include "auth.h"
 #include "handler.h"
 #include "http.h"
@@ -492,6 +493,7 @@ static enum MHD_Result http_begin(struct MHD_Connection *conn, const char *url,
                              "The server is out of memory; retry later.");
             return http_answer(rq, &a, NULL);
         }
+        srv_huge_advise(rq->body, rq->cap);
     }
     return MHD_YES;
 }
