@@ -386,53 +386,52 @@ static uint64_t shortest(uint64_t c, int q, int *k10)
     return t;
 }
 
-/* floor((v + 10^j / 2) / 10^j) for 1 <= j <= 8, v < 2^31: each divisor
- * a constant, which the compiler turns into a multiplication. */
-static uint32_t round_div_pow10(uint32_t v, int j)
-{
-    v += (uint32_t)pow10_u64[j] / 2;
-    switch (j) {
-    case 1:
-        return v / 10u;
-    case 2:
-        return v / 100u;
-    case 3:
-        return v / 1000u;
-    case 4:
-        return v / 10000u;
-    case 5:
-        return v / 100000u;
-    case 6:
-        return v / 1000000u;
-    case 7:
-        return v / 10000000u;
-    default:
-        return v / 100000000u;
-    }
-}
-
 /* float32 output of c * 2^q (c a normalised 53-bit significand): as few
  * significant digits as stay within 5e-8 relative of it, at most nine.
  *
  * Method: m = v * 10^(8-e), e = floor(log10(v)), lies in [1e8, 1e9);
  * m is rounded (half up) to the integer full, which is then shortened
  * one digit at a time, each time rounding full (half up) to j fewer
- * digits, while the result c_j * 10^j stays within 5e-8 m of m.  m is
- * carried in fixed point, 64 fraction bits, from c times the 128-bit
- * 10^(8-e) of json_pow10.h (truncated: low by under 2^-70 relative), so
- * every comparison is exact to far below the tolerance.  e is first
- * taken as floor(log10(2^(q+52))), which is e or one less; in that case
- * m is in [1e9, 2e9), and the same steps work on m / 10 by counting
- * one digit more (up = 1).
+ * digits, to x_j, while x_j stays within T = 5e-8 m of m.  m is carried
+ * in fixed point, 64 fraction bits, from c times the 128-bit 10^(8-e) of
+ * json_pow10.h (truncated: low by under 2^-70 relative), so every
+ * comparison is exact to far below the tolerance.  e is first taken as
+ * floor(log10(2^(q+52))), which is e or one less; in that case m is in
+ * [1e9, 2e9), and the same steps work on m / 10 (up = 1: full and x_j
+ * count tens of m, s = 10; else s = 1).
+ *
+ * Only the first two steps can change the digits: the shortening stops
+ * at x_J, J the last step that passes, and x_J = x_2 when J > 2.  For
+ * up = 0, |full - m| <= 1/2 and T < 50, so a passing x_j is within 50 of
+ * full; for j >= 4 it is then also the multiple of 10^(j-1) nearest full,
+ * x_(j-1) = x_j; for j = 3 too, unless full = x_3 + 50 and x_2 = x_3 +
+ * 100, which cannot both be within T < 50 of m.  For up = 1, |10 full -
+ * m| <= 5 and T < 100: a passing x_j is within 10 of full, and x_(j-1) =
+ * x_j for j >= 3.  The trailing zeros of x_J are dropped anyway, so x_2
+ * gives the same digits (and is 10^9 when x_J is).
+ *
+ * The test |s x - m| <= T of an integer s x is, with M = m 2^64 the
+ * fixed-point value, exactly lo <= s x <= hi for
+ *
+ *   lo = ceil(M * 19999999 / (2e7 * 2^64)),
+ *   hi = floor(M * 20000001 / (2e7 * 2^64))
+ *
+ * (s x 2^64 >= M gives s x >= lo anyway, and s x 2^64 < M gives s x <=
+ * hi); the nested floor (ceil) of M * K / 2^64, then / 2e7, is the same
+ * integer (lo <= hi, as m >= 1e8; s x - lo <= hi - lo tests both ends
+ * in one unsigned comparison).  So both steps are taken at once, without
+ * a branch on their outcome.
  *
  * Accuracy: within 5e-8 relative (half a unit of the ninth digit is at
  * most 5e-9), so within float32's own rounding (6e-8). */
 static size_t format_f32(char *p, int neg, uint64_t c, int q)
 {
-    int e, k, j, kept = 9, up;
+    const uint64_t klo = 19999999, khi = 20000001;
+    int e, k, up;
     const uint64_t *t;
-    uint32_t full, v, cj;
-    u128 m, w, dist;
+    uint64_t full, x1, x2, g, mh, ml, lo, hi, s;
+    int p1, p2;
+    u128 m;
     digit_str d;
 
     while (c < ((uint64_t)1 << 52)) {
@@ -444,27 +443,29 @@ static size_t format_f32(char *p, int neg, uint64_t c, int q)
     t = srv_pow10_128[k - SRV_POW10_128_MIN];
     m = ((u128)c * t[0] + (((u128)c * t[1]) >> 64)) >>
         (-1 - q - flog2_pow10(k));
-    up = m >= ((u128)1000000000 << 64);
+    mh = (uint64_t)(m >> 64);
+    ml = (uint64_t)m;
+    up = mh >= 1000000000;
     e += up;
-    full = up ? (uint32_t)(((uint64_t)(m >> 64) + 5) / 10)
-              : (uint32_t)((m + ((u128)1 << 63)) >> 64);
-    v = full;
-    for (j = 1; j < 9; j++) {
-        cj = round_div_pow10(full, j);
-        w = (u128)(cj * pow10_u64[j + up]) << 64;
-        dist = w > m ? w - m : m - w;
-        if (dist * 20000000u > m)
-            break;
-        v = cj;
-        kept = 9 - j;
-    }
-    /* v has kept digits, or is 10^kept: then it is 1, one place up */
-    if (v == pow10_u64[kept]) {
-        v = 1;
+    /* up ? (mh + 5) / 10 : m rounded, as a mask: up is unpredictable */
+    full = mh + (ml >> 63);
+    full ^= ((mh + 5) / 10 ^ full) & (0 - (uint64_t)up);
+    s = 1 + 9 * (uint64_t)up;
+    hi = (mh * khi + (uint64_t)(((u128)ml * khi) >> 64)) / 20000000;
+    lo = mh * klo + (uint64_t)(((u128)ml * klo) >> 64) +
+         ((uint64_t)((u128)ml * klo) != 0);
+    lo = (lo + 19999999) / 20000000;
+    x1 = (full + 5) / 10 * 10;
+    x2 = (full + 50) / 100 * 100;
+    p1 = x1 * s - lo <= hi - lo;
+    p2 = x2 * s - lo <= hi - lo;
+    g = p1 ? (p2 ? x2 : x1) : full;
+    /* nine digits, or 10^9: then 1, one place up */
+    if (g == 1000000000) {
+        g = 100000000;
         e++;
-        kept = 1;
     }
-    d = split_digits9(v, kept);
+    d = split_digits9((uint32_t)g, 9);
     p[0] = '-';
     return (size_t)neg + layout(p + neg, &d, e);
 }
