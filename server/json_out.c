@@ -6,6 +6,7 @@
  * digits, at most nine, within 5e-8 relative. */
 #include "json_out.h"
 
+#include "arena.h"
 #include "json_pow10.h"
 
 #include <math.h>
@@ -27,6 +28,7 @@ void srv_buf_init(srv_buf *b, size_t cap)
         b->cap = 0;
         b->oom = 1;
     }
+    srv_huge_advise(b->p, b->cap);
 }
 
 void srv_buf_free(srv_buf *b)
