@@ -2,8 +2,9 @@
  * lifecycle event, as JSON objects (default) or as text for people.
  *
  * Thread-safety: every function may be called from any thread once
- * srv_log_init has run; each line goes out whole in one write(2), so lines
- * from different threads never interleave. */
+ * srv_log_init has run; each line goes out whole, and lines from different
+ * threads never interleave.  Request lines go out in batches at most
+ * 10 ms after they are written; every other line at once, after them. */
 #ifndef SRV_LOG_H
 #define SRV_LOG_H
 
@@ -22,7 +23,11 @@ typedef struct srv_log_request {
     long long micros; /* from the first header callback to completion */
 } srv_log_request;
 
+/* Sets the format and starts the thread that writes request lines in
+ * batches (without it they are written one by one). */
 void srv_log_init(srv_log_format format);
+/* Writes the lines still waiting and stops that thread. */
+void srv_log_stop(void);
 void srv_log_request_write(const srv_log_request *r);
 
 /* "listening" with the bound address and the settings tests and operators

@@ -69,5 +69,6 @@ int main(int argc, char **argv)
     srv_pool_stop();
     srv_auth_free();
     srv_log_event_write("stopped", "in_flight", left);
+    srv_log_stop();
     return 0;
 }

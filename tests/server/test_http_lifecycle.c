@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -343,4 +344,38 @@ Test(http_lifecycle, graceful_shutdown_finishes_in_flight)
     }
     cr_assert_eq(lossd_stop(&d), 0);
     free(body);
+}
+
+/* Request lines are written in batches: on SIGTERM every one of them must
+ * still reach the log, before the "stopped" line that ends it. */
+Test(http_lifecycle, every_request_line_is_logged_before_stopped)
+{
+    const char *at, *stopped;
+    char *log;
+    int i, n = 0, status;
+    lossd d;
+    hresp r;
+
+    lossd_start(&d, NULL);
+    for (i = 0; i < 50; i++) {
+        http_post_json(d.port, "softmax", "{\"logits\":[[1,2]],\"labels\":[1]}",
+                       &r);
+        cr_assert_eq(r.status, 200);
+        hresp_free(&r);
+    }
+    kill(d.pid, SIGTERM);
+    cr_assert_eq(waitpid(d.pid, &status, 0), d.pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d",
+              status);
+    log = lossd_log(&d);
+    stopped = strstr(log, "\"event\":\"stopped\"");
+    cr_assert_not_null(stopped, "%s", log);
+    for (at = strstr(log, "\"event\":\"request\""); at != NULL;
+         at = strstr(at + 1, "\"event\":\"request\"")) {
+        cr_assert_lt(at, stopped, "a request line after stopped: %s", log);
+        n++;
+    }
+    cr_assert_eq(n, 50, "%d request lines: %s", n, log);
+    free(log);
+    unlink(d.log_path);
 }
