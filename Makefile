@@ -237,17 +237,21 @@ $(B)/bench/core_bench: bench/core_bench.c $(LIBCORE)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_BASE) -Icore $(CFLAGS) -o $@ $< $(LIBCORE) -lm
 
-$(B)/bench/handler_bench: bench/handler_bench.c $(SERVER_LIB_OBJ) $(LIBCORE)
+BENCH_UTIL := $(B)/obj/bench/util.o
+
+$(B)/bench/handler_bench: bench/handler_bench.c $(BENCH_UTIL) $(SERVER_LIB_OBJ) \
+                          $(LIBCORE)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_BASE) $(PKG_CFLAGS) -Icore -Iserver $(CFLAGS) -o $@ $< \
-	  $(SERVER_LIB_OBJ) $(LIBCORE) $(PKG_LIBS) -lm -lpthread
+	  $(BENCH_UTIL) $(SERVER_LIB_OBJ) $(LIBCORE) $(PKG_LIBS) -lm -lpthread
 
-PARSE_OBJ := $(B)/obj/server/arena.o $(B)/obj/server/json_tree.o
+PARSE_OBJ := $(BENCH_UTIL) $(B)/obj/server/arena.o \
+             $(B)/obj/server/json_tree.o $(B)/obj/tests/util/json_same.o
 
 $(B)/bench/parse_bench: bench/parse_bench.c $(PARSE_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_BASE) $(PKG_CFLAGS) -Icore -Iserver $(CFLAGS) -o $@ $< \
-	  $(PARSE_OBJ) $(PKG_LIBS) -lm -lpthread
+	$(CC) $(CFLAGS_BASE) $(PKG_CFLAGS) -Icore -Iserver -Itests/util $(CFLAGS) \
+	  -o $@ $< $(PARSE_OBJ) $(PKG_LIBS) -lm -lpthread
 
 BENCH_BIN := $(B)/bench/floor $(B)/bench/core_bench \
              $(B)/bench/handler_bench $(B)/bench/parse_bench

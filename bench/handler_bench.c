@@ -12,39 +12,12 @@
 #include <time.h>
 
 #include "handler.h"
+#include "util.h"
 
 static const char *const workloads[] = {
     "softmax_8x10",     "triplet_8x16",      "kl_8x10",
     "softmax_256x1000", "softmax_1000x1000", "triplet_4096x128",
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    long n;
-
-    if (f == NULL)
-        return NULL;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 &&
-        fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n)) != NULL &&
-        fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    if (buf != NULL)
-        *len = (size_t)n;
-    fclose(f);
-    return buf;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -60,14 +33,14 @@ static int bench_one(const char *name, const char *body, size_t len,
                      double budget_s, double med[4])
 {
     static double t[4][MAX_RUNS];
-    double start = now_s(), t0;
+    double start = bench_now_s(), t0;
     size_t runs = 0, k;
     srv_reply r;
 
-    while (runs < MAX_RUNS && (runs < 3 || now_s() - start < budget_s)) {
-        t0 = now_s();
+    while (runs < MAX_RUNS && (runs < 3 || bench_now_s() - start < budget_s)) {
+        t0 = bench_now_s();
         srv_loss_run(name, body, len, &r);
-        t[0][runs] = now_s() - t0;
+        t[0][runs] = bench_now_s() - t0;
         t[1][runs] = r.parse_s;
         t[2][runs] = r.compute_s;
         t[3][runs] = r.encode_s;
@@ -105,7 +78,7 @@ int main(int argc, char **argv)
         snprintf(path, sizeof path, "%s/%s.json", argv[1], workloads[i]);
         snprintf(name, sizeof name, "%.*s", (int)strcspn(workloads[i], "_"),
                  workloads[i]);
-        if ((body = read_file(path, &len)) == NULL) {
+        if ((body = bench_read_file(path, &len)) == NULL) {
             fprintf(stderr, "handler_bench: cannot read %s\n", path);
             return 1;
         }

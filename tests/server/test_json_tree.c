@@ -15,6 +15,7 @@
 
 #include "arena.h"
 #include "handler.h"
+#include "json_same.h"
 #include "json_tree.h"
 
 /* ---- Helpers ------------------------------------------------------------- */
@@ -49,24 +50,6 @@ static void expect_number(const char *s)
               s, got, want);
 }
 
-/* 1 when the trees are equal node by node, bit for bit in numbers. */
-static int same_tree(const cJSON *a, const cJSON *b)
-{
-    for (; a != NULL && b != NULL; a = a->next, b = b->next) {
-        if (a->type != b->type || a->valueint != b->valueint ||
-            memcmp(&a->valuedouble, &b->valuedouble, sizeof(double)) != 0 ||
-            (a->string == NULL) != (b->string == NULL) ||
-            (a->string != NULL && strcmp(a->string, b->string) != 0) ||
-            (a->valuestring == NULL) != (b->valuestring == NULL) ||
-            (a->valuestring && strcmp(a->valuestring, b->valuestring)) ||
-            (a->child != NULL && a->child->prev != NULL) !=
-                (b->child != NULL && b->child->prev != NULL) ||
-            !same_tree(a->child, b->child))
-            return 0;
-    }
-    return a == NULL && b == NULL;
-}
-
 /* When the reader accepts text, cJSON must read the same tree and stop at
  * the same place.  Returns the reader's status. */
 static srv_tree_status compare(const char *text, size_t len)
@@ -82,7 +65,8 @@ static srv_tree_status compare(const char *text, size_t len)
     theirs = cJSON_ParseWithLengthOpts(text, len, &cend, 0);
     cr_assert_not_null(theirs, "accepted what cJSON rejects: %.*s", (int)len,
                        text);
-    cr_assert(same_tree(mine, theirs), "trees differ: %.*s", (int)len, text);
+    cr_assert(json_same_tree(mine, theirs), "trees differ: %.*s", (int)len,
+              text);
     cr_assert_eq(end, cend, "end %td, cJSON's %td: %.*s", end - text,
                  cend - text, (int)len, text);
     cJSON_Delete(mine);
@@ -556,21 +540,6 @@ Test(json_tree, random_documents_agree_with_cjson)
     cr_assert_gt(accepted, 10000, "only %zu of 20000 read", accepted);
 }
 
-/* 1 when every container's children are linked as cJSON links them: next
- * forward to NULL, prev backward, and the first child's prev at the last. */
-static int links_ok(const cJSON *node)
-{
-    const cJSON *c, *last = NULL;
-
-    for (c = node->child; c != NULL; last = c, c = c->next) {
-        if (c != node->child && c->prev != last)
-            return 0;
-        if (!links_ok(c))
-            return 0;
-    }
-    return node->child == NULL || node->child->prev == last;
-}
-
 /* Reads text inside an arena with cJSON's hooks installed, where the
  * reader takes its nodes from the arena itself, and holds the result to
  * cJSON's tree read outside it: the same status as outside, and when
@@ -597,10 +566,10 @@ static srv_tree_status compare_in_arena(const char *text, size_t len)
         cr_assert_not_null(mine);
         theirs = cJSON_ParseWithLengthOpts(text, len, &cend, 0);
         cr_assert_not_null(theirs);
-        cr_assert(same_tree(mine, theirs), "trees differ: %.*s", (int)len,
+        cr_assert(json_same_tree(mine, theirs), "trees differ: %.*s", (int)len,
                   text);
-        cr_assert(links_ok(mine) && links_ok(theirs), "links: %.*s", (int)len,
-                  text);
+        cr_assert(json_links_ok(mine) && json_links_ok(theirs), "links: %.*s",
+                  (int)len, text);
         cr_assert_eq(end, cend);
         cJSON_Delete(theirs);
         srv_arena_enter(&a);
@@ -649,47 +618,8 @@ Test(json_tree, a_large_body_in_the_arena_reads_as_cjson_reads_it)
     free(doc);
 }
 
-/* 1 when mine (read with packed arrays) is cJSON's tree theirs: a packed
- * array there stands for an array of numbers here, one at least, bit for
- * bit, and every array of numbers only is packed. */
-static int same_packed(const cJSON *a, const cJSON *b)
-{
-    const cJSON *c;
-    size_t n, k;
-    int numbers;
-
-    for (; a != NULL && b != NULL; a = a->next, b = b->next) {
-        if ((a->string == NULL) != (b->string == NULL) ||
-            (a->string != NULL && strcmp(a->string, b->string) != 0))
-            return 0;
-        numbers = cJSON_IsArray(b) && b->child != NULL;
-        for (c = b->child; c != NULL && numbers; c = c->next)
-            numbers = cJSON_IsNumber(c);
-        if (srv_json_packed(a) != numbers)
-            return 0;
-        if (!numbers) {
-            if (a->type != b->type || a->valueint != b->valueint ||
-                memcmp(&a->valuedouble, &b->valuedouble, sizeof(double)) ||
-                (a->valuestring == NULL) != (b->valuestring == NULL) ||
-                (a->valuestring && strcmp(a->valuestring, b->valuestring)) ||
-                !links_ok(a) || !same_packed(a->child, b->child))
-                return 0;
-            continue;
-        }
-        n = srv_json_packed_len(a);
-        if (a->type != (cJSON_Array | SRV_JSON_PACKED) || a->child != NULL ||
-            n != (size_t)cJSON_GetArraySize(b))
-            return 0;
-        for (k = 0, c = b->child; k < n; k++, c = c->next)
-            if (memcmp(&srv_json_packed_values(a)[k], &c->valuedouble,
-                       sizeof(double)) != 0)
-                return 0;
-    }
-    return a == NULL && b == NULL;
-}
-
 /* Reads text with packed arrays, in an arena or not: the status and end
- * are those of srv_json_tree_parse, and the tree is cJSON's (same_packed).
+ * are those of srv_json_tree_parse, and the tree is cJSON's (json_same_packed).
  * Out of an arena the tree is cJSON_Delete'd, which must free it all. */
 static srv_tree_status compare_packed(const char *text, size_t len,
                                       int in_arena)
@@ -715,8 +645,8 @@ static srv_tree_status compare_packed(const char *text, size_t len,
     if (st == SRV_TREE_OK) {
         theirs = cJSON_ParseWithLengthOpts(text, len, &cend, 0);
         cr_assert_not_null(theirs);
-        cr_assert(same_packed(mine, theirs), "trees differ: %.*s", (int)len,
-                  text);
+        cr_assert(json_same_packed(mine, theirs), "trees differ: %.*s",
+                  (int)len, text);
         cr_assert_eq(end, cend);
         cr_assert_eq(end, pend);
         cJSON_Delete(theirs);
@@ -833,7 +763,7 @@ Test(arena, cjson_parses_into_the_arena_and_nothing_leaks)
         srv_arena_leave();
         outside = cJSON_Parse(doc);
         cr_assert_not_null(in_arena);
-        cr_assert(same_tree(in_arena, outside));
+        cr_assert(json_same_tree(in_arena, outside));
         cJSON_Delete(outside);
         srv_arena_cleanup(&a);
     }
@@ -857,7 +787,7 @@ Test(arena, the_reader_uses_the_arena_only_when_cjson_does)
                  SRV_TREE_OK);
     srv_arena_leave();
     cr_assert_null(a.blocks);
-    cr_assert(links_ok(tree));
+    cr_assert(json_links_ok(tree));
     cJSON_Delete(tree);
     srv_arena_cleanup(&a);
 
