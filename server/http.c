@@ -31,6 +31,7 @@
 #include "auth.h"
 #include "handler.h"
 #include "http.h"
+#include "json_out.h"
 #include "log.h"
 #include "metrics.h"
 #include "pool.h"
@@ -189,22 +190,18 @@ static enum MHD_Result http_answer(request *rq, srv_answer *a,
 }
 
 /* Writes "name;dur=<ms with three decimals>" for ns nanoseconds at out
- * (at most strlen(name) + 30 bytes with the NUL); returns the length.
+ * (it may store strlen(name) + 5 + SRV_UINT_ROOM bytes); returns the
+ * length, the NUL after it.
  * Integers only: printf's %f cost more than the rest of the header. */
 static size_t timing_entry(char *out, const char *name, uint64_t ns)
 {
-    uint64_t us = (ns + 500) / 1000, ms = us / 1000;
-    char rev[20];
-    size_t n = strlen(name), k = 0;
+    uint64_t us = (ns + 500) / 1000;
+    size_t n = strlen(name);
 
     memcpy(out, name, n);
     memcpy(out + n, ";dur=", 5);
     n += 5;
-    do
-        rev[k++] = (char)('0' + ms % 10);
-    while ((ms /= 10) != 0);
-    while (k > 0)
-        out[n++] = rev[--k];
+    n += srv_put_uint(out + n, us / 1000);
     out[n++] = '.';
     out[n++] = (char)('0' + us % 1000 / 100);
     out[n++] = (char)('0' + us % 100 / 10);
@@ -221,7 +218,7 @@ static uint64_t seconds_ns(double s)
 /* Sends the worker's reply with its Server-Timing breakdown. */
 static enum MHD_Result http_send_reply(request *rq)
 {
-    char timing[4 * 40];
+    char timing[4 * (16 + SRV_UINT_ROOM)];
     size_t n = 0;
     srv_answer a;
 

@@ -364,7 +364,8 @@ static uint64_t shortest(uint64_t c, int q, int *k10)
     h = q + flog2_pow10(-k) + 2;
     g = (((u128)srv_pow10_128[-k - SRV_POW10_128_MIN][0] << 64 |
           srv_pow10_128[-k - SRV_POW10_128_MIN][1]) >>
-         2) + 1;
+         2) +
+        1;
     g1 = (uint64_t)(g >> 63);
     g0 = (uint64_t)g & 0x7fffffffffffffffu;
     vb = round_to_odd(g1, g0, cb << h);
@@ -494,6 +495,30 @@ static size_t format_real(char *p, double x, int f64)
     return put_decimal(p, neg, f, k);
 }
 
+size_t srv_put_uint(char *p, uint64_t v)
+{
+    const uint64_t e16 = 10000000000000000u;
+    size_t n;
+    digit_str d;
+
+    if (v == 0) {
+        p[0] = '0';
+        return 1;
+    }
+    if (v >= 10 * e16) {
+        /* The leading digits, then sixteen more: those of 10^16 + the
+         * rest, whose first digit, the 1, is dropped. */
+        n = srv_put_uint(p, v / e16);
+        d = split_digits(v % e16 + e16);
+        store16(p + n, d.rest);
+        return n + 16;
+    }
+    d = split_digits(v);
+    p[0] = d.first;
+    store16(p + 1, d.rest);
+    return (size_t)d.n;
+}
+
 /* Writes x at p (at most NUMBER_ROOM bytes stored, fewer returned);
  * returns the length. */
 static size_t format_number(char *p, double x, int f64)
@@ -508,11 +533,9 @@ static size_t format_number(char *p, double x, int f64)
     }
     if (fabs(x) < 9007199254740992.0 && x == (double)(int64_t)x) {
         int64_t i = (int64_t)x;
-        digit_str d = split_digits((uint64_t)(i < 0 ? -i : i));
         p[0] = '-';
-        p[i < 0] = d.first;
-        store16(p + (i < 0) + 1, d.rest);
-        return (size_t)(i < 0) + (size_t)d.n;
+        return (size_t)(i < 0) +
+               srv_put_uint(p + (i < 0), (uint64_t)(i < 0 ? -i : i));
     }
     return format_real(p, x, f64);
 }

@@ -37,8 +37,15 @@ void srv_buf_puts(srv_buf *b, const char *s);
 void srv_buf_string(srv_buf *b, const char *s);
 /* One JSON number, or null when x is not finite. */
 void srv_buf_number(srv_buf *b, double x, int f64);
+
 /* [x0,x1,...] */
 void srv_buf_numbers(srv_buf *b, const double *x, size_t n, int f64);
+
+/* Writes the decimal digits of v at p, without a NUL; returns their count
+ * (at most 20).  It may store up to SRV_UINT_ROOM bytes: p needs that much
+ * room. */
+#define SRV_UINT_ROOM 24
+size_t srv_put_uint(char *p, uint64_t v);
 
 /* Writes the 200 response of a computed request: loss, per_sample,
  * gradients, metrics and the generator block, as the request asked; for an

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "json_out.h"
 #include "log.h"
 
 /* Written once by srv_log_init before any thread starts; read-only after. */
@@ -178,14 +179,9 @@ static void line_printf(line *l, const char *fmt, ...)
 /* Appends the decimal digits of v. */
 static void line_uint(line *l, unsigned long long v)
 {
-    char rev[24];
-    size_t k = 0;
+    char d[SRV_UINT_ROOM];
 
-    do
-        rev[k++] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    while (k > 0 && l->len < sizeof l->buf - 3)
-        l->buf[l->len++] = rev[--k];
+    line_put(l, d, srv_put_uint(d, v));
 }
 
 /* Appends s as a JSON string (quoted; control and non-ASCII bytes escaped

@@ -145,7 +145,8 @@ static void expect_text(double x, int f64, const char *want)
     cr_expect_str_eq(out, want, "%a written as %s, want %s", x, out, want);
 }
 
-/* ---- float64 -------------------------------------------------------------- */
+/* ---- float64 --------------------------------------------------------------
+ */
 
 Test(json_out, float64_edge_cases)
 {
@@ -276,7 +277,8 @@ Test(json_out, float64_layout)
     expect_text(-INFINITY, 0, "null");
 }
 
-/* ---- float32 -------------------------------------------------------------- */
+/* ---- float32 --------------------------------------------------------------
+ */
 
 /* The float32 rule restated on the exact value of x (x > 0, not an
  * integer below 2^53): its first 40 significant digits (snprintf
@@ -398,7 +400,8 @@ Test(json_out, float32_layout)
     expect_text(5e-324, 0, "4.9406565e-324");
 }
 
-/* ---- Arrays ---------------------------------------------------------------- */
+/* ---- Arrays ----------------------------------------------------------------
+ */
 
 Test(json_out, arrays_of_numbers)
 {
@@ -411,4 +414,40 @@ Test(json_out, arrays_of_numbers)
     cr_assert(!b.oom);
     cr_expect_str_eq(b.p, "[1,-0.5,1e-7,null,1e+300,0]");
     srv_buf_free(&b);
+}
+
+/* srv_put_uint against printf, at every length and on both sides of the
+ * 17-digit split, plus random values; nothing stored past its room. */
+static void expect_uint(uint64_t v)
+{
+    char got[SRV_UINT_ROOM + 8], want[32];
+    size_t n;
+
+    memset(got, 'x', sizeof got);
+    n = srv_put_uint(got, v);
+    snprintf(want, sizeof want, "%llu", (unsigned long long)v);
+    cr_assert_eq(n, strlen(want), "%s: %zu digits", want, n);
+    cr_assert(memcmp(got, want, n) == 0, "%s: %.*s", want, (int)n, got);
+    for (n = SRV_UINT_ROOM; n < sizeof got; n++)
+        cr_assert_eq(got[n], 'x', "%s: byte %zu written", want, n);
+}
+
+Test(json_out, unsigned_integers)
+{
+    uint64_t p = 1;
+    int i;
+
+    expect_uint(0);
+    expect_uint(UINT64_MAX);
+    for (i = 0; i < 20; i++, p *= 10) {
+        expect_uint(p);
+        expect_uint(p - 1);
+        expect_uint(p + 1);
+        expect_uint(p * 9 + p - 1);
+    }
+    expect_uint(100000000000000000u);
+    expect_uint(100000000000000007u);
+    expect_uint(12345678901234567890u);
+    for (i = 0; i < 100000; i++)
+        expect_uint(next_u64() >> (i % 64));
 }
