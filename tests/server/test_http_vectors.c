@@ -4,7 +4,6 @@
  * 1e-10 relative; error cases by status, code and field.  Also float32
  * answers within float32 rounding of the float64 ones. */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,39 +153,21 @@ static int run_family(unsigned port, const char *family)
     return n;
 }
 
-static const char *vectors_dir(void)
-{
-    const char *dir = getenv("LOSSD_VECTORS");
-
-    return dir != NULL ? dir : "tests/vectors";
-}
-
 /* One timeout for every test: Criterion leaks a little when tests with
  * different timeouts run side by side under --jobs. */
 TestSuite(http_vectors, .timeout = 60);
 
 Test(http_vectors, every_case_of_every_family)
 {
-    DIR *dir = opendir(vectors_dir());
-    struct dirent *e;
+    char **families = vec_families(), **f;
     lossd d;
-    int cases = 0, families = 0;
+    int cases = 0, n = 0;
 
-    cr_assert_not_null(dir, "cannot open %s", vectors_dir());
     lossd_start(&d, NULL);
-    while ((e = readdir(dir)) != NULL) {
-        size_t n = strlen(e->d_name);
-        char family[256];
-        if (n < 6 || n >= sizeof family ||
-            strcmp(e->d_name + n - 5, ".json") != 0)
-            continue;
-        memcpy(family, e->d_name, n - 5);
-        family[n - 5] = '\0';
-        cases += run_family(d.port, family);
-        families++;
-    }
-    closedir(dir);
-    cr_log_info("%d vector cases from %d families over HTTP", cases, families);
+    for (f = families; *f != NULL; f++, n++)
+        cases += run_family(d.port, *f);
+    vec_families_free(families);
+    cr_log_info("%d vector cases from %d families over HTTP", cases, n);
     cr_assert_gt(cases, 0);
     cr_assert_eq(lossd_stop(&d), 0);
 }

@@ -4,7 +4,6 @@
  * against POST /loss/{name}, output selection, the id, the metadata and health
  * endpoints, API keys, metrics, and every malformed request. */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -267,25 +266,15 @@ static int run_case(unsigned port, const cJSON *c, cJSON *models)
 
 Test(v2, every_vector_case_as_json_inputs)
 {
-    const char *dir_name = getenv("LOSSD_VECTORS");
-    DIR *dir = opendir(dir_name ? dir_name : "tests/vectors");
-    struct dirent *e;
+    char **families = vec_families(), **f;
     cJSON *models = cJSON_CreateObject(), *v;
     const cJSON *c;
     int sent = 0, skipped = 0;
     lossd d;
 
-    cr_assert_not_null(dir);
     lossd_start(&d, NULL);
-    while ((e = readdir(dir)) != NULL) {
-        size_t n = strlen(e->d_name);
-        char family[256];
-        if (n < 6 || n >= sizeof family ||
-            strcmp(e->d_name + n - 5, ".json") != 0)
-            continue;
-        memcpy(family, e->d_name, n - 5);
-        family[n - 5] = '\0';
-        v = vec_load(family);
+    for (f = families; *f != NULL; f++) {
+        v = vec_load(*f);
         cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(v, "cases"))
         {
             const cJSON *loss = cJSON_GetObjectItemCaseSensitive(c, "loss");
@@ -298,7 +287,7 @@ Test(v2, every_vector_case_as_json_inputs)
         }
         cJSON_Delete(v);
     }
-    closedir(dir);
+    vec_families_free(families);
     cr_log_info("%d vector cases through v2 (%d ragged ones have no v2 shape)",
                 sent, skipped);
     cr_assert_gt(sent, 100);
@@ -401,26 +390,16 @@ static cJSON *binary_to_json(const hresp *r)
  * and binary FP64 outputs, against the reference vector. */
 Test(v2, every_family_through_binary_tensors)
 {
-    const char *dir_name = getenv("LOSSD_VECTORS");
-    DIR *dir = opendir(dir_name ? dir_name : "tests/vectors");
-    struct dirent *e;
+    char **families = vec_families(), **f;
     cJSON *models = cJSON_CreateObject(), *done = cJSON_CreateObject();
     int losses = 0;
     lossd d;
 
-    cr_assert_not_null(dir);
     lossd_start(&d, NULL);
-    while ((e = readdir(dir)) != NULL) {
-        size_t n = strlen(e->d_name);
-        char family[256];
-        cJSON *v;
+    for (f = families; *f != NULL; f++) {
+        cJSON *v = vec_load(*f);
         const cJSON *c;
-        if (n < 6 || n >= sizeof family ||
-            strcmp(e->d_name + n - 5, ".json") != 0)
-            continue;
-        memcpy(family, e->d_name, n - 5);
-        family[n - 5] = '\0';
-        v = vec_load(family);
+
         cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(v, "cases"))
         {
             const char *loss =
@@ -463,7 +442,7 @@ Test(v2, every_family_through_binary_tensors)
         }
         cJSON_Delete(v);
     }
-    closedir(dir);
+    vec_families_free(families);
     cr_log_info("%d losses through binary tensors", losses);
     cr_assert_eq(losses, 16, "every loss once");
     cJSON_Delete(models);

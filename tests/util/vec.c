@@ -3,22 +3,61 @@
 #include "vec.h"
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-cJSON *vec_load(const char *family)
+static const char *vec_dir(void)
 {
     const char *dir = getenv("LOSSD_VECTORS");
+
+    return dir != NULL ? dir : "tests/vectors";
+}
+
+char **vec_families(void)
+{
+    DIR *dir = opendir(vec_dir());
+    struct dirent *e;
+    char **names = NULL;
+    size_t n = 0, len;
+
+    cr_assert_not_null(dir, "cannot open %s", vec_dir());
+    while ((e = readdir(dir)) != NULL) {
+        len = strlen(e->d_name);
+        if (len < 6 || strcmp(e->d_name + len - 5, ".json") != 0)
+            continue;
+        names = realloc(names, (n + 2) * sizeof *names);
+        cr_assert_not_null(names);
+        names[n] = strndup(e->d_name, len - 5);
+        cr_assert_not_null(names[n]);
+        n++;
+    }
+    closedir(dir);
+    cr_assert_gt(n, 0, "no vector files in %s", vec_dir());
+    names[n] = NULL;
+    return names;
+}
+
+void vec_families_free(char **names)
+{
+    size_t i;
+
+    for (i = 0; names != NULL && names[i] != NULL; i++)
+        free(names[i]);
+    free(names);
+}
+
+cJSON *vec_load(const char *family)
+{
     char path[1024];
     FILE *f;
     long len;
     char *buf;
     cJSON *root;
 
-    snprintf(path, sizeof path, "%s/%s.json", dir ? dir : "tests/vectors",
-             family);
+    snprintf(path, sizeof path, "%s/%s.json", vec_dir(), family);
     f = fopen(path, "rb");
     cr_assert_not_null(f, "cannot open %s", path);
     fseek(f, 0, SEEK_END);

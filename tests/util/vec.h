@@ -30,6 +30,12 @@
  * tests/vectors).  Free with cJSON_Delete. */
 cJSON *vec_load(const char *family);
 
+/* The families there: the names of its *.json files without ".json", in
+ * directory order, NULL-terminated (at least one, or the test fails).
+ * Free with vec_families_free. */
+char **vec_families(void);
+void vec_families_free(char **names);
+
 /* The request's field, or NULL when absent. */
 const cJSON *vec_field(const cJSON *request, const char *name);
 
