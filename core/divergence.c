@@ -235,7 +235,7 @@ static int div_prep_logs(const double *x, size_t k, int softmax,
                              lse);
     for (j = 0; j < k; j++) {
         s->l[j] = softmax ? x[j] - lse : x[j];
-        s->ubuf[j] = exp(s->l[j]);
+        s->ubuf[j] = loss_exp(s->l[j]);
     }
     s->u = s->ubuf;
     return LOSS_OK;

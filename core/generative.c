@@ -119,7 +119,7 @@ static double vae_bernoulli(double x, double r, double *dr)
  * tail is log1p(e): one exp and one log for both. */
 static double vae_bernoulli_logits(double x, double l, double *dl)
 {
-    double e = exp(-fabs(l)), u = 1.0 + e, big = 1.0 / u;
+    double e = loss_exp(-fabs(l)), u = 1.0 + e, big = 1.0 / u;
 
     *dl = (l >= 0.0 ? big : e * big) - x;
     /* loss_log1p(e), sharing 1/u with the sigmoid */
@@ -363,7 +363,7 @@ typedef struct gan_term {
 static inline gan_term gan_from_logit(double l)
 {
     gan_term t;
-    double e = exp(-fabs(l)), u = 1.0 + e, big = 1.0 / u, small = e * big;
+    double e = loss_exp(-fabs(l)), u = 1.0 + e, big = 1.0 / u, small = e * big;
     double s = log(u) + (e - (u - 1.0)) * big; /* loss_log1p(e), sharing 1/u */
 
     /* Selects, not fmax (a libm call here): the sign of l is random in a

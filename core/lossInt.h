@@ -15,6 +15,7 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "loss.h"
 
@@ -181,6 +182,51 @@ static inline double loss_log1p(double x)
      * max(u, 1/2) changes nothing but keeps u = 0 from giving 0/0 and the
      * loop free of a branch that rounding would make unpredictable. */
     return log(u) + c / (u > 0.5 ? u : 0.5);
+}
+
+/* e^x, inline, for the loops that take one exponential per element: as a
+ * call to libm's exp it cost as much as the rest of softmax together.
+ *
+ * Method:   the table method of ARM's optimized-routines exp, which
+ *           glibc >= 2.28 also uses.  With N = 128 and k = round(x N /
+ *           ln 2), x = k ln2/N + r, |r| <= ln2/(2N), and
+ *             e^x = 2^(k/N) e^r = 2^(k div N) H (1 + T) e^r,
+ *           H (1 + T) = 2^((k mod N)/N) from loss_exp_tab (vecmath.c).
+ *           k comes from the low bits of x N/ln2 + 1.5*2^52 (round to
+ *           nearest), r from ln2/N in two parts (the high one short, so
+ *           k times it is exact), and e^r - 1 + T from a degree-5
+ *           polynomial; the result is s + s * tmp with s = 2^(k div N) H.
+ * Special cases: outside |x| <= 708 (results near the overflow or
+ *           subnormal range, infinities and NaN) it is libm's exp.
+ * Accuracy: within 0.52 ulp (ARM's bound for this method), so at most
+ *           one ulp from libm's exp; tests/core/test_exp.c compares them.
+ */
+#define LOSS_EXP_N 128
+extern const uint64_t loss_exp_tab[2 * LOSS_EXP_N];
+
+static inline double loss_exp(double x)
+{
+    const double inv_ln2_n = 0x1.71547652b82fep0 * LOSS_EXP_N;
+    const double neg_ln2_hi_n = -0x1.62e42fefa0000p-8;
+    const double neg_ln2_lo_n = -0x1.cf79abc9e3b3ap-47;
+    const double shift = 0x1.8p52;
+    const double c2 = 0x1.ffffffffffdbdp-2, c3 = 0x1.555555555543cp-3;
+    const double c4 = 0x1.55555cf172b91p-5, c5 = 0x1.1111167a4d017p-7;
+    double kd, r, r2, tail, tmp, s;
+    uint64_t ki, sbits;
+
+    if (!(fabs(x) <= 708.0))
+        return exp(x);
+    kd = x * inv_ln2_n + shift;
+    memcpy(&ki, &kd, sizeof ki);
+    kd -= shift;
+    r = x + kd * neg_ln2_hi_n + kd * neg_ln2_lo_n;
+    memcpy(&tail, &loss_exp_tab[2 * (ki % LOSS_EXP_N)], sizeof tail);
+    sbits = loss_exp_tab[2 * (ki % LOSS_EXP_N) + 1] + (ki << 45);
+    r2 = r * r;
+    tmp = tail + r + r2 * (c2 + r * c3) + r2 * r2 * (c4 + r * c5);
+    memcpy(&s, &sbits, sizeof s);
+    return s + s * tmp;
 }
 
 #endif /* LOSS_INT_H */

@@ -215,6 +215,26 @@ static double mean_divisor(const loss_softmax_args *a)
     return w;
 }
 
+/* The log-sum-exp of row i, max-shifted, with *m its maximum z[*top];
+ * when g is not NULL the exponentials e^(z_j - m) are left in g and *inv
+ * is 1 / their sum. */
+static double row_lse(const loss_softmax_args *a, size_t i, double *g,
+                      double *m, double *inv, size_t *top)
+{
+    const double *z = a->logits + i * a->k;
+    double lse, sum = 1.0;
+
+    if (g != NULL) {
+        lse = loss_lse_exps(z, a->k, top, g, &sum);
+        *m = z[*top];
+    } else {
+        lse = loss_lse_shifted(z, a->k, m);
+        *top = loss_vec_argmax(z, a->k);
+    }
+    *inv = 1.0 / sum;
+    return lse;
+}
+
 /* Row i: returns its loss, adds its entropy to *entropy and, when g is not
  * NULL, writes its gradient times scale into g[0..k-1].  With g, the
  * exponentials of the log-sum-exp are kept in g and give p_j = e_j / sum,
@@ -223,21 +243,14 @@ static double softmax_row(const loss_softmax_args *a, size_t i, double scale,
                           double *g, double *entropy, size_t *top)
 {
     const double *z = a->logits + i * a->k;
-    double eps_k = a->label_smoothing / (double)a->k, m, sum = 1.0, lse;
-    double l = 0.0, tsum = 0.0, h = 0.0, inv;
+    double eps_k = a->label_smoothing / (double)a->k, m, inv, lse;
+    double l = 0.0, tsum = 0.0, h = 0.0;
     size_t j;
 
-    if (g != NULL) {
-        lse = loss_lse_exps(z, a->k, top, g, &sum);
-        m = z[*top];
-    } else {
-        lse = loss_lse_shifted(z, a->k, &m);
-        *top = loss_vec_argmax(z, a->k);
-    }
-    inv = 1.0 / sum;
+    lse = row_lse(a, i, g, &m, &inv, top);
     for (j = 0; j < a->k; j++) {
         double nlp = lse - (z[j] - m), t = coef(a, i, j, eps_k);
-        double p = g ? g[j] * inv : exp(-nlp);
+        double p = g ? g[j] * inv : loss_exp(-nlp);
 
         l += t * nlp;
         tsum += t;
@@ -247,6 +260,36 @@ static double softmax_row(const loss_softmax_args *a, size_t i, double scale,
     }
     for (j = 0; g && j < a->k; j++)
         g[j] = (tsum * g[j] - coef(a, i, j, eps_k)) * scale;
+    *entropy += h;
+    return l;
+}
+
+/* softmax_row for a counted label y without class weights, the common
+ * case, with the gradient: coef() reduces to t_j = eps/K, and t_y =
+ * (1-eps) + eps/K, which are selected here rather than looked up twice
+ * per logit.  The same operations in the same order, so the same bits. */
+static double softmax_row_label(const loss_softmax_args *a, size_t i,
+                                double scale, double *g, double *entropy,
+                                size_t *top)
+{
+    const double *z = a->logits + i * a->k;
+    double eps_k = a->label_smoothing / (double)a->k, m, inv, lse;
+    double ty = (1.0 - a->label_smoothing) + eps_k;
+    double l = 0.0, tsum = 0.0, h = 0.0;
+    size_t j, y = (size_t)a->labels[i];
+
+    lse = row_lse(a, i, g, &m, &inv, top);
+    for (j = 0; j < a->k; j++) {
+        double nlp = lse - (z[j] - m), t = j == y ? ty : eps_k;
+        double p = g[j] * inv;
+
+        l += t * nlp;
+        tsum += t;
+        h += p * nlp;
+        g[j] = p;
+    }
+    for (j = 0; j < a->k; j++)
+        g[j] = (tsum * g[j] - (j == y ? ty : eps_k)) * scale;
     *entropy += h;
     return l;
 }
@@ -284,7 +327,9 @@ int loss_softmax(const loss_softmax_args *a, loss_softmax_out *o,
 
         if ((rc = softmax_row_finite(a, i, err)) != LOSS_OK)
             return rc;
-        l = softmax_row(a, i, scale, g, &entropy, &top);
+        l = g && a->labels && !a->weight && !is_ignored(a, i)
+                ? softmax_row_label(a, i, scale, g, &entropy, &top)
+                : softmax_row(a, i, scale, g, &entropy, &top);
         if (o->per_sample)
             o->per_sample[i] = l;
         sum += l;
