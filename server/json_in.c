@@ -948,6 +948,10 @@ static int choose_form(srv_request *rq, srv_fail *f)
 
     if (first_of(rq, 1, 0) == NULL)
         return 0;
+    rq->form = two ? 2 : 1;
+    if ((one != NULL) != (two != NULL))
+        return 0;
+    /* The lists of either form are only for the message. */
     form_list(L, 1, a, sizeof a);
     form_list(L, 2, b, sizeof b);
     if (one && two)
@@ -955,11 +959,8 @@ static int choose_form(srv_request *rq, srv_fail *f)
                             "%s and %s cannot be used together: give either "
                             "%s or %s",
                             one, two, a, b);
-    rq->form = two ? 2 : 1;
-    if (!one && !two)
-        return srv_fail_set(f, 422, "missing_field", first_of(rq, 1, 0),
-                            "either %s or %s is required", a, b);
-    return 0;
+    return srv_fail_set(f, 422, "missing_field", first_of(rq, 1, 0),
+                        "either %s or %s is required", a, b);
 }
 
 static int check_present(srv_request *rq, srv_fail *f)
