@@ -168,7 +168,13 @@ int loss_triplet(const loss_triplet_args *a, loss_triplet_out *o,
 
 /* ---- triplet: mined from a labelled batch ----------------------------------
  *
- * Method: the n x n distance matrix D of the embeddings goes to args->work.
+ * Method: each anchor i needs only row i of the distance matrix D of the
+ * embeddings.  Up to MINED_MATRIX_N embeddings, all of D goes to
+ * args->work, each pair computed once; above, only the row of the anchor
+ * at hand, n doubles, recomputed for each (twice the distance work, for
+ * scratch that grows as n rather than n^2: 20,000 embeddings would
+ * otherwise take 3.2 GB).  Both give the same bits: entry (i, j) is
+ * always d(e_min(i,j), e_max(i,j)).
  * A positive of anchor i is j != i with labels[j] == labels[i]; a negative
  * is j with labels[j] != labels[i].  Labels are arbitrary integers.
  *   batch_hard: an anchor is valid when it has a positive and a negative;
@@ -181,7 +187,7 @@ int loss_triplet(const loss_triplet_args *a, loss_triplet_out *o,
  * Gradient: each active term adds +dD[i][p] and -dD[i][n] to the embeddings
  * at both ends of each distance.  batch_all sums, for each pair (i, j), the
  * net number of active triplets using D[i][j] (positive as p, negative as
- * n), so the work is O(n^3 + n^2 d) with no scratch beyond D.
+ * n), so the work is O(n^3 + n^2 d) with no scratch beyond D (or its row).
  * Metrics: valid = the number of valid anchors (hard) or triplets (all);
  * active_fraction = the fraction of those with a positive loss, NaN when
  * valid = 0.
@@ -193,16 +199,12 @@ int loss_triplet(const loss_triplet_args *a, loss_triplet_out *o,
  * exact below 2^53.
  */
 
+/* The most embeddings whose whole distance matrix is kept: 32 MiB. */
+#define MINED_MATRIX_N 2048
+
 size_t loss_triplet_mined_work(const loss_triplet_mined_args *a)
 {
-    size_t n = a->n;
-
-    /* SIZE_MAX when n * n doubles would not fit in SIZE_MAX bytes: the
-     * caller cannot allocate that and reports out of memory.  Any other
-     * answer times sizeof(double) fits in a size_t. */
-    if (n != 0 && n > SIZE_MAX / sizeof(double) / n)
-        return SIZE_MAX;
-    return n * n;
+    return a->n <= MINED_MATRIX_N ? a->n * a->n : a->n;
 }
 
 static int mined_check(const loss_triplet_mined_args *a, loss_error *err)
@@ -217,9 +219,9 @@ static int mined_check(const loss_triplet_mined_args *a, loss_error *err)
         rc = loss_check_finite(err, "embeddings", a->embeddings, a->n, a->d);
     if (rc == LOSS_OK && a->work == NULL)
         rc = loss_error_set(err, LOSS_E_NOMEM, NULL, 0, 0, 0, 0,
-                            "No scratch memory for the %zu x %zu distance "
-                            "matrix.",
-                            a->n, a->n);
+                            "No scratch memory for the distances of %zu "
+                            "embeddings.",
+                            a->n);
     return rc;
 }
 
@@ -241,23 +243,38 @@ typedef struct mined_tally {
     double sum, valid, active;
 } mined_tally;
 
-/* Adds w * dD[i][j] to the embedding gradient g (when not NULL). */
-static void pair_grad(const loss_triplet_mined_args *a, const double *dm,
+/* Row i of D into r, each entry as pair_distances computes it. */
+static const double *row_distances(const loss_triplet_mined_args *a, size_t i,
+                                   double *r)
+{
+    const double *e = a->embeddings;
+    size_t j, d = a->d;
+
+    for (j = 0; j < a->n; j++)
+        r[j] = j == i
+                   ? 0.0
+                   : loss_vec_distance(e + (j < i ? j : i) * d,
+                                       e + (j < i ? i : j) * d, d, a->distance);
+    return r;
+}
+
+/* Adds w * dD[i][j] to the embedding gradient g (when not NULL); r is row
+ * i of D. */
+static void pair_grad(const loss_triplet_mined_args *a, const double *r,
                       double *g, size_t i, size_t j, double w)
 {
     size_t d = a->d;
 
     if (g)
         loss_vec_dist_grad(g + i * d, g + j * d, a->embeddings + i * d,
-                           a->embeddings + j * d, d, dm[i * a->n + j], w,
-                           a->distance);
+                           a->embeddings + j * d, d, r[j], w, a->distance);
 }
 
-/* Anchor i's batch-hard loss; 0 when it has no positive or no negative. */
-static double hard_anchor(const loss_triplet_mined_args *a, const double *dm,
+/* Anchor i's batch-hard loss, from row i of D; 0 when it has no positive
+ * or no negative. */
+static double hard_anchor(const loss_triplet_mined_args *a, const double *r,
                           double *g, size_t i, mined_tally *t)
 {
-    const double *r = dm + i * a->n;
     const int64_t *y = a->labels;
     size_t j, p = SIZE_MAX, q = SIZE_MAX;
     double z;
@@ -277,8 +294,8 @@ static double hard_anchor(const loss_triplet_mined_args *a, const double *dm,
     if (z <= 0.0)
         return 0.0;
     t->active += 1.0;
-    pair_grad(a, dm, g, i, p, 1.0);
-    pair_grad(a, dm, g, i, q, -1.0);
+    pair_grad(a, r, g, i, p, 1.0);
+    pair_grad(a, r, g, i, q, -1.0);
     return z;
 }
 
@@ -319,11 +336,11 @@ static double all_as_negative(const loss_triplet_mined_args *a, const double *r,
     return c;
 }
 
-/* Anchor i's batch-all loss: the sum over its valid triplets. */
-static double all_anchor(const loss_triplet_mined_args *a, const double *dm,
+/* Anchor i's batch-all loss, from row i of D: the sum over its valid
+ * triplets. */
+static double all_anchor(const loss_triplet_mined_args *a, const double *r,
                          double *g, size_t i, mined_tally *t)
 {
-    const double *r = dm + i * a->n;
     double l = 0.0;
     size_t j;
 
@@ -336,7 +353,7 @@ static double all_anchor(const loss_triplet_mined_args *a, const double *dm,
         else
             c = -all_as_negative(a, r, i, j);
         if (c != 0.0)
-            pair_grad(a, dm, g, i, j, c);
+            pair_grad(a, r, g, i, j, c);
     }
     return l;
 }
@@ -346,7 +363,7 @@ int loss_triplet_mined(const loss_triplet_mined_args *a,
 {
     mined_tally t = {0.0, 0.0, 0.0};
     size_t i, len;
-    int rc;
+    int rc, full = a->n <= MINED_MATRIX_N;
 
     assert(a != NULL && o != NULL);
     rc = mined_check(a, err);
@@ -354,11 +371,14 @@ int loss_triplet_mined(const loss_triplet_mined_args *a,
         return rc;
     len = a->n * a->d;
     loss_vec_zero(o->grad_embeddings, len);
-    pair_distances(a, a->work);
+    if (full)
+        pair_distances(a, a->work);
     for (i = 0; i < a->n; i++) {
+        const double *r =
+            full ? a->work + i * a->n : row_distances(a, i, a->work);
         double l = a->mining == LOSS_MINING_BATCH_HARD
-                       ? hard_anchor(a, a->work, o->grad_embeddings, i, &t)
-                       : all_anchor(a, a->work, o->grad_embeddings, i, &t);
+                       ? hard_anchor(a, r, o->grad_embeddings, i, &t)
+                       : all_anchor(a, r, o->grad_embeddings, i, &t);
         if (o->per_sample)
             o->per_sample[i] = l;
         t.sum += l;

@@ -994,12 +994,70 @@ Test(triplet_edge, mined_work_size)
     cr_expect_eq(loss_triplet_mined_work(&a), 0);
     a.n = 7;
     cr_expect_eq(loss_triplet_mined_work(&a), 49);
+    a.n = 2048; /* the whole matrix up to 2048 embeddings (32 MiB) */
+    cr_expect_eq(loss_triplet_mined_work(&a), 2048 * 2048);
+    a.n = 2049; /* then one row */
+    cr_expect_eq(loss_triplet_mined_work(&a), 2049);
     a.n = (size_t)1 << 31;
-    cr_expect_eq(loss_triplet_mined_work(&a), SIZE_MAX);
+    cr_expect_eq(loss_triplet_mined_work(&a), (size_t)1 << 31);
     a.n = SIZE_MAX;
     cr_expect_eq(loss_triplet_mined_work(&a), SIZE_MAX);
-    a.n = (size_t)1 << 30; /* 2^60 doubles still have a byte count */
-    cr_expect_eq(loss_triplet_mined_work(&a), (size_t)1 << 60);
+}
+
+/* batch_hard over n embeddings of 3 labels in a deterministic cloud, with
+ * one more far away under a label of its own when far is set; returns the
+ * gradient (n or n + 1 rows), *o holding the rest. */
+static double *mined_cloud(size_t n, int far, loss_triplet_mined_out *o)
+{
+    const size_t d = 4, m = n + (far != 0);
+    loss_triplet_mined_args a = {0};
+    double *e = zeros(m * d), *g = zeros(m * d);
+    int64_t *y = calloc(m, sizeof *y);
+    loss_error err;
+    size_t i;
+
+    cr_assert(y != NULL);
+    for (i = 0; i < n * d; i++)
+        e[i] = sin(0.37 * (double)i) + 0.01 * cos(1.3 * (double)(i * i % 97));
+    for (i = 0; i < n; i++)
+        y[i] = (int64_t)(i % 3);
+    if (far) {
+        for (i = 0; i < d; i++)
+            e[n * d + i] = 1e6;
+        y[n] = 7;
+    }
+    a.n = m, a.d = d, a.embeddings = e, a.labels = y, a.margin = 0.5;
+    a.distance = LOSS_DIST_EUCLIDEAN, a.mining = LOSS_MINING_BATCH_HARD;
+    a.reduction = LOSS_REDUCE_MEAN;
+    a.work = zeros(loss_triplet_mined_work(&a));
+    o->per_sample = zeros(m), o->grad_embeddings = g;
+    cr_assert_eq(loss_triplet_mined(&a, o, &err), LOSS_OK, "%s", err.message);
+    free(e), free(y), free(a.work);
+    return g;
+}
+
+/* Above 2048 embeddings the distances come one row at a time: a point too
+ * far to matter, added to 2048 (the whole matrix), must leave every bit of
+ * the others' results as they were. */
+Test(triplet_edge, mined_rows_match_matrix, .timeout = 60)
+{
+    loss_triplet_mined_out whole = {0}, rows = {0};
+    double *gw = mined_cloud(2048, 0, &whole),
+           *gr = mined_cloud(2048, 1, &rows);
+    size_t i;
+
+    cr_expect_eq(memcmp(&whole.loss, &rows.loss, sizeof whole.loss), 0,
+                 "loss %.17g, by rows %.17g", whole.loss, rows.loss);
+    cr_expect_eq(whole.valid, rows.valid);
+    cr_expect_eq(whole.active_fraction, rows.active_fraction);
+    cr_expect(whole.valid > 2000.0 && whole.active_fraction > 0.0);
+    cr_expect_eq(
+        memcmp(whole.per_sample, rows.per_sample, 2048 * sizeof(double)), 0);
+    cr_expect_eq(rows.per_sample[2048], 0.0);
+    cr_expect_eq(memcmp(gw, gr, 2048 * 4 * sizeof(double)), 0);
+    for (i = 2048 * 4; i < 2049 * 4; i++)
+        cr_expect_eq(gr[i], 0.0, "far point's gradient %g", gr[i]);
+    free(gw), free(gr), free(whole.per_sample), free(rows.per_sample);
 }
 
 /* ---- Errors ------------------------------------------------------------- */
