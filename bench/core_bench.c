@@ -437,6 +437,27 @@ static int run_samples_knn3(ctx *c)
     return samples(c, 3, LOSS_SAMPLES_KNN);
 }
 
+/* Calibration, not losses: libm's log and exp once per element, over 1M
+ * probabilities (log) and normal deviates (exp), each result stored, the
+ * way the losses use them.  The divergences take about three logs per
+ * element, so these tell what part of their time is libm's. */
+static int run_libm_log(ctx *c)
+{
+    size_t i;
+
+    for (i = 0; i < 1000000; i++)
+        c->out[0][i] = log(c->p[i]);
+    return LOSS_OK;
+}
+static int run_libm_exp(ctx *c)
+{
+    size_t i;
+
+    for (i = 0; i < 1000000; i++)
+        c->out[0][i] = exp(c->in[0][i]);
+    return LOSS_OK;
+}
+
 static const bench_case cases[] = {
     {"hinge_1M", 2000000, run_hinge},
     {"multiclass_hinge_one_vs_all_1000x1000", 1001000, run_mc_ova},
@@ -468,6 +489,8 @@ static const bench_case cases[] = {
     {"samples_kde_2x10000", 20000, run_samples_kde},
     {"samples_knn_2x10000", 20000, run_samples_knn},
     {"samples_knn_2x10000x3", 60000, run_samples_knn3},
+    {"libm_log_1M", 1000000, run_libm_log},
+    {"libm_exp_1M", 1000000, run_libm_exp},
 };
 
 /* ---- timing ------------------------------------------------------------- */
