@@ -359,12 +359,13 @@ typedef struct gan_term {
  * tail, and sigmoid(+-l) is 1/(1 + e) or e/(1 + e), exponentiating only
  * non-positive numbers: one exp, one log and one division give all four
  * values (s is loss_log1p's log(u) + c/u, u = 1 + e in [1, 2], with the
- * sigmoid's 1/u). */
-static inline gan_term gan_from_logit(double l)
+ * sigmoid's 1/u).  e, u and log u come from gan_logits. */
+static inline gan_term gan_from_logit(double l, double e, double u,
+                                      double log_u)
 {
     gan_term t;
-    double e = loss_exp(-fabs(l)), u = 1.0 + e, big = 1.0 / u, small = e * big;
-    double s = log(u) + (e - (u - 1.0)) * big; /* loss_log1p(e), sharing 1/u */
+    double big = 1.0 / u, small = e * big;
+    double s = log_u + (e - (u - 1.0)) * big; /* loss_log1p(e), sharing 1/u */
 
     /* Selects, not fmax (a libm call here): the sign of l is random in a
      * batch, and these compile to masks rather than branches. */
@@ -429,19 +430,46 @@ static int gan_validate(const loss_gan_args *a, loss_error *err)
     return LOSS_OK;
 }
 
+/* Elements taken at once: their logs go to loss_log_array together. */
+#define GAN_BLOCK 16
+
+/* The terms of x[0..n), n <= GAN_BLOCK, probabilities or logits. */
+static void gan_terms(const loss_gan_args *a, const double *x, size_t n,
+                      gan_term *t)
+{
+    double e[GAN_BLOCK], u[GAN_BLOCK], log_u[GAN_BLOCK];
+    size_t j;
+
+    if (a->probs) {
+        for (j = 0; j < n; j++)
+            t[j] = gan_from_prob(x[j]);
+        return;
+    }
+    for (j = 0; j < n; j++) {
+        e[j] = loss_exp(-fabs(x[j]));
+        u[j] = 1.0 + e[j];
+    }
+    loss_log_array(u, log_u, n);
+    for (j = 0; j < n; j++)
+        t[j] = gan_from_logit(x[j], e[j], u[j], log_u[j]);
+}
+
 static void gan_real_pass(const loss_gan_args *a, double scale, double *grad,
                           gan_sums *s)
 {
-    size_t i;
+    gan_term t[GAN_BLOCK];
+    size_t i0, i, n;
 
-    for (i = 0; i < a->n; i++) {
-        gan_term t = a->probs ? gan_from_prob(a->d_real[i])
-                              : gan_from_logit(a->d_real[i]);
-        s->nll_real += t.nll_real;
-        s->prob_real += t.prob;
-        s->correct += t.says_real ? 1u : 0u;
-        if (grad != NULL)
-            grad[i] = scale * t.d_real;
+    for (i0 = 0; i0 < a->n; i0 += n) {
+        n = a->n - i0 < GAN_BLOCK ? a->n - i0 : GAN_BLOCK;
+        gan_terms(a, a->d_real + i0, n, t);
+        for (i = 0; i < n; i++) {
+            s->nll_real += t[i].nll_real;
+            s->prob_real += t[i].prob;
+            s->correct += t[i].says_real ? 1u : 0u;
+            if (grad != NULL)
+                grad[i0 + i] = scale * t[i].d_real;
+        }
     }
 }
 
@@ -449,19 +477,23 @@ static void gan_fake_pass(const loss_gan_args *a, double scale, double *grad,
                           double *gen_grad, gan_sums *s)
 {
     int minimax = a->generator_loss == LOSS_GAN_MINIMAX;
-    size_t j;
+    gan_term t[GAN_BLOCK];
+    size_t j0, j, n;
 
-    for (j = 0; j < a->m; j++) {
-        gan_term t = a->probs ? gan_from_prob(a->d_fake[j])
-                              : gan_from_logit(a->d_fake[j]);
-        s->nll_fake += t.nll_fake;
-        s->gen += minimax ? -t.nll_fake : t.nll_real;
-        s->prob_fake += t.prob;
-        s->correct += t.says_real ? 0u : 1u;
-        if (grad != NULL)
-            grad[j] = scale * t.d_fake;
-        if (gen_grad != NULL)
-            gen_grad[j] = scale * (minimax ? -t.d_fake : t.d_real);
+    for (j0 = 0; j0 < a->m; j0 += n) {
+        n = a->m - j0 < GAN_BLOCK ? a->m - j0 : GAN_BLOCK;
+        gan_terms(a, a->d_fake + j0, n, t);
+        for (j = 0; j < n; j++) {
+            s->nll_fake += t[j].nll_fake;
+            s->gen += minimax ? -t[j].nll_fake : t[j].nll_real;
+            s->prob_fake += t[j].prob;
+            s->correct += t[j].says_real ? 0u : 1u;
+            if (grad != NULL)
+                grad[j0 + j] = scale * t[j].d_fake;
+            if (gen_grad != NULL)
+                gen_grad[j0 + j] =
+                    scale * (minimax ? -t[j].d_fake : t[j].d_real);
+        }
     }
 }
 

@@ -158,6 +158,11 @@ double loss_lse_exps(const double *z, size_t k, size_t *top, double *e,
 /* lse(z) = log sum_j e^(z_j) itself, as m + loss_lse_shifted(z, k, &m). */
 double loss_lse(const double *z, size_t k);
 
+/* y[i] = log(x[i]) for i < n, within one ulp of libm's log (x and y do not
+ * overlap).  Several times cheaper per element than libm on processors
+ * with AVX2 and FMA; libm's own log on others.  See vecmath.c. */
+void loss_log_array(const double *x, double *y, size_t n);
+
 /* The hinge max(0, z)^p for p in {1, 2}; *dz receives its derivative, taken
  * as 0 at the kink z = 0: a hinge is active only when z > 0. */
 double loss_hinge_term(double z, int p, double *dz);
