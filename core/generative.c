@@ -437,7 +437,9 @@ static int gan_validate(const loss_gan_args *a, loss_error *err)
 static void gan_terms(const loss_gan_args *a, const double *x, size_t n,
                       gan_term *t)
 {
-    double e[GAN_BLOCK], u[GAN_BLOCK], log_u[GAN_BLOCK];
+    /* u zeroed only for compilers that cannot see j < n fills what
+     * loss_log_array reads */
+    double e[GAN_BLOCK], u[GAN_BLOCK] = {0.0}, log_u[GAN_BLOCK];
     size_t j;
 
     if (a->probs) {
