@@ -359,7 +359,7 @@ typedef struct gan_term {
  * tail, and sigmoid(+-l) is 1/(1 + e) or e/(1 + e), exponentiating only
  * non-positive numbers: one exp, one log and one division give all four
  * values (s is loss_log1p's log(u) + c/u, u = 1 + e in [1, 2], with the
- * sigmoid's 1/u).  e, u and log u come from gan_logits. */
+ * sigmoid's 1/u).  e, u and log u come from gan_terms. */
 static inline gan_term gan_from_logit(double l, double e, double u,
                                       double log_u)
 {
