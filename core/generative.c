@@ -433,19 +433,21 @@ static int gan_validate(const loss_gan_args *a, loss_error *err)
 /* Elements taken at once: their logs go to loss_log_array together. */
 #define GAN_BLOCK 16
 
-/* The terms of x[0..n), n <= GAN_BLOCK, probabilities or logits. */
-static void gan_terms(const loss_gan_args *a, const double *x, size_t n,
-                      gan_term *t)
+/* The terms of the block of x[0..count) that starts at `at`, into t;
+ * returns its length, at most GAN_BLOCK.  Probabilities or logits. */
+static size_t gan_terms(const loss_gan_args *a, const double *x, size_t count,
+                        size_t at, gan_term *t)
 {
     /* u zeroed only for compilers that cannot see j < n fills what
      * loss_log_array reads */
     double e[GAN_BLOCK], u[GAN_BLOCK] = {0.0}, log_u[GAN_BLOCK];
-    size_t j;
+    size_t j, n = count - at < GAN_BLOCK ? count - at : GAN_BLOCK;
 
+    x += at;
     if (a->probs) {
         for (j = 0; j < n; j++)
             t[j] = gan_from_prob(x[j]);
-        return;
+        return n;
     }
     for (j = 0; j < n; j++) {
         e[j] = loss_exp(-fabs(x[j]));
@@ -454,6 +456,7 @@ static void gan_terms(const loss_gan_args *a, const double *x, size_t n,
     loss_log_array(u, log_u, n);
     for (j = 0; j < n; j++)
         t[j] = gan_from_logit(x[j], e[j], u[j], log_u[j]);
+    return n;
 }
 
 static void gan_real_pass(const loss_gan_args *a, double scale, double *grad,
@@ -463,8 +466,7 @@ static void gan_real_pass(const loss_gan_args *a, double scale, double *grad,
     size_t i0, i, n;
 
     for (i0 = 0; i0 < a->n; i0 += n) {
-        n = a->n - i0 < GAN_BLOCK ? a->n - i0 : GAN_BLOCK;
-        gan_terms(a, a->d_real + i0, n, t);
+        n = gan_terms(a, a->d_real, a->n, i0, t);
         for (i = 0; i < n; i++) {
             s->nll_real += t[i].nll_real;
             s->prob_real += t[i].prob;
@@ -483,8 +485,7 @@ static void gan_fake_pass(const loss_gan_args *a, double scale, double *grad,
     size_t j0, j, n;
 
     for (j0 = 0; j0 < a->m; j0 += n) {
-        n = a->m - j0 < GAN_BLOCK ? a->m - j0 : GAN_BLOCK;
-        gan_terms(a, a->d_fake + j0, n, t);
+        n = gan_terms(a, a->d_fake, a->m, j0, t);
         for (j = 0; j < n; j++) {
             s->nll_fake += t[j].nll_fake;
             s->gen += minimax ? -t[j].nll_fake : t[j].nll_real;
