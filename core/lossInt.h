@@ -204,7 +204,7 @@ static inline double loss_log1p(double x)
  * Special cases: outside |x| <= 708 (results near the overflow or
  *           subnormal range, infinities and NaN) it is libm's exp.
  * Accuracy: within 0.52 ulp (ARM's bound for this method), so at most
- *           one ulp from libm's exp; tests/core/test_exp.c compares them.
+ *           one ulp from libm's exp; tests/core/test_vecmath.c compares them.
  */
 #define LOSS_EXP_N 128
 extern const uint64_t loss_exp_tab[2 * LOSS_EXP_N];

@@ -356,8 +356,9 @@ const uint64_t loss_exp_tab[2 * LOSS_EXP_N] = {
  * Special cases: lanes holding 0, a negative number, a subnormal, an
  *           infinity or a NaN go to libm, with the rest of their four.
  * Accuracy: never more than 1 ulp from libm, and equal to it for over
- *           99 % of arguments: 2.4 M in six ranges (tests/core/test_log.c)
- *           and 4 M across the whole range when it was written.
+ *           99 % of arguments: 2.4 M in six ranges
+ *           (tests/core/test_vecmath.c) and 4 M across the whole range when
+ *           it was written.
  * The table, by exact decimal arithmetic:
  *
  *   from decimal import Decimal, getcontext

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "json_out.h"
+#include "rng.h"
 
 /* ---- Helpers ------------------------------------------------------------- */
 
@@ -22,10 +23,7 @@ static uint64_t rng = 0x9e3779b97f4a7c15u;
 
 static uint64_t next_u64(void)
 {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
+    return rng_next(&rng);
 }
 
 static double from_bits(uint64_t bits)

@@ -17,6 +17,7 @@
 #include "handler.h"
 #include "json_same.h"
 #include "json_tree.h"
+#include "rng.h"
 
 /* ---- Helpers ------------------------------------------------------------- */
 
@@ -24,10 +25,7 @@ static uint64_t rng = 0x243f6a8885a308d3u;
 
 static uint64_t next_u64(void)
 {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
+    return rng_next(&rng);
 }
 
 static double strtod_len(const char *s, size_t len)
