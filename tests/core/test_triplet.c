@@ -1039,7 +1039,7 @@ static double *mined_cloud(size_t n, int far, loss_triplet_mined_out *o)
 /* Above 2048 embeddings the distances come one row at a time: a point too
  * far to matter, added to 2048 (the whole matrix), must leave every bit of
  * the others' results as they were. */
-Test(triplet_edge, mined_rows_match_matrix, .timeout = 60)
+Test(triplet_edge, mined_rows_match_matrix)
 {
     loss_triplet_mined_out whole = {0}, rows = {0};
     double *gw = mined_cloud(2048, 0, &whole),
