@@ -120,9 +120,11 @@ void loss_vec_zero(double *x, size_t n);
 /* Index of the largest x[j], j in [0, k), the lowest among ties; k >= 1. */
 size_t loss_vec_argmax(const double *x, size_t k);
 
+/* u . v, summed in four lanes (vecmath.c: within (ceil(d / 4) + 2) u of
+ * the sum of |u_j v_j|, the same bits on every machine). */
 double loss_vec_dot(const double *u, const double *v, size_t d);
 
-/* ||u||, and ||u - v||^2 summed directly. */
+/* ||u||, and ||u - v||^2 summed as loss_vec_dot sums. */
 double loss_vec_norm(const double *u, size_t d);
 double loss_vec_sqdist(const double *u, const double *v, size_t d);
 

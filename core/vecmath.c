@@ -51,14 +51,34 @@ size_t loss_vec_argmax(const double *x, size_t k)
     return best;
 }
 
+/* Sums of products are kept in LANES running sums: term j goes to sum
+ * j % LANES, and the sums are added pairwise at the end.  With one
+ * running sum each addition waits for the one before; separate sums
+ * overlap, two to a vector register.  The order is fixed, so every
+ * machine gives the same bits.
+ *
+ * Accuracy: each term meets at most ceil(d / LANES) + 2 roundings (its
+ * product, its lane, the pairwise sums), so the error is within that many
+ * units u = eps / 2 of the sum of |term|; one running sum allows d. */
+#define LANES 4
+
+/* Adds the lanes of s pairwise. */
+static double lanes_total(const double *s)
+{
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
 double loss_vec_dot(const double *u, const double *v, size_t d)
 {
-    double s = 0.0;
-    size_t j;
+    double s[LANES] = {0.0};
+    size_t j, l;
 
-    for (j = 0; j < d; j++)
-        s += u[j] * v[j];
-    return s;
+    for (j = 0; j + LANES <= d; j += LANES)
+        for (l = 0; l < LANES; l++)
+            s[l] += u[j + l] * v[j + l];
+    for (l = 0; j < d; j++, l++)
+        s[l] += u[j] * v[j];
+    return lanes_total(s);
 }
 
 /* Component j of u - v, or of u when v is NULL. */
@@ -67,17 +87,25 @@ static double diff(const double *u, const double *v, size_t j)
     return v ? u[j] - v[j] : u[j];
 }
 
-/* ||u - v||^2 (||u||^2 when v is NULL), summed directly. */
+/* ||u - v||^2 (||u||^2 when v is NULL), summed in lanes as loss_vec_dot;
+ * the difference adds two roundings to each term's bound. */
 static double sum_squares(const double *u, const double *v, size_t d)
 {
-    double s = 0.0, t;
-    size_t j;
+    double s[LANES] = {0.0}, t;
+    size_t j, l;
 
-    for (j = 0; j < d; j++) {
-        t = diff(u, v, j);
-        s += t * t;
+    if (v == NULL)
+        return loss_vec_dot(u, u, d);
+    for (j = 0; j + LANES <= d; j += LANES)
+        for (l = 0; l < LANES; l++) {
+            t = u[j + l] - v[j + l];
+            s[l] += t * t;
+        }
+    for (l = 0; j < d; j++, l++) {
+        t = u[j] - v[j];
+        s[l] += t * t;
     }
-    return s;
+    return lanes_total(s);
 }
 
 /* ||u - v|| (||u|| when v is NULL), rescaled outside [SQ_TINY, SQ_HUGE]. */

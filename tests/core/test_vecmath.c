@@ -1,8 +1,10 @@
-/* test_vecmath.c -- the elementary functions of the core against libm:
- * loss_exp (core/lossInt.h, its table in core/vecmath.c) and
- * loss_log_array (core/vecmath.c), within one ulp across the range they
- * compute themselves, libm's own answer at and beyond their edges and for
- * the special values, and loss_log_array writing exactly n elements. */
+/* test_vecmath.c -- the vector maths of the core: loss_exp (core/lossInt.h,
+ * its table in core/vecmath.c) and loss_log_array (core/vecmath.c) against
+ * libm, within one ulp across the range they compute themselves, libm's
+ * own answer at and beyond their edges and for the special values, and
+ * loss_log_array writing exactly n elements; the lane sums of
+ * loss_vec_dot and loss_vec_sqdist within their stated error bound of a
+ * double-double reference, counting every term, in the documented order. */
 #include <criterion/criterion.h>
 #include <float.h>
 #include <math.h>
@@ -200,4 +202,122 @@ Test(log, every_length)
         for (; i < 11; i++)
             cr_expect_eq(y[i], -7.0, "n %zu: y[%zu] written", n, i);
     }
+}
+
+/* ---- Sums of products --------------------------------------------------- */
+
+/* Adds a + b to the double-double (*hi, *lo) (Knuth's two-sum). */
+static void dd_add(double *hi, double *lo, double a, double b)
+{
+    double s = *hi + a, bb = s - *hi, e = (*hi - (s - bb)) + (a - bb);
+
+    *hi = s;
+    *lo += e + b;
+}
+
+/* u . v and the sum of |u_j v_j|, in double-double: each product split
+ * exactly into its rounded value and its error by fma. */
+static double dot_ref(const double *u, const double *v, size_t d, double *mag)
+{
+    double hi = 0.0, lo = 0.0, p;
+    size_t j;
+
+    *mag = 0.0;
+    for (j = 0; j < d; j++) {
+        p = u[j] * v[j];
+        dd_add(&hi, &lo, p, fma(u[j], v[j], -p));
+        *mag += fabs(p);
+    }
+    return hi + lo;
+}
+
+/* ||u - v||^2 and the same as its own magnitude: each difference exact as
+ * hi + lo, its square hi^2 (split by fma) + 2 hi lo + lo^2. */
+static double sqdist_ref(const double *u, const double *v, size_t d,
+                         double *mag)
+{
+    double hi = 0.0, lo = 0.0, t, te, bb, p;
+    size_t j;
+
+    for (j = 0; j < d; j++) {
+        t = u[j] - v[j];
+        bb = t - u[j];
+        te = (u[j] - (t - bb)) + (-v[j] - bb);
+        p = t * t;
+        dd_add(&hi, &lo, p, fma(t, t, -p) + 2.0 * t * te + te * te);
+    }
+    *mag = hi + lo;
+    return *mag;
+}
+
+/* A value of either sign, |x| from 2^-20 to 2^20. */
+static double spread(uint64_t *s)
+{
+    double x = ldexp(rng_unit(s), (int)(rng_next(s) % 41) - 20);
+
+    return rng_next(s) & 1 ? -x : x;
+}
+
+/* Every length up to 300, 20 random pairs each: the error bound of
+ * core/vecmath.c, (ceil(d / 4) + 2) units of eps / 2 times the sum of
+ * |term| for the dot product, two more for a squared difference. */
+Test(dot, within_the_stated_bound)
+{
+    double u[300], v[300], want, mag, got, bound;
+    uint64_t s = 0x5eedd07u;
+    size_t d, r, j;
+
+    for (d = 1; d <= 300; d++) {
+        for (r = 0; r < 20; r++) {
+            for (j = 0; j < d; j++)
+                u[j] = spread(&s), v[j] = spread(&s);
+            want = dot_ref(u, v, d, &mag);
+            got = loss_vec_dot(u, v, d);
+            bound = (double)((d + 3) / 4 + 2) * 0x1p-53 * mag;
+            cr_expect(fabs(got - want) <= bound, "d %zu: dot %.17g, want %.17g",
+                      d, got, want);
+            want = sqdist_ref(u, v, d, &mag);
+            got = loss_vec_sqdist(u, v, d);
+            bound = (double)((d + 3) / 4 + 4) * 0x1p-53 * mag;
+            cr_expect(fabs(got - want) <= bound,
+                      "d %zu: sqdist %.17g, want %.17g", d, got, want);
+        }
+    }
+}
+
+/* Small integers sum exactly in any order: every length from 0 to 13
+ * gives the exact total, so no term is dropped or counted twice. */
+Test(dot, every_length_counts_every_term)
+{
+    double u[13], v[13];
+    long dot, sq, uu;
+    size_t d, j;
+
+    for (j = 0; j < 13; j++)
+        u[j] = (double)(j + 1), v[j] = (double)(j % 3) - 1.0;
+    for (d = 0; d <= 13; d++) {
+        for (dot = sq = uu = 0, j = 0; j < d; j++) {
+            dot += (long)(j + 1) * ((long)(j % 3) - 1);
+            uu += (long)(j + 1) * (long)(j + 1);
+            sq += ((long)(j + 1) - ((long)(j % 3) - 1)) *
+                  ((long)(j + 1) - ((long)(j % 3) - 1));
+        }
+        cr_expect_eq(loss_vec_dot(u, v, d), (double)dot, "d %zu", d);
+        cr_expect_eq(loss_vec_sqdist(u, v, d), (double)sq, "d %zu", d);
+        cr_expect_eq(loss_vec_norm(u, d), sqrt((double)uu), "d %zu", d);
+    }
+}
+
+/* Terms where the order shows: 1e16 + 1 rounds back to 1e16, so a running
+ * sum and the lanes disagree.  Lane l takes terms l, l + 4, ...; the lanes
+ * add as (0 + 1) + (2 + 3). */
+Test(dot, lanes_add_in_the_documented_order)
+{
+    const double ones[6] = {1, 1, 1, 1, 1, 1};
+    const double a[4] = {1e16, 1, -1e16, 1};
+    const double b[6] = {1e16, -1e16, 1, 1, 1, 1};
+
+    cr_expect_eq(loss_vec_dot(a, ones, 4), (1e16 + 1.0) + (-1e16 + 1.0));
+    cr_expect_eq(loss_vec_dot(b, ones, 6),
+                 ((1e16 + 1.0) + (-1e16 + 1.0)) + (1.0 + 1.0));
 }
