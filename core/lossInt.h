@@ -124,6 +124,11 @@ size_t loss_vec_argmax(const double *x, size_t k);
  * the sum of |u_j v_j|, the same bits on every machine). */
 double loss_vec_dot(const double *u, const double *v, size_t d);
 
+/* y += a x, element by element (each y_j + a x_j rounded as written), in
+ * blocks that fill vector registers; y and x must not overlap. */
+void loss_vec_axpy(double *restrict y, double a, const double *restrict x,
+                   size_t d);
+
 /* ||u||, and ||u - v||^2 summed as loss_vec_dot sums. */
 double loss_vec_norm(const double *u, size_t d);
 double loss_vec_sqdist(const double *u, const double *v, size_t d);

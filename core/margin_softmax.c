@@ -99,11 +99,10 @@ static void sample_backward(const loss_margin_softmax_args *a, const double *w,
     for (j = 0; j < a->k; j++) {
         if (j == y)
             continue;
-        for (l = 0; gx && l < a->d; l++)
-            gx[l] += g[j] * w[j * a->d + l];
-        gw = loss_row(o->grad_weights, j, a->d);
-        for (l = 0; gw && l < a->d; l++)
-            gw[l] += g[j] * x[l];
+        if (gx)
+            loss_vec_axpy(gx, g[j], w + j * a->d, a->d);
+        if ((gw = loss_row(o->grad_weights, j, a->d)) != NULL)
+            loss_vec_axpy(gw, g[j], x, a->d);
     }
     gw = loss_row(o->grad_weights, y, a->d);
     for (l = 0; gw && l < a->d; l++)

@@ -81,6 +81,18 @@ double loss_vec_dot(const double *u, const double *v, size_t d)
     return lanes_total(s);
 }
 
+void loss_vec_axpy(double *restrict y, double a, const double *restrict x,
+                   size_t d)
+{
+    size_t j, l;
+
+    for (j = 0; j + LANES <= d; j += LANES)
+        for (l = 0; l < LANES; l++)
+            y[j + l] += a * x[j + l];
+    for (; j < d; j++)
+        y[j] += a * x[j];
+}
+
 /* Component j of u - v, or of u when v is NULL. */
 static double diff(const double *u, const double *v, size_t j)
 {
