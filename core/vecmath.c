@@ -68,7 +68,8 @@ static double lanes_total(const double *s)
     return (s[0] + s[1]) + (s[2] + s[3]);
 }
 
-double loss_vec_dot(const double *u, const double *v, size_t d)
+/* u . v for d >= LANES. */
+static double dot_lanes(const double *u, const double *v, size_t d)
 {
     double s[LANES] = {0.0};
     size_t j, l;
@@ -79,6 +80,54 @@ double loss_vec_dot(const double *u, const double *v, size_t d)
     for (l = 0; j < d; j++, l++)
         s[l] += u[j] * v[j];
     return lanes_total(s);
+}
+
+/* ||u - v||^2 for d >= LANES; the difference adds two roundings to each
+ * term's bound. */
+static double sqdist_lanes(const double *u, const double *v, size_t d)
+{
+    double s[LANES] = {0.0}, t;
+    size_t j, l;
+
+    for (j = 0; j + LANES <= d; j += LANES)
+        for (l = 0; l < LANES; l++) {
+            t = u[j + l] - v[j + l];
+            s[l] += t * t;
+        }
+    for (l = 0; j < d; j++, l++) {
+        t = u[j] - v[j];
+        s[l] += t * t;
+    }
+    return lanes_total(s);
+}
+
+/* Below LANES terms, one running sum from 0 adds in the lanes' order; it
+ * runs as a separate loop because the short vectors of the sample
+ * estimators (D = 1 to 3) are slowed by setting up lanes they never use. */
+double loss_vec_dot(const double *u, const double *v, size_t d)
+{
+    double r = 0.0;
+    size_t j;
+
+    if (d >= LANES)
+        return dot_lanes(u, v, d);
+    for (j = 0; j < d; j++)
+        r += u[j] * v[j];
+    return r;
+}
+
+double loss_vec_sqdist(const double *u, const double *v, size_t d)
+{
+    double r = 0.0, t;
+    size_t j;
+
+    if (d >= LANES)
+        return sqdist_lanes(u, v, d);
+    for (j = 0; j < d; j++) {
+        t = u[j] - v[j];
+        r += t * t;
+    }
+    return r;
 }
 
 void loss_vec_axpy(double *restrict y, double a, const double *restrict x,
@@ -99,25 +148,10 @@ static double diff(const double *u, const double *v, size_t j)
     return v ? u[j] - v[j] : u[j];
 }
 
-/* ||u - v||^2 (||u||^2 when v is NULL), summed in lanes as loss_vec_dot;
- * the difference adds two roundings to each term's bound. */
+/* ||u - v||^2 (||u||^2 when v is NULL). */
 static double sum_squares(const double *u, const double *v, size_t d)
 {
-    double s[LANES] = {0.0}, t;
-    size_t j, l;
-
-    if (v == NULL)
-        return loss_vec_dot(u, u, d);
-    for (j = 0; j + LANES <= d; j += LANES)
-        for (l = 0; l < LANES; l++) {
-            t = u[j + l] - v[j + l];
-            s[l] += t * t;
-        }
-    for (l = 0; j < d; j++, l++) {
-        t = u[j] - v[j];
-        s[l] += t * t;
-    }
-    return lanes_total(s);
+    return v ? loss_vec_sqdist(u, v, d) : loss_vec_dot(u, u, d);
 }
 
 /* ||u - v|| (||u|| when v is NULL), rescaled outside [SQ_TINY, SQ_HUGE]. */
@@ -142,11 +176,6 @@ static double length(const double *u, const double *v, size_t d)
 double loss_vec_norm(const double *u, size_t d)
 {
     return length(u, NULL, d);
-}
-
-double loss_vec_sqdist(const double *u, const double *v, size_t d)
-{
-    return sum_squares(u, v, d);
 }
 
 double loss_vec_dist(const double *u, const double *v, size_t d)
