@@ -117,6 +117,9 @@ static inline double *loss_row(double *x, size_t i, size_t d)
 /* Sets x[0..n-1] to 0; a NULL x does nothing. */
 void loss_vec_zero(double *x, size_t n);
 
+/* qsort's order of two doubles (not NaN), ascending. */
+int loss_cmp_double(const void *x, const void *y);
+
 /* Index of the largest x[j], j in [0, k), the lowest among ties; k >= 1. */
 size_t loss_vec_argmax(const double *x, size_t k);
 

@@ -190,18 +190,11 @@ static int samp_check(const loss_samples_args *a, loss_error *err)
 
 /* ---- Shared numerics ----------------------------------------------------- */
 
-static int cmp_double(const void *x, const void *y)
-{
-    double u = *(const double *)x, v = *(const double *)y;
-
-    return (u > v) - (u < v);
-}
-
 /* A sorted copy of x[0..n) in out. */
 static void sorted_copy(const double *x, size_t n, double *out)
 {
     memcpy(out, x, n * sizeof *out);
-    qsort(out, n, sizeof *out, cmp_double);
+    qsort(out, n, sizeof *out, loss_cmp_double);
 }
 
 /* Adds e^t to the log-sum-exp kept as *m + log(*s), rescaling when t is a
@@ -610,7 +603,7 @@ static void heap_offer(double *h, size_t k, size_t *filled, double s)
 static void sorted_rows(const double *x, size_t n, size_t d, double *out)
 {
     memcpy(out, x, n * d * sizeof *out);
-    qsort(out, n, d * sizeof *out, cmp_double);
+    qsort(out, n, d * sizeof *out, loss_cmp_double);
 }
 
 /* First row of s[0..n) (sorted by first coordinate) with s0 >= v. */

@@ -17,6 +17,7 @@
  */
 #include <assert.h>
 #include <math.h>
+#include <stdlib.h>
 
 #include "lossInt.h"
 
@@ -187,24 +188,45 @@ int loss_triplet(const loss_triplet_args *a, loss_triplet_out *o,
  * Gradient: each active term adds +dD[i][p] and -dD[i][n] to the embeddings
  * at both ends of each distance.  batch_all sums, for each pair (i, j), the
  * net number of active triplets using D[i][j] (positive as p, negative as
- * n), so the work is O(n^3 + n^2 d) with no scratch beyond D (or its row).
+ * n).  It never visits the triplets one by one: anchor i's distances to its
+ * positives and to its negatives are sorted, and since rounding is
+ * monotonic the hinge, evaluated as above, is active for a prefix of the
+ * negatives (given p) and a suffix of the positives (given n), found by
+ * bisection.  The c active triplets of positive p then sum to
+ * c (D[i][p] + margin) - S, S the sum of the c nearest negatives' distances,
+ * kept in double-double prefix sums; products split exactly by fma, the
+ * whole is rounded once.
  * Metrics: valid = the number of valid anchors (hard) or triplets (all);
  * active_fraction = the fraction of those with a positive loss, NaN when
  * valid = 0.
  * Special cases: no valid anchor or triplet gives loss 0 and zero gradients;
  * duplicate embeddings have distance 0 and gradient 0 between them.
- * Cost: O(n^2 d) for the distances, plus O(n^2) (batch_hard) or O(n^3)
- * (batch_all: every triplet is visited, twice) comparisons.
- * Accuracy: as for explicit triplets; batch_all counts triplets in a double,
- * exact below 2^53.
+ * Cost: O(n^2 d) for the distances, plus O(n^2) (batch_hard) or
+ * O(n^2 log n) (batch_all) comparisons; batch_all's scratch adds 4n + 2
+ * doubles.
+ * Accuracy: as for explicit triplets; batch_all's sum for each positive is
+ * within one rounding of the exact sum of its hinges, plus about n 2^-106
+ * times the distances summed (a sum of rounded hinges would carry one
+ * rounding per triplet); it counts triplets in a double, exact below 2^53.
  */
 
 /* The most embeddings whose whole distance matrix is kept: 32 MiB. */
 #define MINED_MATRIX_N 2048
 
-size_t loss_triplet_mined_work(const loss_triplet_mined_args *a)
+/* Doubles of scratch for the distances: the matrix or one row. */
+static size_t mined_rows(const loss_triplet_mined_args *a)
 {
     return a->n <= MINED_MATRIX_N ? a->n * a->n : a->n;
+}
+
+/* batch_all adds 4n + 2 (all_row); SIZE_MAX when the total does not fit. */
+size_t loss_triplet_mined_work(const loss_triplet_mined_args *a)
+{
+    if (a->mining != LOSS_MINING_BATCH_ALL)
+        return mined_rows(a);
+    if (a->n > (SIZE_MAX - 2) / 5)
+        return SIZE_MAX;
+    return mined_rows(a) + 4 * a->n + 2;
 }
 
 static int mined_check(const loss_triplet_mined_args *a, loss_error *err)
@@ -299,59 +321,125 @@ static double hard_anchor(const loss_triplet_mined_args *a, const double *r,
     return z;
 }
 
-/* For positive j of anchor i: the loss of the triplets (i, j, *), and in *c
- * the number of them that are active. */
-static double all_as_positive(const loss_triplet_mined_args *a, const double *r,
-                              size_t i, size_t j, double *c, mined_tally *t)
-{
-    const int64_t *y = a->labels;
-    double l = 0.0;
-    size_t q;
+/* batch_all's view of anchor i's row: the distances to its positives and
+ * to its negatives, each sorted, and the exact running sums of the
+ * negatives' (sum[k] = the first k of them, as a double-double). */
+typedef struct all_row {
+    double *pos, *neg, *sum_hi, *sum_lo;
+    size_t np, nn;
+} all_row;
 
-    for (q = 0; q < a->n; q++) {
-        double z = r[j] - r[q] + a->margin;
-        if (y[q] == y[i])
-            continue;
-        t->valid += 1.0;
-        if (z > 0.0) {
-            l += z;
-            *c += 1.0;
-            t->active += 1.0;
-        }
-    }
-    return l;
+/* A triplet's hinge is active: z = D[i][p] - D[i][n] + margin > 0,
+ * evaluated as the loss evaluates it.  Rounding is monotonic, so z falls
+ * as D[i][n] grows and rises with D[i][p]. */
+static int all_active(double dp, double dn, double margin)
+{
+    return dp - dn + margin > 0.0;
 }
 
-/* For negative j of anchor i: the number of active triplets (i, *, j). */
-static double all_as_negative(const loss_triplet_mined_args *a, const double *r,
-                              size_t i, size_t j)
+/* s + t as hi + lo exactly (Knuth's two-sum), added to *hi, *lo. */
+static void dd_add(double *hi, double *lo, double t)
 {
-    const int64_t *y = a->labels;
-    double c = 0.0;
-    size_t p;
+    double s = *hi + t, b = s - *hi;
 
-    for (p = 0; p < a->n; p++)
-        if (p != i && y[p] == y[i] && r[p] - r[j] + a->margin > 0.0)
-            c += 1.0;
-    return c;
+    *lo += (*hi - (s - b)) + (t - b);
+    *hi = s;
+}
+
+/* Splits row r into w: the sorted positive and negative distances and the
+ * negatives' prefix sums. */
+static void all_row_fill(const loss_triplet_mined_args *a, const double *r,
+                         size_t i, all_row *w)
+{
+    size_t j;
+
+    w->np = w->nn = 0;
+    for (j = 0; j < a->n; j++) {
+        if (a->labels[j] != a->labels[i])
+            w->neg[w->nn++] = r[j];
+        else if (j != i)
+            w->pos[w->np++] = r[j];
+    }
+    qsort(w->pos, w->np, sizeof *w->pos, loss_cmp_double);
+    qsort(w->neg, w->nn, sizeof *w->neg, loss_cmp_double);
+    w->sum_hi[0] = w->sum_lo[0] = 0.0;
+    for (j = 0; j < w->nn; j++) {
+        w->sum_hi[j + 1] = w->sum_hi[j];
+        w->sum_lo[j + 1] = w->sum_lo[j];
+        dd_add(&w->sum_hi[j + 1], &w->sum_lo[j + 1], w->neg[j]);
+    }
+}
+
+/* The negatives active with positive distance dp: a prefix of w->neg. */
+static size_t all_negatives(const all_row *w, double dp, double margin)
+{
+    size_t lo = 0, hi = w->nn, mid;
+
+    while (lo < hi) {
+        mid = lo + (hi - lo) / 2;
+        if (all_active(dp, w->neg[mid], margin))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* The positives active with negative distance dn: a suffix of w->pos. */
+static size_t all_positives(const all_row *w, double dn, double margin)
+{
+    size_t lo = 0, hi = w->np, mid;
+
+    while (lo < hi) {
+        mid = lo + (hi - lo) / 2;
+        if (all_active(w->pos[mid], dn, margin))
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return w->np - lo;
+}
+
+/* The summed loss of the c active triplets of a positive at distance dp:
+ * c (dp + margin) - (their negatives' distances), each product split
+ * exactly by fma and everything added as a double-double, rounded once. */
+static double all_positive_loss(const all_row *w, double dp, double margin,
+                                size_t c)
+{
+    double k = (double)c, hi = k * dp, lo = fma(k, dp, -hi), m = k * margin;
+
+    if (c == 0 || !isfinite(hi))
+        return c == 0 ? 0.0 : hi;
+    lo += fma(k, margin, -m);
+    dd_add(&hi, &lo, m);
+    dd_add(&hi, &lo, -w->sum_hi[c]);
+    return hi + (lo - w->sum_lo[c]);
 }
 
 /* Anchor i's batch-all loss, from row i of D: the sum over its valid
- * triplets. */
+ * triplets.  Each positive's active negatives, and each negative's active
+ * positives, are counted by bisection in the sorted distances. */
 static double all_anchor(const loss_triplet_mined_args *a, const double *r,
-                         double *g, size_t i, mined_tally *t)
+                         double *g, size_t i, all_row *w, mined_tally *t)
 {
-    double l = 0.0;
-    size_t j;
+    double l = 0.0, c;
+    size_t j, k;
 
+    all_row_fill(a, r, i, w);
+    if (w->np == 0 || w->nn == 0)
+        return 0.0;
     for (j = 0; j < a->n; j++) {
-        double c = 0.0;
         if (j == i)
             continue;
-        if (a->labels[j] == a->labels[i])
-            l += all_as_positive(a, r, i, j, &c, t);
-        else
-            c = -all_as_negative(a, r, i, j);
+        if (a->labels[j] == a->labels[i]) {
+            k = all_negatives(w, r[j], a->margin);
+            l += all_positive_loss(w, r[j], a->margin, k);
+            t->valid += (double)w->nn;
+            t->active += (double)k;
+            c = (double)k;
+        } else {
+            c = -(double)all_positives(w, r[j], a->margin);
+        }
         if (c != 0.0)
             pair_grad(a, r, g, i, j, c);
     }
@@ -364,11 +452,18 @@ int loss_triplet_mined(const loss_triplet_mined_args *a,
     mined_tally t = {0.0, 0.0, 0.0};
     size_t i, len;
     int rc, full = a->n <= MINED_MATRIX_N;
+    double *rest;
+    all_row w;
 
     assert(a != NULL && o != NULL);
     rc = mined_check(a, err);
     if (rc != LOSS_OK)
         return rc;
+    rest = a->work + mined_rows(a);
+    w.pos = rest;
+    w.neg = rest + a->n;
+    w.sum_hi = rest + 2 * a->n;
+    w.sum_lo = rest + 3 * a->n + 1;
     len = a->n * a->d;
     loss_vec_zero(o->grad_embeddings, len);
     if (full)
@@ -378,7 +473,7 @@ int loss_triplet_mined(const loss_triplet_mined_args *a,
             full ? a->work + i * a->n : row_distances(a, i, a->work);
         double l = a->mining == LOSS_MINING_BATCH_HARD
                        ? hard_anchor(a, r, o->grad_embeddings, i, &t)
-                       : all_anchor(a, r, o->grad_embeddings, i, &t);
+                       : all_anchor(a, r, o->grad_embeddings, i, &w, &t);
         if (o->per_sample)
             o->per_sample[i] = l;
         t.sum += l;

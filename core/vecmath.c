@@ -51,6 +51,13 @@ size_t loss_vec_argmax(const double *x, size_t k)
     return best;
 }
 
+int loss_cmp_double(const void *x, const void *y)
+{
+    double u = *(const double *)x, v = *(const double *)y;
+
+    return (u > v) - (u < v);
+}
+
 /* Sums of products are kept in LANES running sums: term j goes to sum
  * j % LANES, and the sums are added pairwise at the end.  With one
  * running sum each addition waits for the one before; separate sums

@@ -797,16 +797,19 @@ static size_t cost_msoft(const srv_request *rq)
         mul_sat(mul_sat(rq->in[0].dim[0], rq->in[1].dim[0]), rq->in[0].dim[1]));
 }
 
-/* Mined: every pair's distance, and batch_all every (a, p, n). */
+/* Mined: every pair's distance, and batch_all sorts each anchor's row and
+ * bisects it for each pair (n^2 log2 n). */
 static size_t cost_triplet(const srv_request *rq)
 {
-    size_t n = rq->in[3].dim[0], pairs;
+    size_t n = rq->in[3].dim[0], pairs, log2n = 1;
 
     if (rq->form == 1)
         return input_count(rq);
     pairs = mul_sat(mul_sat(n, n), rq->in[3].dim[1]);
+    while (log2n < 64 && (n >> log2n) != 0)
+        log2n++;
     if (rq->p[3].idx == 1)
-        pairs = add_sat(pairs, mul_sat(mul_sat(n, n), n));
+        pairs = add_sat(pairs, mul_sat(mul_sat(n, n), log2n));
     return add_sat(input_count(rq), pairs);
 }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "loss.h"
+#include "rng.h"
 #include "vec.h"
 
 #define FD_H 1e-6
@@ -200,8 +201,10 @@ static int run_mined(const cJSON *c)
     a.distance = parse_distance(req, "euclidean");
     a.mining = parse_mining(req);
     a.reduction = (loss_reduction)vec_reduction(req);
-    cr_assert_eq(loss_triplet_mined_work(&a), a.n * a.n);
-    a.work = zeros(a.n * a.n);
+    cr_assert_eq(loss_triplet_mined_work(&a),
+                 a.n * a.n +
+                     (a.mining == LOSS_MINING_BATCH_ALL ? 4 * a.n + 2 : 0));
+    a.work = zeros(loss_triplet_mined_work(&a));
     o.per_sample = zeros(a.n);
     o.grad_embeddings = g;
     rc = loss_triplet_mined(&a, &o, &err);
@@ -470,7 +473,7 @@ static const int64_t MINED_LABELS[MN] = {0, 0, 1, 1, 1, 2, 2, 3};
 
 typedef struct mined_fd {
     loss_triplet_mined_args a;
-    double e[MN * MD], work[MN * MN];
+    double e[MN * MD], work[MN * MN + 4 * MN + 2];
 } mined_fd;
 
 static double mined_eval(void *ctx)
@@ -856,7 +859,7 @@ Test(triplet_edge, outputs_are_overwritten_and_optional)
 
 Test(triplet_edge, zero_distances_have_zero_gradient)
 {
-    double e[6] = {0.5, -1, 0.5, -1, 0.5, -1}, g[6], w[9], ps[3];
+    double e[6] = {0.5, -1, 0.5, -1, 0.5, -1}, g[6], w[9 + 14], ps[3];
     int64_t y[3] = {1, 1, 2};
     loss_triplet_mined_args m =
         mined_args(3, 2, e, y, 1.0, LOSS_DIST_EUCLIDEAN, LOSS_MINING_BATCH_HARD,
@@ -921,7 +924,8 @@ Test(triplet_edge, msml_ties_and_shared_embedding)
 
 Test(triplet_edge, nothing_valid_is_zero)
 {
-    double e[6] = {1, 2, 3, 4, 5, 6}, g[6] = {9, 9, 9, 9, 9, 9}, w[9], ps[3];
+    double e[6] = {1, 2, 3, 4, 5, 6}, g[6] = {9, 9, 9, 9, 9, 9}, w[9 + 14];
+    double ps[3];
     int64_t distinct[3] = {INT64_MIN, 0, INT64_MAX}, same[3] = {-7, -7, -7};
     loss_triplet_mined_args a =
         mined_args(3, 2, e, distinct, 1.0, LOSS_DIST_EUCLIDEAN,
@@ -1002,12 +1006,24 @@ Test(triplet_edge, mined_work_size)
     cr_expect_eq(loss_triplet_mined_work(&a), (size_t)1 << 31);
     a.n = SIZE_MAX;
     cr_expect_eq(loss_triplet_mined_work(&a), SIZE_MAX);
+    a.mining = LOSS_MINING_BATCH_ALL; /* and the sorted row: 4n + 2 more */
+    a.n = 7;
+    cr_expect_eq(loss_triplet_mined_work(&a), 49 + 30);
+    a.n = 2049;
+    cr_expect_eq(loss_triplet_mined_work(&a), 5 * 2049 + 2);
+    a.n = (SIZE_MAX - 2) / 5;
+    cr_expect_eq(loss_triplet_mined_work(&a), 5 * ((SIZE_MAX - 2) / 5) + 2);
+    a.n++;
+    cr_expect_eq(loss_triplet_mined_work(&a), SIZE_MAX);
 }
 
-/* batch_hard over n embeddings of 3 labels in a deterministic cloud, with
+/* Mining m over n embeddings of 3 labels in a deterministic cloud, with
  * one more far away under a label of its own when far is set; returns the
- * gradient (n or n + 1 rows), *o holding the rest. */
-static double *mined_cloud(size_t n, int far, loss_triplet_mined_out *o)
+ * gradient (n or n + 1 rows), *o holding the rest.  batch_hard takes the
+ * mean, batch_all the sum (the far point adds valid triplets, so it would
+ * change batch_all's mean). */
+static double *mined_cloud(size_t n, int far, loss_mining mining,
+                           loss_triplet_mined_out *o)
 {
     const size_t d = 4, m = n + (far != 0);
     loss_triplet_mined_args a = {0};
@@ -1027,8 +1043,9 @@ static double *mined_cloud(size_t n, int far, loss_triplet_mined_out *o)
         y[n] = 7;
     }
     a.n = m, a.d = d, a.embeddings = e, a.labels = y, a.margin = 0.5;
-    a.distance = LOSS_DIST_EUCLIDEAN, a.mining = LOSS_MINING_BATCH_HARD;
-    a.reduction = LOSS_REDUCE_MEAN;
+    a.distance = LOSS_DIST_EUCLIDEAN, a.mining = mining;
+    a.reduction =
+        mining == LOSS_MINING_BATCH_ALL ? LOSS_REDUCE_SUM : LOSS_REDUCE_MEAN;
     a.work = zeros(loss_triplet_mined_work(&a));
     o->per_sample = zeros(m), o->grad_embeddings = g;
     cr_assert_eq(loss_triplet_mined(&a, o, &err), LOSS_OK, "%s", err.message);
@@ -1039,17 +1056,26 @@ static double *mined_cloud(size_t n, int far, loss_triplet_mined_out *o)
 /* Above 2048 embeddings the distances come one row at a time: a point too
  * far to matter, added to 2048 (the whole matrix), must leave every bit of
  * the others' results as they were. */
-Test(triplet_edge, mined_rows_match_matrix)
+static void rows_match_matrix(loss_mining mining)
 {
     loss_triplet_mined_out whole = {0}, rows = {0};
-    double *gw = mined_cloud(2048, 0, &whole),
-           *gr = mined_cloud(2048, 1, &rows);
+    double *gw = mined_cloud(2048, 0, mining, &whole),
+           *gr = mined_cloud(2048, 1, mining, &rows);
     size_t i;
 
     cr_expect_eq(memcmp(&whole.loss, &rows.loss, sizeof whole.loss), 0,
                  "loss %.17g, by rows %.17g", whole.loss, rows.loss);
-    cr_expect_eq(whole.valid, rows.valid);
-    cr_expect_eq(whole.active_fraction, rows.active_fraction);
+    if (mining == LOSS_MINING_BATCH_HARD) {
+        cr_expect_eq(whole.valid, rows.valid);
+        cr_expect_eq(whole.active_fraction, rows.active_fraction);
+    } else {
+        /* Each anchor's positives gain the far negative: labels 0 and 1
+         * have 683 embeddings, label 2 has 682. */
+        cr_expect_eq(rows.valid - whole.valid, 2.0 * 683 * 682 + 682.0 * 681,
+                     "valid %.17g, by rows %.17g", whole.valid, rows.valid);
+        cr_expect_eq(whole.active_fraction * whole.valid,
+                     rows.active_fraction * rows.valid);
+    }
     cr_expect(whole.valid > 2000.0 && whole.active_fraction > 0.0);
     cr_expect_eq(
         memcmp(whole.per_sample, rows.per_sample, 2048 * sizeof(double)), 0);
@@ -1058,6 +1084,119 @@ Test(triplet_edge, mined_rows_match_matrix)
     for (i = 2048 * 4; i < 2049 * 4; i++)
         cr_expect_eq(gr[i], 0.0, "far point's gradient %g", gr[i]);
     free(gw), free(gr), free(whole.per_sample), free(rows.per_sample);
+}
+
+Test(triplet_edge, mined_rows_match_matrix)
+{
+    rows_match_matrix(LOSS_MINING_BATCH_HARD);
+}
+
+Test(triplet_edge, mined_all_rows_match_matrix)
+{
+    rows_match_matrix(LOSS_MINING_BATCH_ALL);
+}
+
+/* batch_all by its definition, every (i, p, n) visited: per_sample, the
+ * gradient and the counts, for squared distances (exact on integers). */
+static void all_by_definition(const double *e, const int64_t *y, size_t n,
+                              size_t d, double margin, double *ps, double *g,
+                              double *valid, double *active)
+{
+    size_t i, p, q, k;
+    double dp, dq, z, c;
+
+    *valid = *active = 0.0;
+    memset(g, 0, n * d * sizeof *g);
+    for (i = 0; i < n; i++) {
+        ps[i] = 0.0;
+        for (p = 0; p < n; p++) {
+            if (p == i || y[p] != y[i])
+                continue;
+            for (q = 0; q < n; q++) {
+                if (y[q] == y[i])
+                    continue;
+                dp = dq = 0.0;
+                for (k = 0; k < d; k++) {
+                    dp += (e[i * d + k] - e[p * d + k]) *
+                          (e[i * d + k] - e[p * d + k]);
+                    dq += (e[i * d + k] - e[q * d + k]) *
+                          (e[i * d + k] - e[q * d + k]);
+                }
+                *valid += 1.0;
+                z = dp - dq + margin;
+                if (z <= 0.0)
+                    continue;
+                *active += 1.0;
+                ps[i] += z;
+                for (k = 0; k < d; k++) {
+                    c = 2.0 * (e[i * d + k] - e[p * d + k]);
+                    g[i * d + k] += c, g[p * d + k] -= c;
+                    c = 2.0 * (e[i * d + k] - e[q * d + k]);
+                    g[i * d + k] -= c, g[q * d + k] += c;
+                }
+            }
+        }
+    }
+}
+
+/* Small integer coordinates and margins make many hinges exactly 0 (not
+ * active) and many distances equal, where counting by bisection in sorted
+ * distances must agree with visiting every triplet. */
+Test(triplet_edge, batch_all_matches_every_triplet)
+{
+    enum { N = 48, D = 2 };
+    double e[N * D], g[N * D], ps[N], rg[N * D], rps[N], valid, active;
+    double work[N * N + 4 * N + 2];
+    int64_t y[N];
+    uint64_t s = 0xa11u;
+    loss_triplet_mined_out o = {0, ps, g, 0, 0};
+    loss_triplet_mined_args a;
+    size_t i, round;
+
+    for (round = 0; round < 6; round++) {
+        for (i = 0; i < N * D; i++)
+            e[i] = (double)(rng_next(&s) % 5);
+        for (i = 0; i < N; i++)
+            y[i] = (int64_t)(rng_next(&s) % (2 + round));
+        a = mined_args(N, D, e, y, (double)(round % 3),
+                       LOSS_DIST_SQUARED_EUCLIDEAN, LOSS_MINING_BATCH_ALL,
+                       LOSS_REDUCE_SUM, work);
+        cr_assert_eq(loss_triplet_mined(&a, &o, NULL), LOSS_OK);
+        all_by_definition(e, y, N, D, a.margin, rps, rg, &valid, &active);
+        cr_expect_eq(o.valid, valid, "round %zu", round);
+        cr_expect_eq(o.active_fraction, active / valid, "round %zu", round);
+        for (i = 0; i < N; i++)
+            cr_expect_eq(ps[i], rps[i], "round %zu: per_sample[%zu]", round,
+                         i);
+        for (i = 0; i < N * D; i++)
+            cr_expect_eq(g[i], rg[i], "round %zu: grad[%zu]", round, i);
+    }
+}
+
+/* Anchor 0 at 0, its positive at 1e8, 1000 negatives at -(1e8 + k 2^-20):
+ * every triplet's hinge is 1 - k 2^-20, exactly, and so is their sum,
+ * 1000 - 499500 2^-20.  The distances add up to 1e11, whose ulp is 2^-37
+ * of a unit: without the low parts kept, the sum would be off by far more
+ * than its own ulp. */
+Test(triplet_edge, batch_all_sums_exactly)
+{
+    enum { N = 1002 };
+    double *e = zeros(N), *work, ps[N];
+    int64_t y[N] = {0, 0};
+    loss_triplet_mined_out o = {0, ps, NULL, 0, 0};
+    loss_triplet_mined_args a;
+    size_t k;
+
+    e[1] = 1e8;
+    for (k = 0; k < 1000; k++)
+        e[2 + k] = -(1e8 + ldexp((double)k, -20)), y[2 + k] = 1;
+    a = mined_args(N, 1, e, y, 1.0, LOSS_DIST_EUCLIDEAN, LOSS_MINING_BATCH_ALL,
+                   LOSS_REDUCE_SUM, NULL);
+    a.work = work = zeros(loss_triplet_mined_work(&a));
+    cr_assert_eq(loss_triplet_mined(&a, &o, NULL), LOSS_OK);
+    cr_expect_eq(ps[0], 1000.0 - ldexp(499500.0, -20), "per_sample %.17g",
+                 ps[0]);
+    free(e), free(work);
 }
 
 /* ---- Errors ------------------------------------------------------------- */

@@ -904,12 +904,13 @@ Test(handler_cost, grows_with_the_work_not_the_body)
     cr_expect_eq(cost_of("triplet", "{\"anchor\":[[1,2]],\"positive\":[[3,"
                                     "4]],\"negative\":[[5,6]]}"),
                  6);
-    /* Mined triplets: every pair's distance (5 x 5 x 2), and batch_all
-     * every (a, p, n) as well (5^3), on top of the 15 inputs. */
+    /* Mined triplets: every pair's distance (5 x 5 x 2), and batch_all a
+     * bisection for each pair as well (5^2 times 3, the bits of 5), on top
+     * of the 15 inputs. */
     snprintf(body, sizeof body, "%s\"batch_hard\"}", mined);
     cr_expect_eq(cost_of("triplet", body), 15 + 50);
     snprintf(body, sizeof body, "%s\"batch_all\"}", mined);
-    cr_expect_eq(cost_of("triplet", body), 15 + 50 + 125);
+    cr_expect_eq(cost_of("triplet", body), 15 + 50 + 75);
     cr_expect_eq(cost_of("msml", "{\"embeddings\":[[1,2],[3,4],[5,6]],"
                                  "\"labels\":[0,0,1]}"),
                  9 + 18);

@@ -67,7 +67,8 @@ Test(http_inline, small_requests_skip_the_queue)
 Test(http_inline, large_and_costly_requests_are_answered_alike)
 {
     /* ~45 KB of logits: over the inline body bound.  120 mined rows in a
-     * 2 KB body: batch_all's 120^3 triplets are over the cost bound. */
+     * 2 KB body: batch_all's bisections (120^2 times 7) are over the cost
+     * bound, batch_hard's 120^2 distances are not. */
     char *large = softmax_body(300, 8, 4, NULL), timing[256];
     char *all = mined_body(120, "batch_all"),
          *hard = mined_body(120, "batch_hard");
