@@ -198,23 +198,47 @@ double loss_vec_distance(const double *u, const double *v, size_t d,
 
 /* The Euclidean gradient divides each difference by D before weighting it,
  * so a tiny D cannot overflow. */
+/* The terms t of the gradient at [j, j + n), n <= LANES, added to gu and
+ * taken from gv. */
+static void dist_grad_apply(double *gu, double *gv, size_t j, const double *t,
+                            size_t n)
+{
+    size_t l;
+
+    if (gu)
+        for (l = 0; l < n; l++)
+            gu[j + l] += t[l];
+    if (gv)
+        for (l = 0; l < n; l++)
+            gv[j + l] -= t[l];
+}
+
+/* LANES terms at a time, each block computed in a loop of its own kind,
+ * so that the arithmetic and the updates fill vector registers; every term
+ * is the one a plain loop computes. */
 void loss_vec_dist_grad(double *gu, double *gv, const double *u,
                         const double *v, size_t d, double dist, double w,
                         loss_distance kind)
 {
-    size_t j;
-    double t;
+    double t[LANES], w2 = 2.0 * w;
+    size_t j, l;
+    int euclid = kind == LOSS_DIST_EUCLIDEAN;
 
-    if (kind == LOSS_DIST_EUCLIDEAN && dist == 0.0)
+    if (euclid && dist == 0.0)
         return;
-    for (j = 0; j < d; j++) {
-        t = kind == LOSS_DIST_EUCLIDEAN ? w * ((u[j] - v[j]) / dist)
-                                        : 2.0 * w * (u[j] - v[j]);
-        if (gu)
-            gu[j] += t;
-        if (gv)
-            gv[j] -= t;
+    for (j = 0; j + LANES <= d; j += LANES) {
+        if (euclid)
+            for (l = 0; l < LANES; l++)
+                t[l] = w * ((u[j + l] - v[j + l]) / dist);
+        else
+            for (l = 0; l < LANES; l++)
+                t[l] = w2 * (u[j + l] - v[j + l]);
+        dist_grad_apply(gu, gv, j, t, LANES);
     }
+    for (l = 0; j + l < d; l++)
+        t[l] = euclid ? w * ((u[j + l] - v[j + l]) / dist)
+                      : w2 * (u[j + l] - v[j + l]);
+    dist_grad_apply(gu, gv, j, t, l);
 }
 
 double loss_lse_shifted(const double *z, size_t k, double *m)
