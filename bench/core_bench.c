@@ -476,7 +476,7 @@ static const bench_case cases[] = {
     {"triplet_squared_4096x128", 3 * 4096 * 128, run_triplet_sq},
     {"triplet_batch_hard_1024x128_quadratic", 1024 * 128 + 1024,
      run_batch_hard},
-    {"triplet_batch_all_256x64_cubic", 256 * 64 + 256, run_batch_all},
+    {"triplet_batch_all_256x64_quadratic", 256 * 64 + 256, run_batch_all},
     {"quadruplet_4096x128", 4 * 4096 * 128, run_quadruplet},
     {"msml_1024x128_quadratic", 1024 * 128 + 1024, run_msml},
     {"kl_1000x1000", 2000000, run_kl},

@@ -11,7 +11,7 @@ TIMING_KEYS = ["parse", "queue", "compute", "encode"]
 # Core cases whose work grows faster than their input (pairs, triplets,
 # products with every class, density estimates from sorted or paired
 # samples): ns per element is reported but the 20 ns target does not apply.
-SUPERLINEAR = ("quadratic", "cubic", "l_softmax", "a_softmax", "samples_")
+SUPERLINEAR = ("quadratic", "l_softmax", "a_softmax", "samples_")
 # Calibration cases of core_bench: libm's own cost per call in the same run.
 CALIBRATION = "libm_"
 
