@@ -236,7 +236,7 @@ static void compute(srv_reply *out, const srv_request *rq, double t1)
 }
 
 int srv_loss_run_within(const char *name, const char *body, size_t len,
-                        size_t max_cost, srv_reply *out)
+                        size_t max_cost, srv_reply *out, srv_parsed *later)
 {
     const srv_loss *L = srv_endpoint_find(name);
     srv_request rq;
@@ -255,19 +255,33 @@ int srv_loss_run_within(const char *name, const char *body, size_t len,
         reply_fail(out, &f);
         return 0;
     }
+    t1 = now_s();
     if (srv_request_cost(&rq) > max_cost) {
-        srv_request_cleanup(&rq);
+        later->rq = rq;
+        later->parse_s = t1 - t0;
         return -1;
     }
-    t1 = now_s();
     out->parse_s = t1 - t0;
     compute(out, &rq, t1);
     srv_request_cleanup(&rq);
     return 0;
 }
 
+void srv_parsed_run(srv_parsed *p, srv_reply *out)
+{
+    memset(out, 0, sizeof *out);
+    out->parse_s = p->parse_s;
+    compute(out, &p->rq, now_s());
+    srv_parsed_cleanup(p);
+}
+
+void srv_parsed_cleanup(srv_parsed *p)
+{
+    srv_request_cleanup(&p->rq);
+}
+
 void srv_loss_run(const char *name, const char *body, size_t len,
                   srv_reply *out)
 {
-    (void)srv_loss_run_within(name, body, len, SIZE_MAX, out);
+    (void)srv_loss_run_within(name, body, len, SIZE_MAX, out, NULL);
 }

@@ -31,13 +31,26 @@ typedef struct srv_reply {
 void srv_loss_run(const char *name, const char *body, size_t len,
                   srv_reply *out);
 
+/* A request parsed and validated on one thread, to be computed on another
+ * (srv_loss_run_within, srv_parsed_run); it owns its memory. */
+typedef struct srv_parsed {
+    srv_request rq;
+    double parse_s; /* the time its parse took */
+} srv_parsed;
+
 /* srv_loss_run for a caller that would rather not run a costly request
  * itself: once the body is parsed and valid, a request whose cost
- * (srv_request_cost) exceeds max_cost is left alone -- -1, *out untouched
- * and nothing to clean up.  Otherwise 0 with *out filled as srv_loss_run
- * fills it. */
+ * (srv_request_cost) exceeds max_cost is left in *later -- -1, *out
+ * untouched -- for srv_parsed_run or srv_parsed_cleanup, on any thread.
+ * Otherwise 0 with *out filled as srv_loss_run fills it, and *later
+ * untouched. */
 int srv_loss_run_within(const char *name, const char *body, size_t len,
-                        size_t max_cost, srv_reply *out);
+                        size_t max_cost, srv_reply *out, srv_parsed *later);
+
+/* Computes and encodes what srv_loss_run_within left, filling *out as
+ * srv_loss_run does, and releases it. */
+void srv_parsed_run(srv_parsed *p, srv_reply *out);
+void srv_parsed_cleanup(srv_parsed *p);
 
 /* 1 when name is a loss of the contract. */
 int srv_loss_exists(const char *name);

@@ -6,7 +6,8 @@
  * polling threads, never twice at once for one connection.  A request
  * belongs to the HTTP thread except between srv_pool_submit and
  * MHD_resume_connection, when it belongs to one worker, which touches only
- * the body, the reply and the timestamps, and nothing after the resume.
+ * the body, the parsed request, the reply and the timestamps, and nothing
+ * after the resume.
  * While suspended, libmicrohttpd does not call back for the connection.
  * A small request is computed on the HTTP thread itself, in place of an
  * idle worker it borrows from the pool (http_run_inline). */
@@ -62,10 +63,12 @@ typedef struct request {
     size_t expect; /* Content-Length; 0 when chunked */
     uint64_t t_start, t_queued, t_run, t_done; /* uv_hrtime, ns */
     srv_reply reply;                           /* the worker's result */
-    srv_answer answer;                         /* REQ_DEFERRED's response */
-    int status;    /* 0 until a response is queued */
-    int admitted;  /* counted in http.admitted */
-    int timed_out; /* dropped by the --timeout check */
+    srv_parsed parsed; /* parsed here, too costly to compute here */
+    int has_parsed;    /* parsed holds a request */
+    srv_answer answer; /* REQ_DEFERRED's response */
+    int status;        /* 0 until a response is queued */
+    int admitted;      /* counted in http.admitted */
+    int timed_out;     /* dropped by the --timeout check */
     size_t bytes_out;
 } request;
 
@@ -240,8 +243,11 @@ static void http_job_run(srv_job *job)
     rq->t_run = uv_hrtime();
     if (rq->v2)
         srv_v2_infer(rq->loss, rq->v2_header, rq->body, rq->len, &rq->reply);
+    else if (rq->has_parsed)
+        srv_parsed_run(&rq->parsed, &rq->reply);
     else
         srv_loss_run(rq->loss, rq->body, rq->len, &rq->reply);
+    rq->has_parsed = 0;
     free(rq->body);
     rq->body = NULL;
     rq->t_done = uv_hrtime();
@@ -260,7 +266,8 @@ static void http_job_run(srv_job *job)
 
 /* Computes rq on this thread when it is small and a worker is idle (the
  * idle worker is borrowed, so --threads still bounds the computations
- * running at once): 0 with the reply ready, or -1 to use the pool. */
+ * running at once): 0 with the reply ready, or -1 to use the pool, which
+ * then computes the request parsed here if there is one (has_parsed). */
 static int http_run_inline(request *rq)
 {
     int rc;
@@ -269,10 +276,12 @@ static int http_run_inline(request *rq)
         return -1;
     rq->t_queued = rq->t_run = uv_hrtime();
     rc = srv_loss_run_within(rq->loss, rq->body, rq->len, INLINE_MAX_COST,
-                             &rq->reply);
+                             &rq->reply, &rq->parsed);
     srv_pool_return();
-    if (rc != 0)
+    if (rc != 0) {
+        rq->has_parsed = 1;
         return -1;
+    }
     rq->t_done = uv_hrtime();
     rq->state = REQ_COMPUTED;
     return 0;
@@ -560,6 +569,8 @@ static void http_completed(void *cls, struct MHD_Connection *conn,
         srv_reply_cleanup(&rq->reply);
     if (rq->state == REQ_DEFERRED)
         srv_answer_cleanup(&rq->answer);
+    if (rq->has_parsed) /* parsed, then answered 503 */
+        srv_parsed_cleanup(&rq->parsed);
     free(rq->body);
     if (rq->admitted)
         atomic_fetch_sub(&http.admitted, 1);

@@ -924,20 +924,34 @@ Test(handler_cost, grows_with_the_work_not_the_body)
                  5 + 25);
 }
 
-Test(handler_cost, a_request_over_the_bound_is_left_alone)
+Test(handler_cost, a_request_over_the_bound_is_left_parsed)
 {
     static const char body[] = "{\"logits\":[[1,2,3],[4,5,6]],"
                                "\"labels\":[0,2]}";
-    srv_reply r;
+    srv_reply r, direct;
+    srv_parsed later;
 
-    cr_assert_eq(srv_loss_run_within("softmax", body, sizeof body - 1, 7, &r),
+    cr_assert_eq(srv_loss_run_within("softmax", body, sizeof body - 1, 7, &r,
+                                     &later),
                  -1);
-    cr_assert_eq(srv_loss_run_within("softmax", body, sizeof body - 1, 8, &r),
+    cr_expect_eq(later.rq.in[0].count, 6);
+    cr_expect(later.parse_s > 0.0);
+    /* Computed later, it answers what the whole run answers. */
+    srv_parsed_run(&later, &r);
+    srv_loss_run("softmax", body, sizeof body - 1, &direct);
+    cr_expect_eq(r.status, 200);
+    cr_expect_eq(r.parse_s, later.parse_s);
+    cr_assert_eq(r.len, direct.len);
+    cr_expect_eq(memcmp(r.body, direct.body, r.len), 0);
+    srv_reply_cleanup(&r);
+    srv_reply_cleanup(&direct);
+    cr_assert_eq(srv_loss_run_within("softmax", body, sizeof body - 1, 8, &r,
+                                     &later),
                  0);
     cr_expect_eq(r.status, 200);
     srv_reply_cleanup(&r);
     /* Errors are answered whatever the bound: they cost nothing to send. */
-    cr_assert_eq(srv_loss_run_within("softmax", "{}", 2, 0, &r), 0);
+    cr_assert_eq(srv_loss_run_within("softmax", "{}", 2, 0, &r, &later), 0);
     cr_expect_eq(r.status, 422);
     srv_reply_cleanup(&r);
 }
