@@ -400,6 +400,9 @@ static double kde_log_density(const double *x, const double *y, size_t n,
             lse_push(&m, &s, c * loss_vec_sqdist(x, y + i * d, d));
         }
     }
+    /* s >= 1 from the first point on, and every caller has two points at
+     * least, so one besides self. */
+    /* cppcheck-suppress invalidFunctionArg */
     return m + log(s) - log((double)(self < n ? n - 1 : n)) -
            (double)d * (log(h) + 0.5 * log(2.0 * SAMP_PI));
 }

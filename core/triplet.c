@@ -451,7 +451,7 @@ int loss_triplet_mined(const loss_triplet_mined_args *a,
 {
     mined_tally t = {0.0, 0.0, 0.0};
     size_t i, len;
-    int rc, full = a->n <= MINED_MATRIX_N;
+    int rc, full;
     double *rest;
     all_row w;
 
@@ -459,6 +459,7 @@ int loss_triplet_mined(const loss_triplet_mined_args *a,
     rc = mined_check(a, err);
     if (rc != LOSS_OK)
         return rc;
+    full = a->n <= MINED_MATRIX_N;
     rest = a->work + mined_rows(a);
     w.pos = rest;
     w.neg = rest + a->n;

@@ -56,11 +56,14 @@ static srv_job *pool_take(int done)
 
 static void pool_worker(void *arg)
 {
-    srv_job *job = NULL;
+    srv_job *job;
+    int done = 0;
 
     (void)arg;
-    while ((job = pool_take(job != NULL)) != NULL)
+    while ((job = pool_take(done)) != NULL) {
         job->run(job); /* job is not touched after run */
+        done = 1;
+    }
 }
 
 int srv_pool_start(unsigned threads, unsigned max_queue)
