@@ -6,6 +6,7 @@
  * be computed; the discrete divergences of probability vectors are in
  * divergence.c. */
 #include <assert.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,14 +78,15 @@
  *
  * Work and cost:
  *   loss_samples_divergence_work: np + nq doubles (sorted copies), and for
- *   knn (np + nq) D + k (sorted rows and a heap).  histogram O(n log n + B);
- *   kde 1-D O(g n), D > 1 O(n^2 D); knn 1-D O(n log n + n k); knn D > 1
- *   sorts the rows by their first coordinate and searches outwards from
- *   each sample until the coordinate gap exceeds its k-th distance: exact,
- *   O(n^2 D) at worst, for a few dimensions about n^(2 - 1/D) D.  Here
- *   n = np + nq.  At 10,000 samples per side (make bench): histogram 3 ms,
- *   knn 1-D 6 ms, kde 1-D 0.15 s, knn 3-D 0.35 s (an exhaustive search
- *   took 2 s), kde 3-D 3.7 s (one run each, same machine).
+ *   knn (np + nq) D + k, + D when D > 1 (sorted rows or k-d trees, a heap,
+ *   the tree search's offsets).  histogram O(n log n + B); kde 1-D
+ *   O(g n), D > 1 O(n^2 D); knn 1-D O(n log n + n k); knn D > 1 builds a
+ *   k-d tree of each set and searches it exactly, pruning cells by their
+ *   distance: O(n log n) for a few dimensions, tending to O(n^2 D) as D
+ *   nears log2 n.  Here n = np + nq.  At 10,000 samples per side (make
+ *   bench): histogram 3 ms, knn 1-D 6 ms, kde 1-D 0.15 s, knn 3-D 0.08 s
+ *   (a slab search by the first coordinate took 0.35 s, an exhaustive
+ *   search 2 s), kde 3-D 3.7 s (one run each, same machine).
  */
 
 #define SAMP_LN2 0.693147180559945309417232121458176568
@@ -106,7 +108,9 @@ size_t loss_samples_divergence_work(const loss_samples_args *a)
 {
     size_t n = a->np + a->nq;
 
-    return a->method == LOSS_SAMPLES_KNN ? n * a->d + a->k : n;
+    if (a->method != LOSS_SAMPLES_KNN)
+        return n;
+    return n * a->d + a->k + (a->d > 1 ? a->d : 0);
 }
 
 /* knn's heap of k squared distances, after the sorted copies. */
@@ -602,26 +606,80 @@ static void heap_offer(double *h, size_t k, size_t *filled, double s)
     }
 }
 
-/* A copy of the n rows of x in out, sorted by their first coordinate. */
-static void sorted_rows(const double *x, size_t n, size_t d, double *out)
+/* ---- k-d tree (knn, D > 1) ----------------------------------------------
+ * A copy of the rows is permuted into an implicit balanced tree: the node
+ * of rows [lo, hi) is row mid = lo + (hi - lo) / 2, split on coordinate
+ * depth mod D; rows [lo, mid) have that coordinate <= the node's and rows
+ * (mid, hi) >= it.  Ranges of KD_LEAF rows or fewer are leaves, searched
+ * row by row.  No other storage. */
+
+#define KD_LEAF 32
+
+static void row_swap(double *s, size_t d, size_t i, size_t j)
 {
-    memcpy(out, x, n * d * sizeof *out);
-    qsort(out, n, d * sizeof *out, loss_cmp_double);
+    size_t c;
+    double t;
+
+    for (c = 0; c < d; c++) {
+        t = s[i * d + c];
+        s[i * d + c] = s[j * d + c];
+        s[j * d + c] = t;
+    }
 }
 
-/* First row of s[0..n) (sorted by first coordinate) with s0 >= v. */
-static size_t lower_bound_rows(const double *s, size_t n, size_t d, double v)
+/* Rearranges rows [lo, hi) of s so that row m holds what it would if they
+ * were sorted on coordinate c, with none greater before it and none
+ * smaller after it: quickselect with a three-way partition, so that runs
+ * of equal values cost no more than others. */
+static void select_row(double *s, size_t d, size_t lo, size_t hi, size_t m,
+                       size_t c)
 {
-    size_t lo = 0, hi = n, mid;
+    size_t lt, i, gt;
+    double pivot, v;
 
-    while (lo < hi) {
-        mid = lo + (hi - lo) / 2;
-        if (s[mid * d] < v)
-            lo = mid + 1;
+    while (hi - lo > 1) {
+        pivot = s[(lo + (hi - lo) / 2) * d + c];
+        lt = i = lo;
+        gt = hi;
+        while (i < gt) {
+            v = s[i * d + c];
+            if (v < pivot)
+                row_swap(s, d, lt++, i++);
+            else if (v > pivot)
+                row_swap(s, d, i, --gt);
+            else
+                i++;
+        }
+        if (m < lt)
+            hi = lt;
+        else if (m >= gt)
+            lo = gt;
         else
-            hi = mid;
+            return;
     }
-    return lo;
+}
+
+/* Builds the tree of rows [lo, hi), split on coordinate c. */
+static void kd_build(double *s, size_t d, size_t lo, size_t hi, size_t c)
+{
+    size_t mid, next;
+
+    for (; hi - lo > KD_LEAF; lo = mid + 1, c = next) {
+        mid = lo + (hi - lo) / 2;
+        next = c + 1 == d ? 0 : c + 1;
+        select_row(s, d, lo, hi, mid, c);
+        kd_build(s, d, lo, mid, next);
+    }
+}
+
+/* A copy of the n rows of x in out: sorted (D = 1), or as a k-d tree. */
+static void knn_rows(const double *x, size_t n, size_t d, double *out)
+{
+    memcpy(out, x, n * d * sizeof *out);
+    if (d == 1)
+        qsort(out, n, sizeof *out, loss_cmp_double);
+    else
+        kd_build(out, d, 0, n, 0);
 }
 
 static int rows_equal(const double *u, const double *v, size_t d)
@@ -633,44 +691,69 @@ static int rows_equal(const double *u, const double *v, size_t d)
     return j == d;
 }
 
-/* Rows s[from], s[from + step], ... (step +1 or -1, count of them) offered
- * to the heap until the first-coordinate gap alone reaches the k-th
- * smallest squared distance kept: no row further out can be nearer.  With
- * *skip, one row equal to x (x itself) is passed over. */
-static void knn_scan(const double *x, const double *s, size_t from,
-                     size_t count, int step, size_t d, int *skip, size_t k,
-                     double *h, size_t *filled)
-{
-    const double *row;
-    size_t c;
-    double g;
+/* One k-nearest search: the point, the tree, the heap of the k smallest
+ * squared distances so far (filled of them), and whether one row equal to
+ * x (x itself) is still to be passed over. */
+typedef struct kd_query {
+    const double *x, *s;
+    size_t d, k, filled;
+    int skip;
+    double *h;
+    double *off;  /* x's offset from the cell's side on each coordinate */
+    double slack; /* 1 - a bound on the relative rounding of distances */
+} kd_query;
 
-    for (c = 0; c < count; c++) {
-        row = s + (step > 0 ? from + c : from - c) * d;
-        g = row[0] - x[0];
-        if (*filled == k && g * g >= h[0])
-            return;
-        if (*skip && rows_equal(row, x, d)) {
-            *skip = 0;
-            continue;
-        }
-        heap_offer(h, k, filled, loss_vec_sqdist(x, row, d));
-    }
+static void kd_offer(kd_query *q, const double *row)
+{
+    if (q->skip && rows_equal(row, q->x, q->d))
+        q->skip = 0;
+    else
+        heap_offer(q->h, q->k, &q->filled, loss_vec_sqdist(q->x, row, q->d));
 }
 
-/* D > 1: the distance from x to its k-th nearest row of s[0..n), the rows
- * sorted by their first coordinate; with skip, one row equal to x (x
- * itself) is passed over.  The rows above x's place are scanned upwards,
- * then those below downwards, each until the coordinate gap stops it: the
- * answer is that of an exhaustive search, usually after a thin slab. */
-static double knn_slab(const double *x, const double *s, size_t n, size_t d,
+/* Searches rows [lo, hi), split on coordinate c, rd a lower bound on the
+ * squared distance from x to any of them (Arya and Mount's incremental
+ * distance: the sum of x's squared offsets from the cell's sides): the
+ * node, the half on x's side, then the other half unless its bound reaches
+ * the k-th smallest distance kept.  The bound is shrunk by q->slack: each
+ * step down adds four roundings, of terms no larger than the bound, over
+ * at most 60 levels, and a computed distance is low by at most
+ * (D / 4 + 2) roundings (loss_vec_sqdist), so no row that an exhaustive
+ * search would keep is passed over. */
+static void kd_search(kd_query *q, size_t lo, size_t hi, size_t c, double rd)
+{
+    size_t mid = lo + (hi - lo) / 2, next = c + 1 == q->d ? 0 : c + 1;
+    const double *row = q->s + mid * q->d;
+    double g, old, far;
+
+    if (hi - lo <= KD_LEAF) {
+        for (; lo < hi; lo++)
+            kd_offer(q, q->s + lo * q->d);
+        return;
+    }
+    g = q->x[c] - row[c];
+    kd_offer(q, row);
+    kd_search(q, g < 0.0 ? lo : mid + 1, g < 0.0 ? mid : hi, next, rd);
+    old = q->off[c];
+    far = rd - old * old + g * g;
+    if (q->filled == q->k && far * q->slack >= q->h[0])
+        return;
+    q->off[c] = g;
+    kd_search(q, g < 0.0 ? mid + 1 : lo, g < 0.0 ? hi : mid, next, far);
+    q->off[c] = old;
+}
+
+/* D > 1: the distance from x to its k-th nearest row of the tree s of n
+ * rows; with skip, one row equal to x (x itself) is passed over.  h has
+ * room for k + d doubles. */
+static double knn_tree(const double *x, const double *s, size_t n, size_t d,
                        int skip, size_t k, double *h)
 {
-    size_t at = lower_bound_rows(s, n, d, x[0]), filled = 0;
+    kd_query q = {
+        x, s, d, k, 0, skip, h, h + k, 1.0 - (double)(d + 256) * DBL_EPSILON};
 
-    knn_scan(x, s, at, n - at, 1, d, &skip, k, h, &filled);
-    if (at > 0)
-        knn_scan(x, s, at - 1, at, -1, d, &skip, k, h, &filled);
+    loss_vec_zero(q.off, d);
+    kd_search(&q, 0, n, 0, 0.0);
     return sqrt(h[0]);
 }
 
@@ -696,8 +779,8 @@ static void knn_dists(const loss_samples_args *a, const double *x, size_t n,
         *nu = knn_sorted(sy, ny, sx[i], ny, a->k);
         return;
     }
-    *rho = knn_slab(x + i * a->d, sx, n, a->d, 1, a->k, knn_heap(a));
-    *nu = knn_slab(x + i * a->d, sy, ny, a->d, 0, a->k, knn_heap(a));
+    *rho = knn_tree(x + i * a->d, sx, n, a->d, 1, a->k, knn_heap(a));
+    *nu = knn_tree(x + i * a->d, sy, ny, a->d, 0, a->k, knn_heap(a));
 }
 
 /* kl from set x to set y and the entropy of x, in nats. */
@@ -733,8 +816,8 @@ static int samp_knn(const loss_samples_args *a, loss_samples_out *o,
     double *sp = a->work, *sq = a->work + a->np * a->d;
     int rc;
 
-    sorted_rows(a->p, a->np, a->d, sp);
-    sorted_rows(a->q, a->nq, a->d, sq);
+    knn_rows(a->p, a->np, a->d, sp);
+    knn_rows(a->q, a->nq, a->d, sq);
     if ((rc = knn_side(a, "p", a->p, a->np, a->nq, sp, sq, &e->kl_pq, &e->h_p,
                        err)) != LOSS_OK ||
         (rc = knn_side(a, "q", a->q, a->nq, a->np, sq, sp, &e->kl_qp, &e->h_q,

@@ -771,6 +771,8 @@ Test(samples, effective_parameters)
                  e.message);
     cr_assert(o.k == 1 && isnan(o.js) && isnan(o.js_distance));
     cr_assert_eq(loss_samples_divergence_work(&c.a), 4 + 3 + 1);
+    c.a.d = 2; /* and d offsets for the k-d tree search */
+    cr_assert_eq(loss_samples_divergence_work(&c.a), 2 * (4 + 3) + 1 + 2);
     samp_free(&c);
 }
 
@@ -813,26 +815,47 @@ static double kth_exhaustive(const double *x, const double *y, size_t n,
     return sqrt(best[k - 1]);
 }
 
-/* Many samples share their first coordinate (the one the search sorts
- * by), so the slab search meets long runs of ties: it must still find the
- * exhaustive answer, and so the same kl to rounding. */
-Test(samples, knn_search_matches_exhaustive_with_ties)
+/* kl_pq by knn against the exhaustive search, for np and nq samples in d
+ * dimensions whose even coordinates take only four values: the k-d tree
+ * splits meet long runs of ties (on both sides of a node), and it must
+ * still find the exhaustive answer, and so the same kl to rounding. */
+static void knn_matches_exhaustive(size_t np, size_t nq, size_t d, size_t k,
+                                   uint64_t seed)
 {
-    size_t np = 60, nq = 50, d = 3, k = 4, i;
-    double p[180], q[150], lnu = 0, lrho = 0, want;
-    uint64_t s = 61;
+    double *p = malloc(np * d * sizeof *p), *q = malloc(nq * d * sizeof *q);
+    double lnu = 0, lrho = 0, want;
     loss_samples_out o;
+    size_t i;
 
+    cr_assert(p != NULL && q != NULL);
     for (i = 0; i < np * d; i++)
-        p[i] = i % d == 0 ? (double)(i % 4) : test_rand(&s, -1, 1);
+        p[i] = i % d % 2 == 0 ? (double)(i % 4) : test_rand(&seed, -1, 1);
     for (i = 0; i < nq * d; i++)
-        q[i] = i % d == 0 ? (double)(i % 3) : test_rand(&s, -1, 1);
+        q[i] = i % d % 2 == 0 ? (double)(i % 3) : test_rand(&seed, -1, 1);
     for (i = 0; i < np; i++) {
         lrho += log(kth_exhaustive(p + i * d, p, np, d, i, k));
         lnu += log(kth_exhaustive(p + i * d, q, nq, d, nq, k));
     }
-    want = 3.0 / 60.0 * (lnu - lrho) + log(50.0 / 59.0);
+    want = (double)d / (double)np * (lnu - lrho) +
+           log((double)nq / (double)(np - 1));
     o = knn_estimate(p, np, q, nq, d, k);
-    cr_assert_float_eq(o.kl_pq, want, 1e-12 * fabs(want) + 1e-14, "%.17g %.17g",
+    cr_expect_float_eq(o.kl_pq, want, 1e-12 * fabs(want) + 1e-14,
+                       "np %zu, nq %zu, d %zu: %.17g, want %.17g", np, nq, d,
                        o.kl_pq, want);
+    free(p);
+    free(q);
+}
+
+/* Sizes below, at and well above a leaf of the tree (32 rows), and from
+ * two to nine dimensions. */
+Test(samples, knn_search_matches_exhaustive_with_ties)
+{
+    knn_matches_exhaustive(60, 50, 3, 4, 61);
+    knn_matches_exhaustive(20, 33, 2, 3, 62);
+    knn_matches_exhaustive(300, 257, 2, 5, 63);
+    knn_matches_exhaustive(400, 350, 3, 1, 64);
+    knn_matches_exhaustive(300, 310, 5, 8, 65);
+    knn_matches_exhaustive(500, 200, 9, 2, 66);
+    knn_matches_exhaustive(3000, 2500, 2, 3, 67);
+    knn_matches_exhaustive(2000, 2100, 4, 6, 68);
 }
