@@ -303,18 +303,16 @@ describe("every error status the document lists for a loss", () => {
 });
 
 describe("503: overloaded, then shutting down", () => {
-  // A daemon with one worker and one queue slot, kept busy by large
-  // batch_all triplet requests (O(N³) work each).
+  // A daemon with one worker and one queue slot, kept busy by kde
+  // divergence requests on 5,000 samples per side in 2-D (O(N² D) kernel
+  // terms each: most of a second, several under the sanitizers).
   let busy;
+  const slowPath = "/divergence/samples";
   const slow = (() => {
     let s = 7;
     const rnd = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
-    const n = 900;
-    return {
-      embeddings: Array.from({ length: n }, () => Array.from({ length: 8 }, rnd)),
-      labels: Array.from({ length: n }, (_, i) => i % 5),
-      mining: "batch_all",
-    };
+    const set = () => Array.from({ length: 5000 }, () => [rnd(), rnd()]);
+    return { p: set(), q: set(), method: "kde" };
   })();
 
   before(async () => {
@@ -342,12 +340,12 @@ describe("503: overloaded, then shutting down", () => {
       }
       assert.fail(`${what}: queue depth ${last.depth}, in flight ${last.inFlight}`);
     };
-    const inflight = [post(busy.port, "/loss/triplet", slow)];
+    const inflight = [post(busy.port, slowPath, slow)];
     // Running: in flight (besides this /metrics request) and not waiting.
     await until("the first request never ran", (g) => g.inFlight >= 2 && g.depth === 0);
     await new Promise((r) => setTimeout(r, 200));
     await until("the first request never ran", (g) => g.inFlight >= 2 && g.depth === 0);
-    inflight.push(post(busy.port, "/loss/triplet", slow));
+    inflight.push(post(busy.port, slowPath, slow));
     await until("the queue never filled", (g) => g.depth === 1);
     for (const path of computePaths) {
       const res = await post(busy.port, path, requestExamples(path).basic.value);
@@ -366,7 +364,7 @@ describe("503: overloaded, then shutting down", () => {
     assert.equal(late.json.error.code, "shutting_down");
     // The work admitted before the signal still completes, then the daemon
     // exits 0.
-    for (const r of await Promise.all(inflight)) check("/loss/triplet", "post", r, 200);
+    for (const r of await Promise.all(inflight)) check(slowPath, "post", r, 200);
     assert.equal(await busy.stop(), 0, busy.log());
     assert.doesNotMatch(busy.log(), SANITIZER);
   });

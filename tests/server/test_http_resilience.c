@@ -109,39 +109,43 @@ static void wait_metric(unsigned port, const char *series, double want)
     cr_assert_fail("%s never reached %g", series, want);
 }
 
-/* The head of a POST /loss/<loss> of len body bytes. */
-static int post_head(char *out, size_t cap, const char *loss, size_t len)
+/* The head of a POST to path of len body bytes. */
+static int post_head(char *out, size_t cap, const char *path, size_t len)
 {
     return snprintf(out, cap,
-                    "POST /loss/%s HTTP/1.1\r\nHost: t\r\n"
+                    "POST %s HTTP/1.1\r\nHost: t\r\n"
                     "Content-Type: application/json\r\n"
                     "Content-Length: %zu\r\n\r\n",
-                    loss, len);
+                    path, len);
 }
 
-/* A triplet batch_all request of n embeddings: O(n^3) work, slow enough to
- * hold a worker for a while on any machine. */
+/* Where slow_body goes. */
+#define SLOW_PATH "/divergence/samples"
+
+/* A kde divergence request of n samples per side in 2-D: O(n^2) kernel
+ * terms, slow enough to hold a worker for a while on any machine (2,500
+ * took 0.2 s on the development machine). */
 static char *slow_body(size_t n)
 {
-    size_t cap = 64 + n * 80, at, i;
+    size_t cap = 64 + n * 64, at, i;
     char *b = malloc(cap);
     uint64_t s = 7;
+    double v[2];
+    int j;
 
     cr_assert_not_null(b);
-    at = (size_t)sprintf(b, "{\"mining\":\"batch_all\",\"embeddings\":[");
-    for (i = 0; i < n; i++) {
-        double v[4];
-        int j;
-        for (j = 0; j < 4; j++) {
+    at = (size_t)sprintf(b, "{\"method\":\"kde\",\"p\":[");
+    for (i = 0; i < 2 * n; i++) {
+        for (j = 0; j < 2; j++) {
             s = s * 6364136223846793005ULL + 1442695040888963407ULL;
             v[j] = (double)(s >> 11) / 9007199254740992.0 * 2 - 1;
         }
-        at += (size_t)sprintf(b + at, "%s[%.5f,%.5f,%.5f,%.5f]", i ? "," : "",
-                              v[0], v[1], v[2], v[3]);
+        at += (size_t)sprintf(b + at, "%s[%.5f,%.5f]",
+                              i == n ? "],\"q\":["
+                              : i    ? ","
+                                     : "",
+                              v[0], v[1]);
     }
-    at += (size_t)sprintf(b + at, "],\"labels\":[");
-    for (i = 0; i < n; i++)
-        at += (size_t)sprintf(b + at, "%s%zu", i ? "," : "", i % 5);
     sprintf(b + at, "]}");
     return b;
 }
@@ -152,13 +156,13 @@ static const char tiny[] = "{\"scores\":[0.5,-2],\"labels\":[1,-1]}";
 
 /* A POST held one byte short of complete: headers and all but the last
  * byte of its body are sent. */
-static int post_held(unsigned port, const char *loss, const char *body)
+static int post_held(unsigned port, const char *path, const char *body)
 {
     char head[256];
     size_t len = strlen(body);
     int fd = sock_open(port);
 
-    sock_send(fd, head, (size_t)post_head(head, sizeof head, loss, len));
+    sock_send(fd, head, (size_t)post_head(head, sizeof head, path, len));
     sock_send(fd, body, len - 1);
     return fd;
 }
@@ -179,15 +183,15 @@ Test(http_resilience, full_queue_refuses_at_once_and_recovers)
 {
     static const char *const args[] = {"--threads", "1", "--max-queue", "1",
                                        NULL};
-    char *body = slow_body(600), retry[16], *out;
+    char *body = slow_body(2500), retry[16], *out;
     size_t len = strlen(body);
     lossd d;
     hresp r;
     int a, b, i;
 
     lossd_start(&d, args);
-    a = post_held(d.port, "triplet", body);
-    b = post_held(d.port, "triplet", body);
+    a = post_held(d.port, SLOW_PATH, body);
+    b = post_held(d.port, SLOW_PATH, body);
     wait_metric(d.port, "lossd_in_flight", 3); /* a, b and the scrape */
     sock_send(a, body + len - 1, 1);
     wait_metric(d.port, "lossd_workers_busy", 1);
@@ -205,8 +209,8 @@ Test(http_resilience, full_queue_refuses_at_once_and_recovers)
                   1);
     for (i = 0; i < 2; i++) {
         out = sock_read_all(i ? b : a, 60000);
-        cr_expect_eq(strncmp(out, "HTTP/1.1 200 ", 13), 0, "slow request %d: %.80s",
-                     i, out);
+        cr_expect_eq(strncmp(out, "HTTP/1.1 200 ", 13), 0,
+                     "slow request %d: %.80s", i, out);
         free(out);
     }
     close(a);
@@ -232,7 +236,8 @@ Test(http_resilience, trickling_body_is_dropped_after_timeout)
 
     lossd_start(&d, args);
     fd = sock_open(d.port);
-    sock_send(fd, head, (size_t)post_head(head, sizeof head, "hinge", 1000));
+    sock_send(fd, head,
+              (size_t)post_head(head, sizeof head, "/loss/hinge", 1000));
     for (i = 0; i < 100 && !closed; i++) {
         if (send(fd, " ", 1, MSG_NOSIGNAL) != 1)
             closed = 1;
@@ -283,7 +288,7 @@ Test(http_resilience, idle_sockets_do_not_starve_others)
 Test(http_resilience, client_gone_during_compute)
 {
     static const char *const args[] = {"--threads", "1", NULL};
-    char *body = slow_body(500), head[256];
+    char *body = slow_body(2000), head[256];
     double left = 0;
     lossd d;
     hresp r;
@@ -292,8 +297,9 @@ Test(http_resilience, client_gone_during_compute)
     lossd_start(&d, args);
     for (i = 0; i < 3; i++) {
         fd = sock_open(d.port);
-        sock_send(fd, head,
-                  (size_t)post_head(head, sizeof head, "triplet", strlen(body)));
+        sock_send(
+            fd, head,
+            (size_t)post_head(head, sizeof head, SLOW_PATH, strlen(body)));
         sock_send(fd, body, strlen(body));
         close(fd);
     }
@@ -323,7 +329,7 @@ static void *hang_up_run(void *arg)
 
     for (i = 0; i < HANGUPS; i++) {
         fd = sock_open(port);
-        n = post_head(head, sizeof head, "hinge", sizeof body - 1);
+        n = post_head(head, sizeof head, "/loss/hinge", sizeof body - 1);
         sock_send(fd, head, (size_t)n);
         sock_send(fd, body, sizeof body / 2);
         close(fd);
@@ -450,7 +456,7 @@ static void wait_draining(unsigned port)
  * rest of each body, answers every one with 200 and exits 0. */
 Test(http_resilience, sigterm_with_100_in_flight_answers_all)
 {
-    static const char *const args[] = {"--grace", "60", "--threads", "2",
+    static const char *const args[] = {"--grace",     "60",  "--threads", "2",
                                        "--max-queue", "200", NULL};
     char *body = softmax_body(20, 5, 11, NULL), head[256], *out;
     size_t len = strlen(body), half = len / 2;
@@ -462,7 +468,7 @@ Test(http_resilience, sigterm_with_100_in_flight_answers_all)
     for (i = 0; i < INFLIGHT; i++) {
         fds[i] = sock_open(d.port);
         sock_send(fds[i], head,
-                  (size_t)post_head(head, sizeof head, "softmax", len));
+                  (size_t)post_head(head, sizeof head, "/loss/softmax", len));
         sock_send(fds[i], body, half);
     }
     wait_metric(d.port, "lossd_in_flight", INFLIGHT + 1);
@@ -484,8 +490,8 @@ Test(http_resilience, sigterm_with_100_in_flight_answers_all)
     for (i = 0; i < 2000 && waitpid(d.pid, &status, WNOHANG) != d.pid; i++)
         sleep_ms(10);
     cr_assert_lt(i, 2000, "lossd did not exit after its last request");
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-              "exit status %d", status);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d",
+              status);
     unlink(d.log_path);
     free(body);
 }
@@ -494,15 +500,15 @@ Test(http_resilience, sigterm_with_100_in_flight_answers_all)
  * the daemon gives up on it, says so in its log and exits 1. */
 Test(http_resilience, grace_bounds_the_drain)
 {
-    static const char *const args[] = {"--grace", "1", "--timeout", "0",
-                                       NULL};
+    static const char *const args[] = {"--grace", "1", "--timeout", "0", NULL};
     char head[256], *log;
     lossd d;
     int fd, i, status;
 
     lossd_start(&d, args);
     fd = sock_open(d.port);
-    sock_send(fd, head, (size_t)post_head(head, sizeof head, "hinge", 100));
+    sock_send(fd, head,
+              (size_t)post_head(head, sizeof head, "/loss/hinge", 100));
     sock_send(fd, "{", 1);
     wait_metric(d.port, "lossd_in_flight", 2);
     kill(d.pid, SIGTERM);
