@@ -1166,8 +1166,7 @@ Test(triplet_edge, batch_all_matches_every_triplet)
         cr_expect_eq(o.valid, valid, "round %zu", round);
         cr_expect_eq(o.active_fraction, active / valid, "round %zu", round);
         for (i = 0; i < N; i++)
-            cr_expect_eq(ps[i], rps[i], "round %zu: per_sample[%zu]", round,
-                         i);
+            cr_expect_eq(ps[i], rps[i], "round %zu: per_sample[%zu]", round, i);
         for (i = 0; i < N * D; i++)
             cr_expect_eq(g[i], rg[i], "round %zu: grad[%zu]", round, i);
     }

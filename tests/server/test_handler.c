@@ -931,9 +931,9 @@ Test(handler_cost, a_request_over_the_bound_is_left_parsed)
     srv_reply r, direct;
     srv_parsed later;
 
-    cr_assert_eq(srv_loss_run_within("softmax", body, sizeof body - 1, 7, &r,
-                                     &later),
-                 -1);
+    cr_assert_eq(
+        srv_loss_run_within("softmax", body, sizeof body - 1, 7, &r, &later),
+        -1);
     cr_expect_eq(later.rq.in[0].count, 6);
     cr_expect(later.parse_s > 0.0);
     /* Computed later, it answers what the whole run answers. */
@@ -945,9 +945,9 @@ Test(handler_cost, a_request_over_the_bound_is_left_parsed)
     cr_expect_eq(memcmp(r.body, direct.body, r.len), 0);
     srv_reply_cleanup(&r);
     srv_reply_cleanup(&direct);
-    cr_assert_eq(srv_loss_run_within("softmax", body, sizeof body - 1, 8, &r,
-                                     &later),
-                 0);
+    cr_assert_eq(
+        srv_loss_run_within("softmax", body, sizeof body - 1, 8, &r, &later),
+        0);
     cr_expect_eq(r.status, 200);
     srv_reply_cleanup(&r);
     /* Errors are answered whatever the bound: they cost nothing to send. */
