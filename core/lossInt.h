@@ -120,6 +120,10 @@ void loss_vec_zero(double *x, size_t n);
 /* qsort's order of two doubles (not NaN), ascending. */
 int loss_cmp_double(const void *x, const void *y);
 
+/* Sorts x[0..n) ascending (no NaN; zeros of either sign in any order),
+ * using tmp[0..n) as scratch: several times faster than qsort. */
+void loss_sort_doubles(double *x, size_t n, double *tmp);
+
 /* Index of the largest x[j], j in [0, k), the lowest among ties; k >= 1. */
 size_t loss_vec_argmax(const double *x, size_t k);
 

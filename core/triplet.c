@@ -17,7 +17,6 @@
  */
 #include <assert.h>
 #include <math.h>
-#include <stdlib.h>
 
 #include "lossInt.h"
 
@@ -347,7 +346,7 @@ static void dd_add(double *hi, double *lo, double t)
 }
 
 /* Splits row r into w: the sorted positive and negative distances and the
- * negatives' prefix sums. */
+ * negatives' prefix sums (sum_hi is the sort's scratch before that). */
 static void all_row_fill(const loss_triplet_mined_args *a, const double *r,
                          size_t i, all_row *w)
 {
@@ -360,8 +359,8 @@ static void all_row_fill(const loss_triplet_mined_args *a, const double *r,
         else if (j != i)
             w->pos[w->np++] = r[j];
     }
-    qsort(w->pos, w->np, sizeof *w->pos, loss_cmp_double);
-    qsort(w->neg, w->nn, sizeof *w->neg, loss_cmp_double);
+    loss_sort_doubles(w->pos, w->np, w->sum_hi);
+    loss_sort_doubles(w->neg, w->nn, w->sum_hi);
     w->sum_hi[0] = w->sum_lo[0] = 0.0;
     for (j = 0; j < w->nn; j++) {
         w->sum_hi[j + 1] = w->sum_hi[j];

@@ -1,7 +1,9 @@
 /* vecmath.c -- the numerical kernels several loss families share: the
  * reductions, dot products, Euclidean norms and distances with their
- * gradients, arg-max, the max-shifted log-sum-exp and the hinge. */
+ * gradients, arg-max, sorting, the max-shifted log-sum-exp and the hinge. */
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "lossInt.h"
 
@@ -56,6 +58,63 @@ int loss_cmp_double(const void *x, const void *y)
     double u = *(const double *)x, v = *(const double *)y;
 
     return (u > v) - (u < v);
+}
+
+/* The bits of x mapped so that unsigned order is numeric order: negative
+ * values flipped whole, the sign bit set on the others. */
+static uint64_t sort_key(double x)
+{
+    uint64_t b;
+
+    memcpy(&b, &x, sizeof b);
+    return b >> 63 ? ~b : b | (uint64_t)1 << 63;
+}
+
+/* Below this many values, insertion sort beats the passes' set-up. */
+#define SORT_SMALL 48
+
+static void insertion_sort(double *x, size_t n)
+{
+    size_t i, j;
+    double t;
+
+    for (i = 1; i < n; i++) {
+        t = x[i];
+        for (j = i; j > 0 && x[j - 1] > t; j--)
+            x[j] = x[j - 1];
+        x[j] = t;
+    }
+}
+
+/* Method: a least-significant-digit radix sort of sort_key, eight bits a
+ * pass, stable; the counts of all eight digits come from one read, and a
+ * pass where every key has the same digit is skipped (distances of one
+ * magnitude share their top bytes). */
+void loss_sort_doubles(double *x, size_t n, double *tmp)
+{
+    size_t count[8][256], p, i, at, c;
+    double *src = x, *dst = tmp, *t;
+    uint64_t k;
+
+    if (n <= SORT_SMALL) {
+        insertion_sort(x, n);
+        return;
+    }
+    memset(count, 0, sizeof count);
+    for (i = 0; i < n; i++)
+        for (k = sort_key(x[i]), p = 0; p < 8; p++)
+            count[p][(k >> (8 * p)) & 0xff]++;
+    for (p = 0; p < 8; p++) {
+        if (count[p][(sort_key(src[0]) >> (8 * p)) & 0xff] == n)
+            continue;
+        for (at = 0, i = 0; i < 256; i++)
+            c = count[p][i], count[p][i] = at, at += c;
+        for (i = 0; i < n; i++)
+            dst[count[p][(sort_key(src[i]) >> (8 * p)) & 0xff]++] = src[i];
+        t = src, src = dst, dst = t;
+    }
+    if (src != x)
+        memcpy(x, src, n * sizeof *x);
 }
 
 /* Sums of products are kept in LANES running sums: term j goes to sum

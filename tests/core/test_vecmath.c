@@ -4,7 +4,8 @@
  * own answer at and beyond their edges and for the special values, and
  * loss_log_array writing exactly n elements; the lane sums of
  * loss_vec_dot and loss_vec_sqdist within their stated error bound of a
- * double-double reference, counting every term, in the documented order. */
+ * double-double reference, counting every term, in the documented order;
+ * loss_sort_doubles in qsort's order. */
 #include <criterion/criterion.h>
 #include <float.h>
 #include <math.h>
@@ -320,4 +321,54 @@ Test(dot, lanes_add_in_the_documented_order)
     cr_expect_eq(loss_vec_dot(a, ones, 4), (1e16 + 1.0) + (-1e16 + 1.0));
     cr_expect_eq(loss_vec_dot(b, ones, 6),
                  ((1e16 + 1.0) + (-1e16 + 1.0)) + (1.0 + 1.0));
+}
+
+/* ---- Sorting ------------------------------------------------------------ */
+
+/* Sorts n values drawn by kind with loss_sort_doubles and checks them
+ * against qsort's order of the same values (zeros of either sign compare
+ * equal there, as they do here). */
+static void sort_check(size_t n, int kind, uint64_t *s)
+{
+    double *x = malloc(n * sizeof *x + 1), *want = malloc(n * sizeof *x + 1),
+           *tmp = malloc(n * sizeof *x + 1);
+    size_t i;
+
+    cr_assert(x != NULL && want != NULL && tmp != NULL);
+    for (i = 0; i < n; i++) {
+        uint64_t r = rng_next(s);
+        if (kind == 0) /* every sign and magnitude, zeros, infinities */
+            x[i] = r % 17 == 0 ? (r & 32 ? -0.0 : 0.0)
+                   : r % 29 == 0
+                       ? (r & 32 ? -INFINITY : INFINITY)
+                       : ldexp(rng_unit(s) - 0.5, (int)(r % 2001) - 1000);
+        else if (kind == 1) /* one magnitude: most passes skipped */
+            x[i] = 1.0 + ldexp((double)(r % 1000), -40);
+        else /* few distinct values: long runs of ties */
+            x[i] = (double)(r % 7) - 3.0;
+    }
+    memcpy(want, x, n * sizeof *x);
+    qsort(want, n, sizeof *want, loss_cmp_double);
+    loss_sort_doubles(x, n, tmp);
+    for (i = 0; i < n; i++) {
+        cr_assert(x[i] == want[i], "n %zu kind %d: [%zu] %g, want %g", n, kind,
+                  i, x[i], want[i]);
+    }
+    free(x), free(want), free(tmp);
+}
+
+/* Every length up to 130 (across the switch to the radix passes) and a few
+ * large ones, for each kind of data. */
+Test(sort, matches_qsort)
+{
+    uint64_t s = 0x5027u;
+    size_t n;
+    int kind;
+
+    for (kind = 0; kind < 3; kind++) {
+        for (n = 0; n <= 130; n++)
+            sort_check(n, kind, &s);
+        sort_check(1000, kind, &s);
+        sort_check(4099, kind, &s);
+    }
 }
