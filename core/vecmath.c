@@ -255,8 +255,6 @@ double loss_vec_distance(const double *u, const double *v, size_t d,
     return kind == LOSS_DIST_EUCLIDEAN ? length(u, v, d) : sum_squares(u, v, d);
 }
 
-/* The Euclidean gradient divides each difference by D before weighting it,
- * so a tiny D cannot overflow. */
 /* The terms t of the gradient at [j, j + n), n <= LANES, added to gu and
  * taken from gv. */
 static void dist_grad_apply(double *gu, double *gv, size_t j, const double *t,
@@ -272,9 +270,10 @@ static void dist_grad_apply(double *gu, double *gv, size_t j, const double *t,
             gv[j + l] -= t[l];
 }
 
-/* LANES terms at a time, each block computed in a loop of its own kind,
- * so that the arithmetic and the updates fill vector registers; every term
- * is the one a plain loop computes. */
+/* The Euclidean gradient divides each difference by D before weighting it,
+ * so a tiny D cannot overflow.  LANES terms at a time, each block computed
+ * in a loop of its own kind, so that the arithmetic and the updates fill
+ * vector registers; every term is the one a plain loop computes. */
 void loss_vec_dist_grad(double *gu, double *gv, const double *u,
                         const double *v, size_t d, double dist, double w,
                         loss_distance kind)
