@@ -245,11 +245,15 @@ def write(res, out_dir):
         "default flags) and the FastAPI + PyTorch peer (bench/peer.py, 2 "
         "uvicorn workers, float64 autograd). Requests use the contract's "
         "defaults (mean, gradients, per_sample, float32 output). "
+        "Each small-request figure (a) is the median of %d rounds of wrk, "
+        "each round running it on every server in turn; each large-batch "
+        "figure (b) the median of %d requests, sent the same way. "
         "Ratios are lossd's figure over the other's: above 1 is better for "
         "requests/s, below 1 for latencies and memory. Total run time %.0f s; "
         "load average %.2f at the start and %.2f at the end (anything else "
         "running on the machine shows in the small-request figures)."
-        % (os.cpu_count(), res["seconds"], *res["load"]), "",
+        % (os.cpu_count(), res["rounds"], res["runs"], res["seconds"],
+           *res["load"]), "",
         *t.lines, "", "## Targets", "", *g.lines, "",
         "Not measured by the run: the request body is copied once, from "
         "libmicrohttpd's buffer into a buffer of its Content-Length "

@@ -4,7 +4,8 @@ performance issue and writes one table, build/bench/report.md, with every
 figure and the ratios lossd/floor and lossd/peer (plus report.png when
 gnuplot is present).
 
-  (a) small requests with wrk at 16 connections: requests/s and p99;
+  (a) small requests with wrk at 16 connections: requests/s, p99 and
+      server CPU per request, each the median of five interleaved rounds;
   (b) large batches: median end-to-end latency over several runs, with
       lossd's Server-Timing breakdown (parse, queue, compute, encode);
   (c) the core micro-benchmark (bench/core_bench.c), ns per input element;
@@ -161,24 +162,46 @@ def wrk(url, body_path, seconds):
             "bad": r["errors"] + r["non2xx"]}
 
 
-def workload_a(servers, bodies, seconds):
+def wrk_round(s, url, path, seconds):
+    """One wrk run on server s, with the server's CPU time per request:
+    what it costs, apart from how the two cores are shared with wrk."""
+    cpu = s.cpu_seconds()
+    r = wrk(url, path, seconds)
+    r["cpu_us"] = (s.cpu_seconds() - cpu) * 1e6 / max(r["requests"], 1)
+    return r
+
+
+def small_summary(rounds):
+    """Each figure is its median over the rounds."""
+    r = {k: statistics.median(x[k] for x in rounds)
+         for k in ("rps", "p99_ms", "p50_ms", "cpu_us")}
+    r["bad"] = sum(x["bad"] for x in rounds)
+    r["rounds"] = [x["rps"] for x in rounds]
+    return r
+
+
+def workload_a(servers, bodies, seconds, rounds):
+    """Each round runs wrk on every server in turn, so that other load on
+    the machine, which moved the floor's rate by up to 1.5x between runs,
+    falls on all of them alike."""
     res = {}
+    live = [s for s in servers.values() if s.running()]
     for w in SMALL:
         path = os.path.join(bodies, w + ".json")
-        for s in servers.values():
-            if not s.running():
-                continue
-            url = "%s/loss/%s" % (s.url, loss_of(w))
-            wrk(url, path, 1)
-            cpu = s.cpu_seconds()
-            res[(w, s.name)] = r = wrk(url, path, seconds)
-            # The server's CPU time per request: what it costs, apart from
-            # how the two cores are shared with wrk.
-            r["cpu_us"] = ((s.cpu_seconds() - cpu) * 1e6 /
-                           max(r["requests"], 1))
-            log("(a) %-14s %-5s %9.0f req/s  p99 %7.2f ms  cpu %6.1f us/req%s"
-                % (w, s.name, r["rps"], r["p99_ms"], r["cpu_us"],
-                "  %d errors" % r["bad"] if r["bad"] else ""))
+        url = {s.name: "%s/loss/%s" % (s.url, loss_of(w)) for s in live}
+        got = {s.name: [] for s in live}
+        for s in live:
+            wrk(url[s.name], path, 1)
+        for _ in range(rounds):
+            for s in live:
+                got[s.name].append(wrk_round(s, url[s.name], path, seconds))
+        for s in live:
+            res[(w, s.name)] = r = small_summary(got[s.name])
+            log("(a) %-14s %-5s %9.0f req/s  p99 %7.2f ms  cpu %6.1f us/req"
+                "  rounds %s%s" % (
+                    w, s.name, r["rps"], r["p99_ms"], r["cpu_us"],
+                    " ".join("%.0f" % x for x in r["rounds"]),
+                    "  %d errors" % r["bad"] if r["bad"] else ""))
     return res
 
 
@@ -388,11 +411,11 @@ def main():
     args.lossd = os.path.join(args.build, "lossd")
     args.floor = os.path.join(out_dir, "floor")
     skip = set(args.skip.split(","))
-    seconds, runs = (2, 3) if args.quick else (5, 5)
+    seconds, rounds, runs = (1, 3, 3) if args.quick else (3, 5, 5)
     t0, load0 = time.time(), os.getloadavg()[0]
     subprocess.run([PYTHON, os.path.join(ROOT, "bench", "bodies.py"),
                     bodies], check=True)
-    res = {"a": {}, "b": {}, "agree": {}}
+    res = {"a": {}, "b": {}, "agree": {}, "rounds": rounds, "runs": runs}
     servers = {}
     try:
         for name in SERVERS:
@@ -403,7 +426,7 @@ def main():
             if s.start(bodies):
                 servers[name] = s
         if "a" not in skip:
-            res["a"] = workload_a(servers, bodies, seconds)
+            res["a"] = workload_a(servers, bodies, seconds, rounds)
         small_responses(servers, bodies, out_dir)
         if "b" not in skip:
             res["b"] = workload_b(servers, bodies, out_dir, runs)
