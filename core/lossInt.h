@@ -140,6 +140,11 @@ void loss_vec_axpy(double *restrict y, double a, const double *restrict x,
 double loss_vec_norm(const double *u, size_t d);
 double loss_vec_sqdist(const double *u, const double *v, size_t d);
 
+/* out[i] = loss_vec_sqdist(x, y + i d, d), with its bits, for the n rows
+ * of y: one call for them all (d > 0). */
+void loss_vec_sqdist_rows(const double *x, const double *y, size_t n, size_t d,
+                          double *out);
+
 /* ||u - v||, accurate where the squares would underflow or overflow. */
 double loss_vec_dist(const double *u, const double *v, size_t d);
 
@@ -176,6 +181,11 @@ double loss_lse(const double *z, size_t k);
  * overlap).  Several times cheaper per element than libm on processors
  * with AVX2 and FMA; libm's own log on others.  See vecmath.c. */
 void loss_log_array(const double *x, double *y, size_t n);
+
+/* sum_i loss_exp(x[i] - m) for i < n, term i added to running sum i % 4
+ * and the four sums then added pairwise: the same bits on every machine.
+ * Four terms at a time on processors with AVX2.  See vecmath.c. */
+double loss_sum_exp(const double *x, size_t n, double m);
 
 /* The hinge max(0, z)^p for p in {1, 2}; *dz receives its derivative, taken
  * as 0 at the kink z = 0: a hinge is active only when z > 0. */

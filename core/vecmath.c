@@ -196,6 +196,44 @@ double loss_vec_sqdist(const double *u, const double *v, size_t d)
     return r;
 }
 
+/* loss_vec_sqdist's short loop over n rows, d a constant where it is
+ * inlined, so that the compiler unrolls it. */
+static inline void sqdist_rows_short(const double *x, const double *y, size_t n,
+                                     size_t d, double *out)
+{
+    double r, t;
+    size_t i, j;
+
+    for (i = 0; i < n; i++, y += d) {
+        for (r = 0.0, j = 0; j < d; j++) {
+            t = x[j] - y[j];
+            r += t * t;
+        }
+        out[i] = r;
+    }
+}
+
+void loss_vec_sqdist_rows(const double *x, const double *y, size_t n, size_t d,
+                          double *out)
+{
+    size_t i;
+
+    switch (d) {
+    case 1:
+        sqdist_rows_short(x, y, n, 1, out);
+        return;
+    case 2:
+        sqdist_rows_short(x, y, n, 2, out);
+        return;
+    case 3:
+        sqdist_rows_short(x, y, n, 3, out);
+        return;
+    default:
+        for (i = 0; i < n; i++)
+            out[i] = sqdist_lanes(x, y + i * d, d);
+    }
+}
+
 void loss_vec_axpy(double *restrict y, double a, const double *restrict x,
                    size_t d)
 {
@@ -752,6 +790,90 @@ __attribute__((target("avx2,fma"))) static size_t log_avx2(const double *x,
     return i;
 }
 #endif
+
+#ifdef LOSS_LOG_AVX2
+/* loss_exp of four doubles, every operation as in loss_exp (lossInt.h) in
+ * the same order and without fused multiply-adds, so each lane has the
+ * same bits; the caller checks that every |x| <= 708. */
+__attribute__((target("avx2"))) static __m256d exp4(__m256d x)
+{
+    const __m256d shift = _mm256_set1_pd(0x1.8p52);
+    const __m256d c2 = _mm256_set1_pd(0x1.ffffffffffdbdp-2);
+    const __m256d c3 = _mm256_set1_pd(0x1.555555555543cp-3);
+    const __m256d c4 = _mm256_set1_pd(0x1.55555cf172b91p-5);
+    const __m256d c5 = _mm256_set1_pd(0x1.1111167a4d017p-7);
+    __m256d kd, r, r2, tail, tmp, s;
+    __m256i ki, row;
+
+    kd = _mm256_add_pd(
+        _mm256_mul_pd(x, _mm256_set1_pd(0x1.71547652b82fep0 * LOSS_EXP_N)),
+        shift);
+    ki = _mm256_castpd_si256(kd);
+    kd = _mm256_sub_pd(kd, shift);
+    r = _mm256_add_pd(
+        _mm256_add_pd(x,
+                      _mm256_mul_pd(kd, _mm256_set1_pd(-0x1.62e42fefa0000p-8))),
+        _mm256_mul_pd(kd, _mm256_set1_pd(-0x1.cf79abc9e3b3ap-47)));
+    /* two table words a row: the tail (a double's bits), then 2^(j/N) */
+    row = _mm256_slli_epi64(
+        _mm256_and_si256(ki, _mm256_set1_epi64x(LOSS_EXP_N - 1)), 1);
+    tail =
+        _mm256_i64gather_pd((const double *)(const void *)loss_exp_tab, row, 8);
+    s = _mm256_castsi256_pd(_mm256_add_epi64(
+        _mm256_i64gather_epi64(
+            (const long long *)(const void *)(loss_exp_tab + 1), row, 8),
+        _mm256_slli_epi64(ki, 45)));
+    r2 = _mm256_mul_pd(r, r);
+    tmp = _mm256_add_pd(
+        _mm256_add_pd(
+            _mm256_add_pd(tail, r),
+            _mm256_mul_pd(r2, _mm256_add_pd(c2, _mm256_mul_pd(r, c3)))),
+        _mm256_mul_pd(_mm256_mul_pd(r2, r2),
+                      _mm256_add_pd(c4, _mm256_mul_pd(r, c5))));
+    return _mm256_add_pd(s, _mm256_mul_pd(s, tmp));
+}
+
+/* loss_sum_exp's fours into the lanes of s; returns how many it did.
+ * A four with an |x - m| > 708 goes through loss_exp, which leaves it to
+ * libm. */
+__attribute__((target("avx2"))) static size_t
+sum_exp_avx2(const double *x, size_t n, double m, double *s)
+{
+    const __m256d mm = _mm256_set1_pd(m), big = _mm256_set1_pd(708.0);
+    const __m256d mag = _mm256_castsi256_pd(_mm256_set1_epi64x(INT64_MAX));
+    __m256d acc = _mm256_setzero_pd(), t;
+    double e[4];
+    size_t i, j;
+
+    for (i = 0; i + 4 <= n; i += 4) {
+        t = _mm256_sub_pd(_mm256_loadu_pd(x + i), mm);
+        if (_mm256_movemask_pd(
+                _mm256_cmp_pd(_mm256_and_pd(t, mag), big, _CMP_LE_OQ)) == 0xf) {
+            acc = _mm256_add_pd(acc, exp4(t));
+            continue;
+        }
+        for (j = 0; j < 4; j++)
+            e[j] = loss_exp(x[i + j] - m);
+        acc = _mm256_add_pd(acc, _mm256_loadu_pd(e));
+    }
+    _mm256_storeu_pd(s, acc);
+    return i;
+}
+#endif
+
+double loss_sum_exp(const double *x, size_t n, double m)
+{
+    double s[LANES] = {0.0, 0.0, 0.0, 0.0};
+    size_t i = 0;
+
+#ifdef LOSS_LOG_AVX2
+    if (__builtin_cpu_supports("avx2"))
+        i = sum_exp_avx2(x, n, m, s);
+#endif
+    for (; i < n; i++)
+        s[i % LANES] += loss_exp(x[i] - m);
+    return lanes_total(s);
+}
 
 void loss_log_array(const double *x, double *y, size_t n)
 {

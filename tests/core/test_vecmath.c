@@ -5,6 +5,7 @@
  * loss_log_array writing exactly n elements; the lane sums of
  * loss_vec_dot and loss_vec_sqdist within their stated error bound of a
  * double-double reference, counting every term, in the documented order;
+ * loss_sum_exp with the scalar sum's bits, in its documented order;
  * loss_sort_doubles in qsort's order. */
 #include <criterion/criterion.h>
 #include <float.h>
@@ -321,6 +322,105 @@ Test(dot, lanes_add_in_the_documented_order)
     cr_expect_eq(loss_vec_dot(a, ones, 4), (1e16 + 1.0) + (-1e16 + 1.0));
     cr_expect_eq(loss_vec_dot(b, ones, 6),
                  ((1e16 + 1.0) + (-1e16 + 1.0)) + (1.0 + 1.0));
+}
+
+/* ---- loss_sum_exp -------------------------------------------------------- */
+
+/* The documented sum, one term at a time with the scalar loss_exp. */
+static double sum_exp_reference(const double *x, size_t n, double m)
+{
+    double s[4] = {0.0, 0.0, 0.0, 0.0};
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        s[i % 4] += loss_exp(x[i] - m);
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+/* x[0..n) drawn by kind: 0 in [-40, 0], 1 in [-708, 708], 2 in [-700, 0]
+ * with one in five in [-760, -720], beyond loss_exp's own range. */
+static void sum_exp_draw(double *x, size_t n, int kind, uint64_t *state)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        uint64_t r = rng_next(state);
+        double u = rng_unit(state);
+
+        x[i] = kind == 0    ? -40.0 * u
+               : kind == 1  ? 1416.0 * (u - 0.5)
+               : r % 5 == 0 ? -720.0 - 40.0 * u
+                            : -700.0 * u;
+    }
+}
+
+/* Every term alone: four equal terms {v, v, v, v} sum to exactly four
+ * times one, and {v, v, -750, -750} (a four that libm takes over, e^-750
+ * = 0) to twice one; either must be the scalar loss_exp's bits.  Fused
+ * multiply-adds in the four-wide path would change about one term in
+ * 1,500, libm's exp in the mixed fours a few in 100. */
+Test(sum_exp, every_term_is_loss_exp)
+{
+    uint64_t state = 11;
+    double v[256], x[4], got, want;
+    size_t r, i, mixed;
+    int kind;
+
+    for (kind = 0; kind < 3; kind++)
+        for (r = 0; r < 400; r++) {
+            sum_exp_draw(v, 256, kind, &state);
+            for (i = 0; i < 256; i++) {
+                mixed = i % 2 && fabs(v[i]) <= 708.0;
+                x[0] = x[1] = v[i];
+                x[2] = x[3] = mixed ? -750.0 : v[i];
+                got = loss_sum_exp(x, 4, 0.0);
+                want = (mixed ? 2.0 : 4.0) * loss_exp(v[i]);
+                cr_assert(memcmp(&got, &want, sizeof got) == 0,
+                          "e^%.17g%s: %.17g, want %.17g", v[i],
+                          mixed ? " (mixed)" : "", got, want);
+            }
+        }
+}
+
+/* Every length to 41, then 100 sums of 1,000 terms, for each kind: the
+ * scalar sum's bits. */
+Test(sum_exp, same_bits_as_the_scalar_sum)
+{
+    uint64_t state = 7;
+    double x[1000], got, want, m;
+    size_t n, r;
+    int kind;
+
+    for (kind = 0; kind < 3; kind++)
+        for (r = 0; r < 142; r++) {
+            n = r < 42 ? r : 1000;
+            sum_exp_draw(x, n, kind, &state);
+            m = kind == 1 ? -10.0 : 0.0;
+            got = loss_sum_exp(x, n, m);
+            want = sum_exp_reference(x, n, m);
+            cr_assert(memcmp(&got, &want, sizeof got) == 0,
+                      "kind %d n %zu: %.17g, want %.17g", kind, n, got, want);
+        }
+}
+
+Test(sum_exp, lanes_add_in_the_documented_order)
+{
+    /* One term e^40 (an ulp of 32), then 87 terms e^0 = 1: one at a time
+     * each 1 is lost against e^40; in lanes, 22 of them add up in each of
+     * lanes 1 to 3 before they meet it. */
+    double x[88] = {40.0}, e = loss_exp(40.0), lane0 = e, seq = e, want;
+    size_t i;
+
+    for (i = 1; i < 88; i++) {
+        seq += 1.0;
+        if (i % 4 == 0)
+            lane0 += 1.0;
+    }
+    want = (lane0 + 22.0) + (22.0 + 22.0);
+    cr_assert(want != seq, "the data must tell the orders apart");
+    cr_expect_eq(loss_sum_exp(x, 88, 0.0), want);
+    cr_expect_eq(loss_sum_exp(x, 0, 0.0), 0.0);
+    cr_expect_eq(loss_sum_exp(x + 1, 3, 0.0), 3.0);
 }
 
 /* ---- Sorting ------------------------------------------------------------ */
