@@ -925,9 +925,9 @@ const srv_loss srv_divergences[] = {
      "(1-D, the default there), Gaussian kde, or the k-nearest-neighbour "
      "estimator of Wang, Kulkarni and Verdu (the default for D > 1; it has "
      "no js, which is null).  Cost at 10,000 samples per side: histogram "
-     "and 1-D knn O(N log N), milliseconds; 1-D kde 0.15 s; in 3-D knn (an "
+     "and 1-D knn O(N log N), milliseconds; 1-D kde 0.08 s; in 3-D knn (an "
      "exact k-d tree search, O(N^2 D) at worst) 0.08 s and kde (O(N^2 D)) "
-     "3.7 s",
+     "1.6 s",
      IN(samples_in), PAR(samples_par), samples_metrics, NULL, NULL, run_samples,
      SRV_L_ESTIMATE, samples_effective, cost_samples},
 };

@@ -304,14 +304,14 @@ describe("every error status the document lists for a loss", () => {
 
 describe("503: overloaded, then shutting down", () => {
   // A daemon with one worker and one queue slot, kept busy by kde
-  // divergence requests on 5,000 samples per side in 2-D (O(N² D) kernel
+  // divergence requests on 7,000 samples per side in 2-D (O(N² D) kernel
   // terms each: most of a second, several under the sanitizers).
   let busy;
   const slowPath = "/divergence/samples";
   const slow = (() => {
     let s = 7;
     const rnd = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
-    const set = () => Array.from({ length: 5000 }, () => [rnd(), rnd()]);
+    const set = () => Array.from({ length: 7000 }, () => [rnd(), rnd()]);
     return { p: set(), q: set(), method: "kde" };
   })();
 
