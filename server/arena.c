@@ -200,17 +200,20 @@ srv_arena *srv_arena_cjson(void)
     return NULL;
 }
 
-void srv_huge_advise(void *p, size_t n)
+void *srv_huge_malloc(size_t n)
 {
-#if defined(MADV_HUGEPAGE)
-    const uintptr_t huge = (uintptr_t)2 << 20;
-    uintptr_t lo = ((uintptr_t)p + huge - 1) & ~(huge - 1);
-    uintptr_t hi = ((uintptr_t)p + n) & ~(huge - 1);
+    const size_t huge = (size_t)2 << 20;
+    void *p;
 
-    if (p != NULL && n >= SRV_HUGE_MIN && hi > lo)
-        (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
-#else
-    (void)p;
-    (void)n;
+    if (n < SRV_HUGE_MIN)
+        return malloc(n ? n : 1);
+    if (n > SIZE_MAX - huge)
+        return NULL;
+    n = (n + huge - 1) & ~(huge - 1);
+    if (posix_memalign(&p, huge, n) != 0)
+        return NULL;
+#if defined(MADV_HUGEPAGE)
+    (void)madvise(p, n, MADV_HUGEPAGE); /* advice only: may be refused */
 #endif
+    return p;
 }

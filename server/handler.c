@@ -64,13 +64,9 @@ int srv_divergence_exists(const char *name)
 
 static double *alloc_doubles(size_t n)
 {
-    double *p;
-
     if (n > SIZE_MAX / sizeof(double))
         return NULL;
-    p = malloc((n ? n : 1) * sizeof(double));
-    srv_huge_advise(p, n * sizeof(double));
-    return p;
+    return srv_huge_malloc(n * sizeof(double));
 }
 
 /* The value of a dimension symbol ("N") in the validated request. */

@@ -493,13 +493,12 @@ static enum MHD_Result http_begin(struct MHD_Connection *conn, const char *url,
     if (h.content_length_count == 1) {
         rq->expect = (size_t)h.content_length;
         rq->cap = (size_t)h.content_length + 1;
-        rq->body = malloc(rq->cap);
+        rq->body = srv_huge_malloc(rq->cap);
         if (rq->body == NULL) {
             srv_answer_error(&a, 503, "out_of_memory",
                              "The server is out of memory; retry later.");
             return http_answer(rq, &a, NULL);
         }
-        srv_huge_advise(rq->body, rq->cap);
     }
     return MHD_YES;
 }

@@ -607,12 +607,11 @@ static int tensor_alloc(walker *w, const cJSON *a)
     if (count == SIZE_MAX || count > SIZE_MAX / elem)
         return fail_oom(w->f);
     if (w->integer)
-        t->iv = malloc(count ? count * elem : elem);
+        t->iv = srv_huge_malloc(count * elem);
     else
-        t->v = malloc(count ? count * elem : elem);
+        t->v = srv_huge_malloc(count * elem);
     if (t->iv == NULL && t->v == NULL)
         return fail_oom(w->f);
-    srv_huge_advise(w->integer ? (void *)t->iv : (void *)t->v, count * elem);
     w->cap = count;
     t->count = count;
     return 0;

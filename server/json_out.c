@@ -23,12 +23,11 @@ void srv_buf_init(srv_buf *b, size_t cap)
     b->len = 0;
     b->oom = 0;
     b->cap = cap ? cap : 64;
-    b->p = malloc(b->cap);
+    b->p = srv_huge_malloc(b->cap);
     if (b->p == NULL) {
         b->cap = 0;
         b->oom = 1;
     }
-    srv_huge_advise(b->p, b->cap);
 }
 
 void srv_buf_free(srv_buf *b)

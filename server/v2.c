@@ -18,6 +18,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "arena.h"
 #include "config.h"
 #include "json_out.h"
 #include "pool.h"
@@ -737,9 +738,9 @@ static int tensor_alloc(v2_ctx *c, size_t i, srv_tensor *t, size_t count)
 
     t->count = count;
     if (is_int)
-        t->iv = malloc(count ? count * elem : elem);
+        t->iv = srv_huge_malloc(count * elem);
     else
-        t->v = malloc(count ? count * elem : elem);
+        t->v = srv_huge_malloc(count * elem);
     if (t->iv == NULL && t->v == NULL)
         return srv_fail_set(&c->f, 503, "out_of_memory", NULL,
                             "the server is out of memory; retry later");

@@ -2,8 +2,9 @@
  * per-request arena (arena.h): every number it converts is the double
  * strtod gives, bit for bit; every tree it builds is the tree cJSON builds,
  * node by node, with the same end position; everything outside strict JSON
- * is declined, never misread; and the arena hands out aligned memory that
- * cJSON can use and that goes at once. */
+ * is declined, never misread; the arena hands out aligned memory that
+ * cJSON can use and that goes at once; srv_huge_malloc aligns large
+ * buffers for huge pages. */
 #include <criterion/criterion.h>
 #include <cjson/cJSON.h>
 #include <float.h>
@@ -814,6 +815,33 @@ Test(arena, rewind_returns_to_the_first_buffer)
     q = srv_arena_alloc(&a, 64);
     cr_assert_eq(p, q);
     srv_arena_cleanup(&a);
+}
+
+/* Large buffers start on a 2 MiB boundary, so that every 2 MiB of them can
+ * be a huge page, and hold what was asked (written to the last byte, freed
+ * by free); small ones are plain malloc; an impossible size is NULL. */
+Test(arena, huge_malloc_aligns_large_buffers)
+{
+    const size_t huge = (size_t)2 << 20;
+    /* 2 MiB - 1, 2 MiB, 5 MiB + 3 */
+    static const size_t sizes[] = {0, 1, 4096, 2097151, 2097152, 5242883};
+    size_t i;
+    char *p;
+
+    for (i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        p = srv_huge_malloc(sizes[i]);
+        cr_assert_not_null(p, "%zu bytes", sizes[i]);
+        if (sizes[i] >= SRV_HUGE_MIN)
+            cr_expect_eq((uintptr_t)p % huge, 0, "%zu bytes at %p", sizes[i],
+                         (void *)p);
+        if (sizes[i] > 1) {
+            p[0] = 1;
+            p[sizes[i] - 1] = 2;
+            cr_expect(p[0] == 1 && p[sizes[i] - 1] == 2);
+        }
+        free(p);
+    }
+    cr_expect_null(srv_huge_malloc(SIZE_MAX - 5));
 }
 
 /* ---- Through the handler ------------------------------------------------- */
