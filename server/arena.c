@@ -1,5 +1,6 @@
-/* arena.c -- a region allocator for one request's JSON tree, and the cJSON
- * hooks that draw from the calling thread's current arena (arena.h). */
+/* arena.c -- a region allocator for one request's JSON tree, the cJSON
+ * hooks that draw from the calling thread's current arena, and the large
+ * buffers of a request (arena.h). */
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS and madvise with _POSIX_C_SOURCE */
 #include "arena.h"
 
@@ -9,6 +10,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #define ARENA_ALIGN alignof(max_align_t)
 #define ARENA_MIN_BLOCK ((size_t)64 << 10)
@@ -198,6 +202,13 @@ srv_arena *srv_arena_cjson(void)
         return a;
     cJSON_free(p);
     return NULL;
+}
+
+void srv_memory_init(void)
+{
+#if defined(__GLIBC__) && defined(M_MMAP_THRESHOLD)
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
+#endif
 }
 
 void *srv_huge_malloc(size_t n)

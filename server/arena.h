@@ -66,6 +66,14 @@ void srv_arena_leave(void);
  * treats it as its own.  Asks cJSON for one small block to find out. */
 srv_arena *srv_arena_cjson(void);
 
+/* Sets how the process returns memory, once, before any thread starts: a
+ * fixed mmap threshold (which also stops glibc from raising it after each
+ * free), so that every block of 1 MiB or more -- request bodies, parsed
+ * tensors, gradients, responses -- is mapped for its request and returned
+ * to the system when freed, and memory goes back to idle between large
+ * requests instead of staying in the heap. */
+void srv_memory_init(void);
+
 /* Buffers of at least this many bytes are worth huge pages. */
 #define SRV_HUGE_MIN ((size_t)2 << 20)
 

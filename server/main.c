@@ -3,10 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
 
+#include "arena.h"
 #include "auth.h"
 #include "check.h"
 #include "config.h"
@@ -35,14 +33,7 @@ int main(int argc, char **argv)
     }
     if (srv_auth_load(cfg.api_keys_file, getenv("LOSSD_API_KEYS")) != 0)
         return 2;
-#if defined(__GLIBC__) && defined(M_MMAP_THRESHOLD)
-    /* A fixed threshold (which also stops glibc from raising it after each
-     * free): every block of 1 MiB or more -- request bodies, parsed
-     * tensors, gradients, responses -- is mapped for its request and
-     * returned to the system when freed, so memory goes back to idle
-     * between large requests instead of staying in the heap. */
-    mallopt(M_MMAP_THRESHOLD, 1 << 20);
-#endif
+    srv_memory_init();
     srv_signals_block();
     srv_log_init(cfg.log_format);
     srv_metrics_init();
