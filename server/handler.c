@@ -178,12 +178,21 @@ static size_t response_hint(const srv_request *rq, const srv_result *rs)
     return 1024 + n * per;
 }
 
+/* spare (NULL or cap bytes, owned) becomes the response's buffer when it
+ * holds the hint, and is freed otherwise. */
 static void reply_result(srv_reply *out, const srv_request *rq,
-                         const srv_result *rs)
+                         const srv_result *rs, srv_buf *spare)
 {
+    size_t hint = response_hint(rq, rs);
     srv_buf b;
 
-    srv_buf_init(&b, response_hint(rq, rs));
+    if (spare->p != NULL && spare->cap >= hint) {
+        b = *spare;
+    } else {
+        srv_buf_free(spare);
+        srv_buf_init(&b, hint);
+    }
+    spare->p = NULL;
     if (srv_response_write(&b, rq, rs) != 0) {
         srv_buf_free(&b);
         srv_reply_error(out, 503, "out_of_memory", NULL,
@@ -214,7 +223,8 @@ int srv_request_compute(const srv_request *rq, srv_result *rs, srv_fail *f)
     return -1;
 }
 
-static void compute(srv_reply *out, const srv_request *rq, double t1)
+static void compute(srv_reply *out, const srv_request *rq, double t1,
+                    srv_buf *spare)
 {
     srv_result rs;
     srv_fail f;
@@ -226,13 +236,17 @@ static void compute(srv_reply *out, const srv_request *rq, double t1)
     if (rc != 0)
         reply_fail(out, &f);
     else
-        reply_result(out, rq, &rs);
+        reply_result(out, rq, &rs, spare);
+    srv_buf_free(spare);
     out->encode_s = now_s() - t2;
     srv_result_cleanup(&rs);
 }
 
-int srv_loss_run_within(const char *name, const char *body, size_t len,
-                        size_t max_cost, srv_reply *out, srv_parsed *later)
+/* srv_loss_run_within with the body's buffer in *spare (see
+ * srv_loss_run_owned), or none (spare->p NULL). */
+static int run_within(const char *name, const char *body, size_t len,
+                      size_t max_cost, srv_reply *out, srv_parsed *later,
+                      srv_buf *spare)
 {
     const srv_loss *L = srv_endpoint_find(name);
     srv_request rq;
@@ -244,30 +258,43 @@ int srv_loss_run_within(const char *name, const char *body, size_t len,
         srv_reply_error(out, 404, "unknown_loss", NULL,
                         "unknown loss \"%.64s\"; the losses are: %s",
                         name ? name : "", srv_loss_names());
+        srv_buf_free(spare);
         return 0;
     }
     if (srv_request_parse(L, body, len, &rq, &f) != 0) {
         out->parse_s = now_s() - t0;
         reply_fail(out, &f);
+        srv_buf_free(spare);
         return 0;
     }
     t1 = now_s();
     if (srv_request_cost(&rq) > max_cost) {
         later->rq = rq;
         later->parse_s = t1 - t0;
+        srv_buf_free(spare);
         return -1;
     }
     out->parse_s = t1 - t0;
-    compute(out, &rq, t1);
+    compute(out, &rq, t1, spare);
     srv_request_cleanup(&rq);
     return 0;
 }
 
+int srv_loss_run_within(const char *name, const char *body, size_t len,
+                        size_t max_cost, srv_reply *out, srv_parsed *later)
+{
+    srv_buf none = {NULL, 0, 0, 0};
+
+    return run_within(name, body, len, max_cost, out, later, &none);
+}
+
 void srv_parsed_run(srv_parsed *p, srv_reply *out)
 {
+    srv_buf none = {NULL, 0, 0, 0};
+
     memset(out, 0, sizeof *out);
     out->parse_s = p->parse_s;
-    compute(out, &p->rq, now_s());
+    compute(out, &p->rq, now_s(), &none);
     srv_parsed_cleanup(p);
 }
 
@@ -280,4 +307,13 @@ void srv_loss_run(const char *name, const char *body, size_t len,
                   srv_reply *out)
 {
     (void)srv_loss_run_within(name, body, len, SIZE_MAX, out, NULL);
+}
+
+void srv_loss_run_owned(const char *name, char *body, size_t len, size_t cap,
+                        srv_reply *out)
+{
+    srv_buf spare;
+
+    srv_buf_adopt(&spare, body, cap);
+    (void)run_within(name, body, len, SIZE_MAX, out, NULL, &spare);
 }

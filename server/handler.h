@@ -31,6 +31,15 @@ typedef struct srv_reply {
 void srv_loss_run(const char *name, const char *body, size_t len,
                   srv_reply *out);
 
+/* srv_loss_run for a body the caller gives up (malloc'd, cap bytes): once
+ * parsed, it becomes the buffer of the response when the response should
+ * fit, else it is freed.  The body was just written, so its pages are in
+ * memory; a new buffer as large is fresh pages, which on a virtual machine
+ * that hands freed memory back to its host can cost more to fault in than
+ * the encoding itself. */
+void srv_loss_run_owned(const char *name, char *body, size_t len, size_t cap,
+                        srv_reply *out);
+
 /* A request parsed and validated on one thread, to be computed on another
  * (srv_loss_run_within, srv_parsed_run); it owns its memory. */
 typedef struct srv_parsed {

@@ -241,12 +241,14 @@ static void http_job_run(srv_job *job)
     request *rq = (request *)job;
 
     rq->t_run = uv_hrtime();
-    if (rq->v2)
+    if (rq->v2) {
         srv_v2_infer(rq->loss, rq->v2_header, rq->body, rq->len, &rq->reply);
-    else if (rq->has_parsed)
+    } else if (rq->has_parsed) {
         srv_parsed_run(&rq->parsed, &rq->reply);
-    else
-        srv_loss_run(rq->loss, rq->body, rq->len, &rq->reply);
+    } else {
+        srv_loss_run_owned(rq->loss, rq->body, rq->len, rq->cap, &rq->reply);
+        rq->body = NULL; /* given away */
+    }
     rq->has_parsed = 0;
     free(rq->body);
     rq->body = NULL;

@@ -30,6 +30,14 @@ void srv_buf_init(srv_buf *b, size_t cap)
     }
 }
 
+void srv_buf_adopt(srv_buf *b, char *p, size_t cap)
+{
+    b->p = p;
+    b->len = 0;
+    b->cap = cap;
+    b->oom = 0;
+}
+
 void srv_buf_free(srv_buf *b)
 {
     free(b->p);

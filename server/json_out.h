@@ -28,6 +28,8 @@ typedef struct srv_buf {
 /* Starts an empty buffer with room for cap bytes (grown on demand).  Free
  * with srv_buf_free, or take ownership of b->p. */
 void srv_buf_init(srv_buf *b, size_t cap);
+/* Starts b empty in p, a malloc'd block of cap bytes that b now owns. */
+void srv_buf_adopt(srv_buf *b, char *p, size_t cap);
 void srv_buf_free(srv_buf *b);
 
 void srv_buf_put(srv_buf *b, const char *s, size_t n);

@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -610,6 +611,74 @@ Test(handler_responses, infinite_metrics_are_null)
     cr_expect(cJSON_IsNull(cJSON_GetObjectItem(m, "kl_qp")));
     cr_expect(cJSON_IsNumber(cJSON_GetObjectItem(m, "kl_pq")));
     cJSON_Delete(resp);
+}
+
+/* A softmax body of n rows of k logits, NUL-terminated, in a malloc'd
+ * block of at least cap bytes. */
+static char *softmax_body(size_t n, size_t k, size_t cap, size_t *len)
+{
+    size_t room = 64 + n * (k * 24 + 32), i, j, at;
+    char *b = malloc(room > cap ? room : cap);
+    uint64_t s = 5;
+
+    cr_assert_not_null(b);
+    at = (size_t)sprintf(b, "{\"logits\":[");
+    for (i = 0; i < n; i++)
+        for (j = 0; j < k; j++)
+            at += (size_t)sprintf(b + at, "%s%.17g%s", j ? "" : "[",
+                                  test_rand(&s, -3, 3),
+                                  j + 1 < k   ? ","
+                                  : i + 1 < n ? "],"
+                                              : "]]");
+    at += (size_t)sprintf(b + at, ",\"labels\":[");
+    for (i = 0; i < n; i++)
+        at += (size_t)sprintf(b + at, "%zu%s", i % k, i + 1 < n ? "," : "]}");
+    *len = at;
+    return b;
+}
+
+/* A body given to srv_loss_run_owned answers byte for byte as srv_loss_run
+ * does, whether the body's block is large enough to hold the response
+ * (float32: reused) or not (float64 digits, a block of just the body:
+ * freed, a new one taken), and for errors; the sanitizer runs check that
+ * each block is freed once. */
+Test(handler_responses, owned_body_answers_as_a_borrowed_one)
+{
+    static const char *const tails[] = {"", "precision"};
+    size_t len, cap, t;
+    uintptr_t was;
+    srv_reply want, got;
+    char *body;
+
+    for (t = 0; t < 2; t++) {
+        body = softmax_body(300, 40, 0, &len);
+        if (t == 1) { /* float64 answers need more room than the body */
+            memcpy(body + len - 1, ",\"precision\":\"float64\"}", 24);
+            len += 22;
+        }
+        cap = len + 1;
+        was = (uintptr_t)body;
+        srv_loss_run("softmax", body, len, &want);
+        srv_loss_run_owned("softmax", body, len, cap, &got);
+        cr_assert_eq(got.status, 200, "%s: %d", tails[t], got.status);
+        if (t == 0)
+            cr_expect_eq((uintptr_t)got.body, was, "the body's block is used");
+        cr_assert_eq(got.len, want.len, "%s", tails[t]);
+        cr_assert(memcmp(got.body, want.body, got.len) == 0, "%s", tails[t]);
+        srv_reply_cleanup(&want);
+        srv_reply_cleanup(&got);
+    }
+    body = malloc(8);
+    cr_assert_not_null(body);
+    memcpy(body, "{\"x\":1}", 7);
+    srv_loss_run_owned("softmax", body, 7, 8, &got);
+    cr_expect_eq(got.status, 422);
+    srv_reply_cleanup(&got);
+    body = malloc(8);
+    cr_assert_not_null(body);
+    srv_loss_run_owned("no_such_loss", body, 0, 8, &got);
+    cr_expect_eq(got.status, 404);
+    srv_reply_cleanup(&got);
 }
 
 /* ---- Number writer ------------------------------------------------------- */
