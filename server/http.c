@@ -242,7 +242,9 @@ static void http_job_run(srv_job *job)
 
     rq->t_run = uv_hrtime();
     if (rq->v2) {
-        srv_v2_infer(rq->loss, rq->v2_header, rq->body, rq->len, &rq->reply);
+        srv_v2_infer_owned(rq->loss, rq->v2_header, rq->body, rq->len, rq->cap,
+                           &rq->reply);
+        rq->body = NULL; /* given away */
     } else if (rq->has_parsed) {
         srv_parsed_run(&rq->parsed, &rq->reply);
     } else {

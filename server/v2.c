@@ -1208,11 +1208,13 @@ static size_t response_hint(const v2_ctx *c, const srv_result *rs)
     return hint;
 }
 
-static void infer_compute(v2_ctx *c, srv_reply *out, double t1)
+/* spare (NULL or owned) becomes the answer's buffer when it holds the
+ * hint, and is freed otherwise (handler.h, srv_loss_run_owned). */
+static void infer_compute(v2_ctx *c, srv_reply *out, double t1, srv_buf *spare)
 {
     srv_result rs;
     srv_buf b;
-    size_t header_len = 0;
+    size_t header_len = 0, hint;
     double t2;
     int rc = srv_request_compute(&c->rq, &rs, &c->f);
 
@@ -1221,7 +1223,13 @@ static void infer_compute(v2_ctx *c, srv_reply *out, double t1)
     if (rc != 0) {
         v2_reply_fail(out, &c->f);
     } else {
-        srv_buf_init(&b, response_hint(c, &rs));
+        hint = response_hint(c, &rs);
+        if (spare->p != NULL && spare->cap >= hint) {
+            b = *spare;
+            spare->p = NULL;
+        } else {
+            srv_buf_init(&b, hint);
+        }
         if (response_write(&b, c, &rs, &header_len) != 0) {
             srv_buf_free(&b);
             v2_reply_error(out, 503, "the server is out of memory; retry "
@@ -1233,12 +1241,13 @@ static void infer_compute(v2_ctx *c, srv_reply *out, double t1)
             out->header_len = header_len;
         }
     }
+    srv_buf_free(spare);
     out->encode_s = now_s() - t2;
     srv_result_cleanup(&rs);
 }
 
-void srv_v2_infer(const char *name, const char *header, const char *body,
-                  size_t len, srv_reply *out)
+static void infer(const char *name, const char *header, const char *body,
+                  size_t len, srv_reply *out, srv_buf *spare)
 {
     v2_ctx *c = calloc(1, sizeof *c);
     cJSON *root = NULL;
@@ -1249,6 +1258,7 @@ void srv_v2_infer(const char *name, const char *header, const char *body,
     memset(out, 0, sizeof *out);
     if (c == NULL) {
         v2_reply_error(out, 503, "the server is out of memory; retry later");
+        srv_buf_free(spare);
         return;
     }
     c->L = srv_loss_find(name != NULL ? name : "");
@@ -1256,6 +1266,7 @@ void srv_v2_infer(const char *name, const char *header, const char *body,
         v2_reply_error(out, 404, "There is no model named '%.64s'.",
                        name ? name : "");
         free(c);
+        srv_buf_free(spare);
         return;
     }
     srv_request_init(&c->rq, c->L);
@@ -1268,12 +1279,31 @@ void srv_v2_infer(const char *name, const char *header, const char *body,
         rc = members_parse(c, root);
     t1 = now_s();
     out->parse_s = t1 - t0;
-    if (rc != 0)
+    if (rc != 0) {
         v2_reply_fail(out, &c->f);
-    else
-        infer_compute(c, out, t1);
+        srv_buf_free(spare);
+    } else {
+        infer_compute(c, out, t1, spare);
+    }
     /* The id is written from the tree: free it only now. */
     cJSON_Delete(root);
     srv_request_cleanup(&c->rq);
     free(c);
+}
+
+void srv_v2_infer(const char *name, const char *header, const char *body,
+                  size_t len, srv_reply *out)
+{
+    srv_buf none = {NULL, 0, 0, 0};
+
+    infer(name, header, body, len, out, &none);
+}
+
+void srv_v2_infer_owned(const char *name, const char *header, char *body,
+                        size_t len, size_t cap, srv_reply *out)
+{
+    srv_buf spare;
+
+    srv_buf_adopt(&spare, body, cap);
+    infer(name, header, body, len, out, &spare);
 }

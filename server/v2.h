@@ -32,4 +32,10 @@ srv_route_result srv_v2_route(const srv_head *h, srv_answer *a,
 void srv_v2_infer(const char *name, const char *header, const char *body,
                   size_t len, srv_reply *out);
 
+/* srv_v2_infer for a body the caller gives up (malloc'd, cap bytes), which
+ * becomes the answer's buffer when the answer should fit, as
+ * srv_loss_run_owned does (handler.h). */
+void srv_v2_infer_owned(const char *name, const char *header, char *body,
+                        size_t len, size_t cap, srv_reply *out);
+
 #endif
