@@ -182,13 +182,13 @@ double loss_vec_dot(const double *u, const double *v, size_t d)
     return r;
 }
 
-double loss_vec_sqdist(const double *u, const double *v, size_t d)
+/* ||u - v||^2 in one running sum from 0, for d < LANES: it adds in the
+ * lanes' order (see loss_vec_dot). */
+static inline double sqdist_short(const double *u, const double *v, size_t d)
 {
     double r = 0.0, t;
     size_t j;
 
-    if (d >= LANES)
-        return sqdist_lanes(u, v, d);
     for (j = 0; j < d; j++) {
         t = u[j] - v[j];
         r += t * t;
@@ -196,21 +196,20 @@ double loss_vec_sqdist(const double *u, const double *v, size_t d)
     return r;
 }
 
-/* loss_vec_sqdist's short loop over n rows, d a constant where it is
- * inlined, so that the compiler unrolls it. */
+double loss_vec_sqdist(const double *u, const double *v, size_t d)
+{
+    return d >= LANES ? sqdist_lanes(u, v, d) : sqdist_short(u, v, d);
+}
+
+/* sqdist_short over n rows, d a constant where it is inlined, so that the
+ * compiler unrolls it. */
 static inline void sqdist_rows_short(const double *x, const double *y, size_t n,
                                      size_t d, double *out)
 {
-    double r, t;
-    size_t i, j;
+    size_t i;
 
-    for (i = 0; i < n; i++, y += d) {
-        for (r = 0.0, j = 0; j < d; j++) {
-            t = x[j] - y[j];
-            r += t * t;
-        }
-        out[i] = r;
-    }
+    for (i = 0; i < n; i++)
+        out[i] = sqdist_short(x, y + i * d, d);
 }
 
 void loss_vec_sqdist_rows(const double *x, const double *y, size_t n, size_t d,
