@@ -178,21 +178,14 @@ static size_t response_hint(const srv_request *rq, const srv_result *rs)
     return 1024 + n * per;
 }
 
-/* spare (NULL or cap bytes, owned) becomes the response's buffer when it
- * holds the hint, and is freed otherwise. */
+/* spare (see run_within) becomes the response's buffer when it holds the
+ * hint. */
 static void reply_result(srv_reply *out, const srv_request *rq,
                          const srv_result *rs, srv_buf *spare)
 {
-    size_t hint = response_hint(rq, rs);
     srv_buf b;
 
-    if (spare->p != NULL && spare->cap >= hint) {
-        b = *spare;
-    } else {
-        srv_buf_free(spare);
-        srv_buf_init(&b, hint);
-    }
-    spare->p = NULL;
+    srv_buf_init_in(&b, response_hint(rq, rs), spare);
     if (srv_response_write(&b, rq, rs) != 0) {
         srv_buf_free(&b);
         srv_reply_error(out, 503, "out_of_memory", NULL,
@@ -237,13 +230,13 @@ static void compute(srv_reply *out, const srv_request *rq, double t1,
         reply_fail(out, &f);
     else
         reply_result(out, rq, &rs, spare);
-    srv_buf_free(spare);
     out->encode_s = now_s() - t2;
     srv_result_cleanup(&rs);
 }
 
 /* srv_loss_run_within with the body's buffer in *spare (see
- * srv_loss_run_owned), or none (spare->p NULL). */
+ * srv_loss_run_owned), or none (spare->p NULL); the response may take it,
+ * the caller frees what is left. */
 static int run_within(const char *name, const char *body, size_t len,
                       size_t max_cost, srv_reply *out, srv_parsed *later,
                       srv_buf *spare)
@@ -258,20 +251,17 @@ static int run_within(const char *name, const char *body, size_t len,
         srv_reply_error(out, 404, "unknown_loss", NULL,
                         "unknown loss \"%.64s\"; the losses are: %s",
                         name ? name : "", srv_loss_names());
-        srv_buf_free(spare);
         return 0;
     }
     if (srv_request_parse(L, body, len, &rq, &f) != 0) {
         out->parse_s = now_s() - t0;
         reply_fail(out, &f);
-        srv_buf_free(spare);
         return 0;
     }
     t1 = now_s();
     if (srv_request_cost(&rq) > max_cost) {
         later->rq = rq;
         later->parse_s = t1 - t0;
-        srv_buf_free(spare);
         return -1;
     }
     out->parse_s = t1 - t0;
@@ -316,4 +306,5 @@ void srv_loss_run_owned(const char *name, char *body, size_t len, size_t cap,
 
     srv_buf_adopt(&spare, body, cap);
     (void)run_within(name, body, len, SIZE_MAX, out, NULL, &spare);
+    srv_buf_free(&spare); /* unless the response took it */
 }

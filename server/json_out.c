@@ -38,6 +38,18 @@ void srv_buf_adopt(srv_buf *b, char *p, size_t cap)
     b->oom = 0;
 }
 
+void srv_buf_init_in(srv_buf *b, size_t cap, srv_buf *spare)
+{
+    if (spare->p != NULL && spare->cap >= cap) {
+        srv_buf_adopt(b, spare->p, spare->cap);
+        spare->p = NULL;
+        spare->len = spare->cap = 0;
+        return;
+    }
+    srv_buf_free(spare);
+    srv_buf_init(b, cap);
+}
+
 void srv_buf_free(srv_buf *b)
 {
     free(b->p);

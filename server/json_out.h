@@ -30,6 +30,9 @@ typedef struct srv_buf {
 void srv_buf_init(srv_buf *b, size_t cap);
 /* Starts b empty in p, a malloc'd block of cap bytes that b now owns. */
 void srv_buf_adopt(srv_buf *b, char *p, size_t cap);
+/* srv_buf_init(b, cap), in spare's block when it holds cap bytes (spare is
+ * then left empty); otherwise spare's block is freed. */
+void srv_buf_init_in(srv_buf *b, size_t cap, srv_buf *spare);
 void srv_buf_free(srv_buf *b);
 
 void srv_buf_put(srv_buf *b, const char *s, size_t n);

@@ -1209,12 +1209,12 @@ static size_t response_hint(const v2_ctx *c, const srv_result *rs)
 }
 
 /* spare (NULL or owned) becomes the answer's buffer when it holds the
- * hint, and is freed otherwise (handler.h, srv_loss_run_owned). */
+ * hint (handler.h, srv_loss_run_owned); the caller frees what is left. */
 static void infer_compute(v2_ctx *c, srv_reply *out, double t1, srv_buf *spare)
 {
     srv_result rs;
     srv_buf b;
-    size_t header_len = 0, hint;
+    size_t header_len = 0;
     double t2;
     int rc = srv_request_compute(&c->rq, &rs, &c->f);
 
@@ -1223,13 +1223,7 @@ static void infer_compute(v2_ctx *c, srv_reply *out, double t1, srv_buf *spare)
     if (rc != 0) {
         v2_reply_fail(out, &c->f);
     } else {
-        hint = response_hint(c, &rs);
-        if (spare->p != NULL && spare->cap >= hint) {
-            b = *spare;
-            spare->p = NULL;
-        } else {
-            srv_buf_init(&b, hint);
-        }
+        srv_buf_init_in(&b, response_hint(c, &rs), spare);
         if (response_write(&b, c, &rs, &header_len) != 0) {
             srv_buf_free(&b);
             v2_reply_error(out, 503, "the server is out of memory; retry "
@@ -1241,7 +1235,6 @@ static void infer_compute(v2_ctx *c, srv_reply *out, double t1, srv_buf *spare)
             out->header_len = header_len;
         }
     }
-    srv_buf_free(spare);
     out->encode_s = now_s() - t2;
     srv_result_cleanup(&rs);
 }
@@ -1258,7 +1251,6 @@ static void infer(const char *name, const char *header, const char *body,
     memset(out, 0, sizeof *out);
     if (c == NULL) {
         v2_reply_error(out, 503, "the server is out of memory; retry later");
-        srv_buf_free(spare);
         return;
     }
     c->L = srv_loss_find(name != NULL ? name : "");
@@ -1266,7 +1258,6 @@ static void infer(const char *name, const char *header, const char *body,
         v2_reply_error(out, 404, "There is no model named '%.64s'.",
                        name ? name : "");
         free(c);
-        srv_buf_free(spare);
         return;
     }
     srv_request_init(&c->rq, c->L);
@@ -1279,12 +1270,10 @@ static void infer(const char *name, const char *header, const char *body,
         rc = members_parse(c, root);
     t1 = now_s();
     out->parse_s = t1 - t0;
-    if (rc != 0) {
+    if (rc != 0)
         v2_reply_fail(out, &c->f);
-        srv_buf_free(spare);
-    } else {
+    else
         infer_compute(c, out, t1, spare);
-    }
     /* The id is written from the tree: free it only now. */
     cJSON_Delete(root);
     srv_request_cleanup(&c->rq);
@@ -1306,4 +1295,5 @@ void srv_v2_infer_owned(const char *name, const char *header, char *body,
 
     srv_buf_adopt(&spare, body, cap);
     infer(name, header, body, len, out, &spare);
+    srv_buf_free(&spare); /* unless the answer took it */
 }
