@@ -37,6 +37,10 @@
  *           (LOSS_E_PARAM on "weight[j]"), label_smoothing in [0, 1)
  *           (LOSS_E_PARAM).  Any NaN or infinity is LOSS_E_NONFINITE with
  *           its field and index.  N = 0 is LOSS_E_EMPTY, K = 0 LOSS_E_SHAPE.
+ *           Logits more than DBL_MAX apart make some -log p_j overflow to
+ *           +inf: a class with t_j = 0 still adds 0, so a plain label gives
+ *           PyTorch's finite loss, while one with t_j > 0 (the label,
+ *           smoothing) makes l = +inf, which the caller reports.
  * Metrics:  accuracy is the fraction of counted rows (not ignored) whose
  *           arg-max logit (lowest index on ties) is the label, or with
  *           targets the arg-max of the target row; NaN when no row counts.
@@ -235,6 +239,15 @@ static double row_lse(const loss_softmax_args *a, size_t i, double *g,
     return lse;
 }
 
+/* c * nlp, where a zero c counts as zero also when nlp = -log p_j is
+ * infinite: logits more than DBL_MAX apart make z_j - m overflow, and such
+ * a class has p_j = 0 and no weight in the loss (as in PyTorch's nll) or
+ * the entropy.  For finite nlp, the same bits as c * nlp. */
+static inline double term(double c, double nlp)
+{
+    return c != 0.0 ? c * nlp : 0.0;
+}
+
 /* Row i: returns its loss, adds its entropy to *entropy and, when g is not
  * NULL, writes its gradient times scale into g[0..k-1].  With g, the
  * exponentials of the log-sum-exp are kept in g and give p_j = e_j / sum,
@@ -252,9 +265,9 @@ static double softmax_row(const loss_softmax_args *a, size_t i, double scale,
         double nlp = lse - (z[j] - m), t = coef(a, i, j, eps_k);
         double p = g ? g[j] * inv : loss_exp(-nlp);
 
-        l += t * nlp;
+        l += term(t, nlp);
         tsum += t;
-        h += p * nlp;
+        h += term(p, nlp);
         if (g)
             g[j] = p;
     }
@@ -283,9 +296,9 @@ static double softmax_row_label(const loss_softmax_args *a, size_t i,
         double nlp = lse - (z[j] - m), t = j == y ? ty : eps_k;
         double p = g[j] * inv;
 
-        l += t * nlp;
+        l += term(t, nlp);
         tsum += t;
-        h += p * nlp;
+        h += term(p, nlp);
         g[j] = p;
     }
     for (j = 0; j < a->k; j++)

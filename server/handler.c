@@ -4,6 +4,7 @@
  * stage. */
 #include "handler.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -199,6 +200,32 @@ static void reply_result(srv_reply *out, const srv_request *rq,
 
 /* ---- The request --------------------------------------------------------- */
 
+/* Finite inputs can still give a loss past double precision: a hinge
+ * squared beyond 1e308, distances between embeddings of 1e200.  Such a
+ * result is the contract's overflowing number, a 422, not a loss of null
+ * (vae and gan check their own sums in the core, with the same words).
+ * Estimates are left alone: their infinite metrics are null by design. */
+static int result_overflows(const srv_request *rq, const srv_result *rs,
+                            srv_fail *f)
+{
+    size_t i;
+
+    if (rq->loss->flags & SRV_L_ESTIMATE)
+        return 0;
+    for (i = 0; rs->per_sample != NULL && i < rs->per_sample_n; i++)
+        if (!isfinite(rs->per_sample[i]))
+            return srv_fail_set(f, 422, "non_finite", NULL,
+                                "The loss of row %zu overflows double "
+                                "precision; scale the inputs down.",
+                                i);
+    if (!isfinite(rs->loss) ||
+        (rq->loss->generator_grad != NULL && !isfinite(rs->gen_loss)))
+        return srv_fail_set(f, 422, "non_finite", NULL,
+                            "The loss overflows double precision; scale the "
+                            "inputs down.");
+    return 0;
+}
+
 int srv_request_compute(const srv_request *rq, srv_result *rs, srv_fail *f)
 {
     loss_error err;
@@ -211,7 +238,7 @@ int srv_request_compute(const srv_request *rq, srv_result *rs, srv_fail *f)
     else
         rc = rq->loss->run(rq, rs, &err);
     if (rc == LOSS_OK)
-        return 0;
+        return result_overflows(rq, rs, f);
     loss_fail(rc, &err, f);
     return -1;
 }

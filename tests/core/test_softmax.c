@@ -233,6 +233,46 @@ Test(softmax, extreme_logits_are_finite)
     cr_expect_eq(o.accuracy, 0.0);
 }
 
+/* Logits DBL_MAX or more apart: z_j - m overflows for the low class, whose
+ * -log p_j is then +inf.  With a zero coefficient it adds nothing, as in
+ * PyTorch (row 0, labels and targets, with and without the gradient
+ * path); with a positive one (the label, or smoothing) the loss is +inf,
+ * never NaN, for the caller to report. */
+Test(softmax, logits_beyond_dbl_max_apart)
+{
+    double z[4] = {1e308, -1e308, -1e308, 1e308}, q[4] = {1, 0, 0, 1};
+    double per[2], g[4];
+    int64_t y[2] = {0, 1}, y1[2] = {1, 1};
+    loss_softmax_args a = {2, 2, z, y, NULL, NULL, -100, 0.0,
+                           LOSS_REDUCE_MEAN, NULL};
+    loss_softmax_out o = {0, per, g, 0, 0}, bare = {0, per, NULL, 0, 0};
+    size_t j;
+
+    cr_assert_eq(loss_softmax(&a, &o, NULL), LOSS_OK);
+    cr_expect_eq(o.loss, 0.0);
+    cr_expect_eq(per[0], 0.0);
+    cr_expect_eq(per[1], 0.0);
+    for (j = 0; j < 4; j++)
+        cr_expect_eq(g[j], 0.0, "g[%zu] = %g", j, g[j]);
+    cr_expect_eq(o.mean_entropy, 0.0);
+    cr_assert_eq(loss_softmax(&a, &bare, NULL), LOSS_OK);
+    cr_expect_eq(bare.loss, 0.0);
+    cr_expect_eq(bare.mean_entropy, 0.0);
+    a.labels = NULL;
+    a.targets = q;
+    cr_assert_eq(loss_softmax(&a, &o, NULL), LOSS_OK);
+    cr_expect_eq(o.loss, 0.0);
+    a.targets = NULL;
+    a.labels = y1;
+    cr_assert_eq(loss_softmax(&a, &o, NULL), LOSS_OK);
+    cr_expect(isinf(per[0]) && per[0] > 0, "per[0] = %g", per[0]);
+    cr_expect_eq(per[1], 0.0);
+    a.labels = y;
+    a.label_smoothing = 0.1;
+    cr_assert_eq(loss_softmax(&a, &o, NULL), LOSS_OK);
+    cr_expect(isinf(o.loss) && o.loss > 0, "loss = %g", o.loss);
+}
+
 Test(softmax, all_ignored_gives_zero)
 {
     double z[4] = {1.0, 2.0, 3.0, 4.0}, per[2] = {9, 9}, g[4];

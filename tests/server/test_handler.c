@@ -441,6 +441,54 @@ Test(handler_errors, non_finite_numbers_with_their_paths)
                  422, "non_finite", "x1[1][0][1]");
 }
 
+/* expect_error for an overflow, whose message must hold want. */
+static void expect_overflow(const char *loss, const char *body,
+                            const char *want)
+{
+    int status;
+    cJSON *resp = run(loss, body, &status);
+    const char *m = error_field(resp, "message");
+
+    expect_error(loss, body, 422, "non_finite", NULL);
+    cr_expect_eq(status, 422);
+    cr_expect(m && strstr(m, want), "%s: message %s, want %s", body,
+              m ? m : "(none)", want);
+    cJSON_Delete(resp);
+}
+
+/* Finite inputs whose loss overflows double precision are the contract's
+ * overflowing number, a 422, never a loss of null: a squared hinge past
+ * DBL_MAX (the row named), a sum of finite per-sample losses (with and
+ * without per_sample), distances of 1e200 (inf - inf), and smoothing over
+ * logits DBL_MAX apart.  The plain label there is PyTorch's finite 0. */
+Test(handler_errors, losses_that_overflow_are_422)
+{
+    cJSON *resp;
+
+    expect_overflow("hinge", "{\"scores\":[0,1e200],\"labels\":[1,-1],\"p\":2}",
+                    "The loss of row 1 overflows");
+    expect_overflow("hinge",
+                    "{\"scores\":[1e308,1e308],\"labels\":[-1,-1],"
+                    "\"reduction\":\"sum\"}",
+                    "The loss overflows");
+    expect_overflow("hinge",
+                    "{\"scores\":[1e308,1e308],\"labels\":[-1,-1],"
+                    "\"reduction\":\"sum\",\"per_sample\":false}",
+                    "The loss overflows");
+    expect_overflow("triplet",
+                    "{\"anchor\":[[1e200,0]],\"positive\":[[-1e200,0]],"
+                    "\"negative\":[[0,0]],\"distance\":\"squared_euclidean\"}",
+                    "row 0");
+    expect_overflow("softmax",
+                    "{\"logits\":[[1e308,-1e308]],\"labels\":[0],"
+                    "\"label_smoothing\":0.1}",
+                    "row 0");
+    resp = run_ok("softmax", "{\"logits\":[[1e308,-1e308]],\"labels\":[0]}");
+    cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(resp, "loss")));
+    cr_expect_eq(cJSON_GetObjectItem(resp, "loss")->valuedouble, 0.0);
+    cJSON_Delete(resp);
+}
+
 Test(handler_errors, conflicting_alternatives)
 {
     expect_error("softmax",

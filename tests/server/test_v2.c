@@ -1134,6 +1134,12 @@ Test(v2, every_request_error)
     json_case(d.port, "softmax",
               "{\"inputs\":[" LOGITS "," LABELS("[0,7]") "]}", 422,
               "labels[1]");
+    json_case(d.port, "hinge",
+              "{\"inputs\":[{\"name\":\"scores\",\"datatype\":\"FP64\","
+              "\"shape\":[2],\"data\":[0,1e200]},{\"name\":\"labels\","
+              "\"datatype\":\"INT64\",\"shape\":[2],\"data\":[1,-1]}],"
+              "\"parameters\":{\"p\":2}}",
+              422, "row 1 overflows");
     json_case(d.port, "softmax",
               "{\"inputs\":[" LOGITS ",{\"name\":\"labels\",\"datatype\":"
               "\"INT64\",\"shape\":[3],\"data\":[0,1,2]}]}",
