@@ -175,13 +175,40 @@ void srv_json_path_at(const char *body, size_t len, size_t stop, char *path,
     scan_path(&sc, path, cap);
 }
 
-static int prescan_depth(const char *body, size_t len, srv_fail *f)
+static size_t key_slot(const srv_loss *L, const char *key);
+static int unknown_key(const srv_loss *L, const char *key, srv_fail *f);
+
+/* The top-level key the scanner stopped under, when it is one L does not
+ * have: a typo's value is not a shape to complain about.  Keys with escapes
+ * are left to the nesting error (they are compared after unescaping). */
+static int prescan_unknown_key(const srv_loss *L, const scanner *sc,
+                               srv_fail *f)
+{
+    const scan_frame *top = &sc->fr[0];
+    char key[65];
+    size_t n;
+
+    if (sc->depth < 2 || top->array || top->key == NULL ||
+        memchr(top->key, '\\', top->keylen) != NULL)
+        return 0;
+    n = top->keylen < sizeof key - 1 ? top->keylen : sizeof key - 1;
+    memcpy(key, top->key, n);
+    key[n] = '\0';
+    if (n == top->keylen && key_slot(L, key) != SIZE_MAX)
+        return 0;
+    return unknown_key(L, key, f);
+}
+
+static int prescan_depth(const srv_loss *L, const char *body, size_t len,
+                         srv_fail *f)
 {
     scanner sc;
     char path[256];
 
     if (scan(&sc, body, len, SRV_MAX_DEPTH) == SIZE_MAX)
         return 0;
+    if (prescan_unknown_key(L, &sc, f) != 0)
+        return -1;
     scan_path(&sc, path, sizeof path);
     return srv_fail_set(f, 422, "shape_mismatch", path,
                         "%s is nested too deeply: no input is more than "
@@ -250,8 +277,8 @@ static int trailing_garbage(const char *body, size_t len, const char *end,
                         pos);
 }
 
-static cJSON *parse_body(const char *body, size_t len, srv_arena *arena,
-                         srv_fail *f)
+static cJSON *parse_body(const srv_loss *L, const char *body, size_t len,
+                         srv_arena *arena, srv_fail *f)
 {
     const char *end = NULL;
     cJSON *root;
@@ -271,7 +298,7 @@ static cJSON *parse_body(const char *body, size_t len, srv_arena *arena,
         /* Not strict JSON lossd's reader takes: cJSON reads it (and words
          * any error) exactly as before, in an emptied arena. */
         srv_arena_rewind(arena);
-        if (prescan_depth(body, len, f) != 0)
+        if (prescan_depth(L, body, len, f) != 0)
             return NULL;
         root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
         if (root == NULL) {
@@ -870,32 +897,33 @@ static int common_parse(srv_request *rq, size_t i, const cJSON *v, srv_fail *f)
 
 /* Dispatches one body key to its input, parameter or common field; seen
  * marks keys already given (slots: inputs, then params, then common). */
+/* The slot of key in L: an input's index, then the parameters', then the
+ * common fields'; SIZE_MAX when L has no such field. */
+static size_t key_slot(const srv_loss *L, const char *key)
+{
+    size_t i;
+
+    for (i = 0; i < L->ninputs; i++)
+        if (strcmp(key, L->inputs[i].name) == 0)
+            return i;
+    for (i = 0; i < L->nparams; i++)
+        if (strcmp(key, L->params[i].name) == 0)
+            return L->ninputs + i;
+    for (i = 0; i < srv_ncommon_params; i++)
+        if (strcmp(key, srv_common_params[i].name) == 0 && common_applies(L, i))
+            return L->ninputs + L->nparams + i;
+    return SIZE_MAX;
+}
+
 int srv_request_field(srv_request *rq, const cJSON *item, unsigned *seen,
                       srv_fail *f)
 {
     const srv_loss *L = rq->loss;
     const char *key = item->string;
-    size_t i, slot;
+    size_t slot = key_slot(L, key);
 
-    for (i = 0; i < L->ninputs; i++)
-        if (strcmp(key, L->inputs[i].name) == 0)
-            break;
-    slot = i;
-    if (i == L->ninputs) {
-        for (i = 0; i < L->nparams; i++)
-            if (strcmp(key, L->params[i].name) == 0)
-                break;
-        slot = L->ninputs + i;
-    }
-    if (slot == L->ninputs + L->nparams) {
-        for (i = 0; i < srv_ncommon_params; i++)
-            if (strcmp(key, srv_common_params[i].name) == 0 &&
-                common_applies(L, i))
-                break;
-        if (i == srv_ncommon_params)
-            return unknown_key(L, key, f);
-        slot = L->ninputs + L->nparams + i;
-    }
+    if (slot == SIZE_MAX)
+        return unknown_key(L, key, f);
     if (*seen & (1u << slot))
         return srv_fail_set(f, 422, "conflicting_fields", key,
                             "%s is given more than once", key);
@@ -1178,7 +1206,7 @@ int srv_request_parse(const srv_loss *L, const char *body, size_t len,
     srv_arena_init(&arena, first, sizeof first,
                    len < SIZE_MAX / 4 ? 4 * len : SIZE_MAX);
     srv_arena_enter(&arena);
-    root = parse_body(body, len, &arena, f);
+    root = parse_body(L, body, len, &arena, f);
     srv_arena_leave();
     if (arena.failed) {
         srv_arena_cleanup(&arena);

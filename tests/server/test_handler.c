@@ -563,7 +563,12 @@ Test(handler_errors, invalid_json_and_nesting)
         "{\"labels\":[0],\"x\":\"[[[[[[\",\"logits\":[[[[[[[[1]]]]]]]]}", 422,
         "shape_mismatch", "logits[0][0][0]");
     expect_error("softmax", "{\"a\":{\"b\":{\"c\":{\"d\":{}}}}}", 422,
-                 "shape_mismatch", "a.b.c.d");
+                 "unknown_field", "a");
+    expect_error("softmax", "{\"logits\":{\"b\":{\"c\":{\"d\":{}}}}}", 422,
+                 "shape_mismatch", "logits.b.c.d");
+    /* Too deep under a key the loss does not have: the key is the error. */
+    expect_error("hinge", "{\"scores\":[1],\"labels\":[1],\"x\":[[[[1]]]]}",
+                 422, "unknown_field", "x");
     expect_error("nope", "{}", 404, "unknown_loss", NULL);
 }
 
