@@ -34,7 +34,8 @@
  *           ignore_index is LOSS_E_LABEL.  Each targets element must be >= 0
  *           and each row sum to 1 within 1e-6 (LOSS_E_PROB on
  *           "targets[i][j]" or "targets[i]").  weight must be >= 0
- *           (LOSS_E_PARAM on "weight[j]"), label_smoothing in [0, 1)
+ *           (LOSS_E_PARAM on "weight[j]"), and under "mean" W must be
+ *           finite (LOSS_E_PARAM on "weight"), label_smoothing in [0, 1)
  *           (LOSS_E_PARAM).  Any NaN or infinity is LOSS_E_NONFINITE with
  *           its field and index.  N = 0 is LOSS_E_EMPTY, K = 0 LOSS_E_SHAPE.
  *           Logits more than DBL_MAX apart make some -log p_j overflow to
@@ -332,6 +333,12 @@ int loss_softmax(const loss_softmax_args *a, loss_softmax_out *o,
     if (rc != LOSS_OK)
         return rc;
     div = mean_divisor(a);
+    if (a->reduction == LOSS_REDUCE_MEAN && !isfinite(div))
+        return loss_error_set(err, LOSS_E_PARAM, "weight", 0, 0, 0, 0,
+                              "The weights of the counted labels sum past "
+                              "double precision, so the mean has no "
+                              "divisor; scale them down (the mean loss does "
+                              "not change).");
     scale = loss_grad_scale(div, a->reduction);
     for (i = 0; i < a->n; i++) {
         double *g = o->grad_logits ? o->grad_logits + i * a->k : NULL;

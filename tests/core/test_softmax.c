@@ -398,4 +398,11 @@ Test(softmax, invalid_targets_weight_and_smoothing)
     softmax_fails(&a, LOSS_E_NONFINITE, "label_smoothing", 0, 0, 0);
     a.label_smoothing = -1e-9;
     softmax_fails(&a, LOSS_E_PARAM, "label_smoothing", 0, 0, 0);
+    /* Finite weights whose sum, the mean's divisor, overflows; under sum
+     * the divisor is not used and the same weights are fine. */
+    a.label_smoothing = 0.0;
+    w[0] = w[1] = 1e308;
+    softmax_fails(&a, LOSS_E_PARAM, "weight", 0, 0, 0);
+    a.reduction = LOSS_REDUCE_SUM;
+    cr_expect_eq(loss_softmax(&a, &(loss_softmax_out){0}, NULL), LOSS_OK);
 }
