@@ -216,6 +216,63 @@ static int prescan_depth(const srv_loss *L, const char *body, size_t len,
                         path[0] ? path : "the body");
 }
 
+/* The offset of the first \u0000 escape in a string of s, or SIZE_MAX. */
+static size_t find_nul_escape(const char *s, size_t len)
+{
+    int in_str = 0, esc = 0;
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        if (!in_str)
+            in_str = s[i] == '"';
+        else if (esc) {
+            esc = 0;
+            if (s[i] == 'u' && len - i > 4 && memcmp(s + i + 1, "0000", 4) == 0)
+                return i - 1;
+        } else if (s[i] == '\\')
+            esc = 1;
+        else if (s[i] == '"')
+            in_str = 0;
+    }
+    return SIZE_MAX;
+}
+
+/* A string holding U+0000, which cJSON's strings (C strings) would cut
+ * there: "p\u0000junk" would be read as the field p.  No field or value
+ * has that character, so the key is unknown (as is a top-level key whose
+ * value holds one, when the loss has no such field), or the value is
+ * refused. */
+static int prescan_nul(const srv_loss *L, const char *body, size_t len,
+                       srv_fail *f)
+{
+    size_t at = find_nul_escape(body, len), n;
+    const scan_frame *top;
+    scanner sc;
+    char path[256], key[65];
+
+    if (at == SIZE_MAX)
+        return 0;
+    scan(&sc, body, at, SIZE_MAX);
+    top = sc.depth == 1 ? &sc.fr[0] : NULL;
+    if (top != NULL && !top->array && top->want_key && top->key != NULL) {
+        n = strcspn(top->key, "\"");
+        n = n < sizeof key - 1 ? n : sizeof key - 1;
+        memcpy(key, top->key, n);
+        key[n] = '\0';
+        return unknown_key(L, key, f);
+    }
+    if (prescan_unknown_key(L, &sc, f) != 0)
+        return -1;
+    scan_path(&sc, path, sizeof path);
+    n = strlen(path);
+    if (n > 0 && path[n - 1] == '.') /* inside a nested key */
+        path[n - 1] = '\0';
+    return srv_fail_set(f, 422, "bad_parameter", path[0] ? path : NULL,
+                        "%s holds the character U+0000 (\\u0000), which no "
+                        "field name or value has",
+                        path[0] ? path : "a key");
+}
+
 /* ---- Parsing ------------------------------------------------------------- */
 
 /* Whether s[0..n) starts with word (lower case), ignoring case. */
@@ -298,7 +355,8 @@ static cJSON *parse_body(const srv_loss *L, const char *body, size_t len,
         /* Not strict JSON lossd's reader takes: cJSON reads it (and words
          * any error) exactly as before, in an emptied arena. */
         srv_arena_rewind(arena);
-        if (prescan_depth(L, body, len, f) != 0)
+        if (prescan_depth(L, body, len, f) != 0 ||
+            prescan_nul(L, body, len, f) != 0)
             return NULL;
         root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
         if (root == NULL) {

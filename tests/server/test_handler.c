@@ -572,6 +572,35 @@ Test(handler_errors, invalid_json_and_nesting)
     expect_error("nope", "{}", 404, "unknown_loss", NULL);
 }
 
+/* U+0000 would cut a C string short: "p\u0000junk" must not be read as
+ * p, nor "sum\u0000x" as sum.  An escaped backslash before u0000 is no
+ * NUL, and other escapes still read as their characters. */
+Test(handler_errors, nul_in_a_key_or_value_is_refused)
+{
+    cJSON *resp;
+
+    expect_error("hinge", "{\"scores\":[0],\"labels\":[1],\"p\\u0000junk\":2}",
+                 422, "unknown_field", "p\\u0000junk");
+    expect_error(
+        "hinge",
+        "{\"scores\":[0],\"labels\":[1],\"reduction\":\"sum\\u0000x\"}", 422,
+        "bad_parameter", "reduction");
+    expect_error("hinge",
+                 "{\"scores\":[0],\"labels\":[1],\"margin\":[\"\\u0000\"]}",
+                 422, "bad_parameter", "margin[0]");
+    expect_error("hinge",
+                 "{\"scores\":[0],\"labels\":[1],\"x\":{\"a\\u0000\":1}}", 422,
+                 "unknown_field", "x");
+    expect_error(
+        "hinge",
+        "{\"scores\":[0],\"labels\":[1],\"reduction\":\"su\\\\u0000m\"}", 422,
+        "bad_parameter", "reduction");
+    resp = run_ok(
+        "hinge", "{\"scores\":[0],\"labels\":[1],\"reduction\":\"su\\u006d\"}");
+    cr_expect_eq(cJSON_GetObjectItem(resp, "loss")->valuedouble, 1.0);
+    cJSON_Delete(resp);
+}
+
 Test(handler_errors, deep_nesting_is_cheap)
 {
     size_t n = 1000000, i;
