@@ -1175,6 +1175,17 @@ static int bind_input(binder *bd, const srv_request *rq, size_t i,
     return 0;
 }
 
+/* Layer l of a layered input has rows of no columns; the field is the
+ * layer's path. */
+static int layer_empty(const char *name, size_t l, srv_fail *f)
+{
+    char path[96];
+
+    snprintf(path, sizeof path, "%.64s[%zu]", name, l);
+    return srv_fail_set(f, 422, "shape_mismatch", path, "%s has empty rows",
+                        path);
+}
+
 static int check_empty(const srv_request *rq, srv_fail *f)
 {
     const srv_loss *L = rq->loss;
@@ -1193,9 +1204,7 @@ static int check_empty(const srv_request *rq, srv_fail *f)
                                 "%s has empty rows", L->inputs[i].name);
         for (l = 0; t->width && l < t->dim[0]; l++)
             if (t->width[l] == 0)
-                return srv_fail_set(f, 422, "shape_mismatch", L->inputs[i].name,
-                                    "%s[%zu] has empty rows", L->inputs[i].name,
-                                    l);
+                return layer_empty(L->inputs[i].name, l, f);
     }
     return 0;
 }

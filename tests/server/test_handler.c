@@ -412,6 +412,10 @@ Test(handler_errors, empty_batch)
                  "d_fake");
     expect_error("softmax", "{\"logits\":[[],[]],\"labels\":[0,0]}", 422,
                  "shape_mismatch", "logits");
+    /* A layer of empty rows is named by its path. */
+    expect_error("contrastive",
+                 "{\"x1\":[[[1,2]],[[]]],\"x2\":[[[1,2]],[[]]],\"labels\":[1]}",
+                 422, "shape_mismatch", "x1[1]");
 }
 
 Test(handler_errors, non_finite_numbers_with_their_paths)
