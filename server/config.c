@@ -80,8 +80,9 @@ static const char *parse_threads(srv_config *cfg, const char *text)
 }
 
 /* Bytes, optionally followed by k, M or G (powers of 1024), themselves
- * optionally followed by "iB" or "B": 65536, 64k, 64M, 64MiB, 1G. */
-static const char *parse_max_body(srv_config *cfg, const char *text)
+ * optionally followed by "iB" or "B": 65536, 64k, 64M, 64MiB, 1G; NULL
+ * when *out holds it, else what was expected. */
+static const char *parse_size(const char *text, size_t *out)
 {
     static const char *const what =
         "a size in bytes in [1, 1T], optionally with a k, M or G suffix";
@@ -117,8 +118,18 @@ static const char *parse_max_body(srv_config *cfg, const char *text)
         end += strlen(end);
     if (*end != '\0' || v == 0 || v > (1ULL << 40) / mul)
         return what;
-    cfg->max_body = (size_t)(v * mul);
+    *out = (size_t)(v * mul);
     return NULL;
+}
+
+static const char *parse_max_body(srv_config *cfg, const char *text)
+{
+    return parse_size(text, &cfg->max_body);
+}
+
+static const char *parse_max_body_total(srv_config *cfg, const char *text)
+{
+    return parse_size(text, &cfg->max_body_total);
 }
 
 static const char *parse_max_queue(srv_config *cfg, const char *text)
@@ -215,6 +226,9 @@ static const option options[] = {
      parse_threads},
     {"max-body", "LOSSD_MAX_BODY", "64M",
      "largest request body; k, M, G suffixes", parse_max_body},
+    {"max-body-total", "LOSSD_MAX_BODY_TOTAL", "1G",
+     "request bodies held at once, in bytes; at least --max-body",
+     parse_max_body_total},
     {"max-queue", "LOSSD_MAX_QUEUE", "64",
      "requests waiting for a worker before 503", parse_max_queue},
     {"timeout", "LOSSD_TIMEOUT", "30",
@@ -247,6 +261,7 @@ static void config_defaults(srv_config *cfg)
     cfg->port = 8080;
     cfg->threads = cpus < 1 ? 1 : cpus > 1024 ? 1024 : cpus;
     cfg->max_body = (size_t)64 << 20;
+    cfg->max_body_total = (size_t)1 << 30;
     cfg->max_queue = 64;
     cfg->timeout = 30;
     cfg->log_format = SRV_LOG_JSON;

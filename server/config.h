@@ -18,6 +18,8 @@ typedef struct srv_config {
     unsigned port;      /* 0 asks the kernel for an ephemeral port */
     unsigned threads;   /* compute workers */
     size_t max_body;    /* bytes */
+    size_t max_body_total; /* bytes of bodies held at once (the larger of
+                              it and max_body applies) */
     unsigned max_queue; /* requests waiting for a worker before 503 */
     unsigned timeout;   /* seconds a request may take to arrive; 0 off */
     srv_log_format log_format;

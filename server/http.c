@@ -69,6 +69,7 @@ typedef struct request {
     int status;        /* 0 until a response is queued */
     int admitted;      /* counted in http.admitted */
     int timed_out;     /* dropped by the --timeout check */
+    size_t held;       /* bytes counted in http.held */
     size_t bytes_out;
 } request;
 
@@ -77,6 +78,8 @@ static struct {
     const srv_config *cfg; /* read-only while the daemon runs */
     atomic_int draining;
     atomic_long admitted;     /* loss requests past routing, not yet complete */
+    atomic_size_t held;       /* bytes of body buffers of admitted requests */
+    size_t held_max;          /* --max-body-total, at least --max-body */
     char *tls_cert, *tls_key; /* PEM text, alive as long as the daemon */
     atomic_int running;       /* MHD_start_daemon has returned a daemon */
     pthread_mutex_t error_lock;
@@ -314,8 +317,41 @@ static enum MHD_Result http_dispatch(request *rq)
     return MHD_YES;
 }
 
+/* Counts n more bytes of body buffers for rq against --max-body-total;
+ * -1 when they would pass it.  Bodies are counted from their allocation
+ * to the request's completion, whoever holds the buffer meanwhile (a
+ * worker, the response), so that connections that each send most of a
+ * large body cannot together exhaust memory. */
+static int body_hold(request *rq, size_t n)
+{
+    size_t held = atomic_load(&http.held);
+
+    do {
+        if (n > http.held_max - held)
+            return -1;
+    } while (!atomic_compare_exchange_weak(&http.held, &held, held + n));
+    rq->held += n;
+    return 0;
+}
+
+static void body_release(request *rq)
+{
+    atomic_fetch_sub(&http.held, rq->held);
+    rq->held = 0;
+}
+
+/* The 503 for a body that --max-body-total has no room for. */
+static void body_busy(srv_answer *a)
+{
+    srv_answer_error(a, 503, "overloaded",
+                     "The request bodies being received and computed hold "
+                     "the limit of %zu bytes (--max-body-total); retry "
+                     "shortly.",
+                     http.held_max);
+}
+
 /* Grows the body buffer of a chunked request to hold need bytes; the limit
- * was checked by the caller. */
+ * was checked by the caller.  -1 out of memory, -2 past --max-body-total. */
 static int body_reserve(request *rq, size_t need)
 {
     size_t cap = rq->cap ? rq->cap : 65536;
@@ -327,6 +363,8 @@ static int body_reserve(request *rq, size_t need)
         cap *= 2;
     if (cap > http.cfg->max_body + 1)
         cap = http.cfg->max_body + 1;
+    if (body_hold(rq, cap - rq->cap) != 0)
+        return -2;
     grown = realloc(rq->body, cap);
     if (grown == NULL)
         return -1;
@@ -366,22 +404,28 @@ static enum MHD_Result http_receive(request *rq, const char *data, size_t *size)
 {
     size_t n = *size;
     srv_answer a;
+    int rc = 0;
 
     *size = 0;
     if (request_timed_out(rq)) {
         rq->timed_out = 1;
         return MHD_NO;
     }
-    if (n > http.cfg->max_body - rq->len) {
+    if (n > http.cfg->max_body - rq->len ||
+        (rc = body_reserve(rq, rq->len + n)) == -2) {
         free(rq->body);
         rq->body = NULL;
-        srv_answer_error(&rq->answer, 413, "body_too_large",
-                         "The body is larger than the limit of %zu bytes.",
-                         http.cfg->max_body);
+        body_release(rq);
+        if (n > http.cfg->max_body - rq->len)
+            srv_answer_error(&rq->answer, 413, "body_too_large",
+                             "The body is larger than the limit of %zu bytes.",
+                             http.cfg->max_body);
+        else
+            body_busy(&rq->answer);
         rq->state = REQ_DEFERRED;
         return MHD_YES;
     }
-    if (body_reserve(rq, rq->len + n) != 0) {
+    if (rc != 0) {
         srv_answer_error(&a, 503, "out_of_memory",
                          "The server is out of memory; retry later.");
         return http_answer(rq, &a, NULL);
@@ -496,6 +540,10 @@ static enum MHD_Result http_begin(struct MHD_Connection *conn, const char *url,
     atomic_fetch_add(&http.admitted, 1);
     if (h.content_length_count == 1) {
         rq->expect = (size_t)h.content_length;
+        if (body_hold(rq, rq->expect + 1) != 0) {
+            body_busy(&a);
+            return http_answer(rq, &a, NULL);
+        }
         rq->cap = (size_t)h.content_length + 1;
         rq->body = srv_huge_malloc(rq->cap);
         if (rq->body == NULL) {
@@ -575,6 +623,7 @@ static void http_completed(void *cls, struct MHD_Connection *conn,
     if (rq->has_parsed) /* parsed, then answered 503 */
         srv_parsed_cleanup(&rq->parsed);
     free(rq->body);
+    body_release(rq);
     if (rq->admitted)
         atomic_fetch_sub(&http.admitted, 1);
     free(rq);
@@ -723,6 +772,9 @@ int srv_http_start(const srv_config *cfg, unsigned *port)
     int family = AF_INET, fd;
 
     http.cfg = cfg;
+    /* A body of --max-body bytes takes one more, for its NUL. */
+    http.held_max = cfg->max_body_total > cfg->max_body ? cfg->max_body_total
+                                                        : cfg->max_body + 1;
     atomic_store(&http.draining, 0);
     if (tls_load(cfg) != 0)
         return -1;

@@ -265,6 +265,64 @@ Test(http_resilience, trickling_body_is_dropped_after_timeout)
     cr_assert_eq(lossd_stop(&d), 0);
 }
 
+/* Bodies that arrive slowly hold memory: with --max-body-total at 10 MiB,
+ * a client that has sent half of a 6 MiB body keeps a second 6 MiB body
+ * out (503 overloaded, Retry-After, JSON, decided on its headers), and
+ * so it does a chunked one once that grows past the room left; when the
+ * first client hangs up, the same body is served. */
+Test(http_resilience, bodies_in_flight_are_bounded)
+{
+    static const char *const args[] = {"--max-body", "8M", "--max-body-total",
+                                       "10M", NULL};
+    static const char chunked[] =
+        "POST /loss/hinge HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+    const size_t big = (size_t)6 << 20, half = big / 2;
+    char head[256], *pad = malloc(big), *answer;
+    int holder, fd, i;
+    lossd d;
+    hresp r;
+
+    cr_assert_not_null(pad);
+    memset(pad, ' ', big);
+    lossd_start(&d, args);
+    holder = sock_open(d.port);
+    sock_send(holder, head,
+              (size_t)post_head(head, sizeof head, "/loss/hinge", big));
+    sock_send(holder, pad, half);
+    http_call(d.port, "POST", "/loss/hinge", "application/json", pad, big,
+              NULL, &r);
+    expect_error(&r, 503, "overloaded");
+    cr_expect(strstr(r.body, "max-body-total") != NULL, "%s", r.body);
+    cr_expect_eq(hresp_header(&r, "Retry-After", head, sizeof head), 0);
+    hresp_free(&r);
+    /* Chunked: its buffer doubles as pieces arrive, and is refused once
+     * it would pass the room left; the answer comes when the body ends. */
+    fd = sock_open(d.port);
+    sock_send(fd, chunked, sizeof chunked - 1);
+    for (i = 0; i < 2; i++) {
+        sock_send(fd, head, (size_t)snprintf(head, sizeof head, "%zx\r\n",
+                                             half + half / 3));
+        sock_send(fd, pad, half + half / 3);
+        sock_send(fd, "\r\n", 2);
+    }
+    sock_send(fd, "0\r\n\r\n", 5);
+    answer = sock_read_all(fd, 5000);
+    cr_expect(strncmp(answer, "HTTP/1.1 503", 12) == 0, "%.200s", answer);
+    cr_expect(strstr(answer, "max-body-total") != NULL, "%.400s", answer);
+    free(answer);
+    close(fd);
+    close(holder);
+    wait_metric(d.port, "lossd_rejected_total{reason=\"dropped\"}", 1);
+    memcpy(pad, tiny, strlen(tiny));
+    http_call(d.port, "POST", "/loss/hinge", "application/json", pad, big,
+              NULL, &r);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    hresp_free(&r);
+    free(pad);
+    cr_assert_eq(lossd_stop(&d), 0);
+}
+
 #define IDLE 300
 
 /* Hundreds of sockets that connect and send half a request, or nothing,
