@@ -520,8 +520,31 @@ static const char *input_names(const srv_loss *L, char *buf, size_t cap)
     return buf;
 }
 
+/* A shape with a zero in it holds no values, and /loss/{name} refuses
+ * every empty input.  Refusing it here, before anything is allocated,
+ * keeps its other dimensions from sizing anything: [10^14, 0, 2] has no
+ * values to check against the body, yet tensor_shape would take 10^14
+ * layer widths.  The words are json_in.c's check_empty's for the same
+ * empty array. */
+static int shape_empty(v2_ctx *c, size_t i)
+{
+    const char *name = c->L->inputs[i].name;
+    const size_t *s = c->shape[i];
+    size_t rank = c->rank[i];
+
+    if (s[0] == 0 || (rank == 3 && s[1] == 0))
+        return srv_fail_set(&c->f, 422, "empty_batch", name, "%s is empty",
+                            name);
+    return srv_fail_set(&c->f, 422, "shape_mismatch", name,
+                        rank == 3 ? "%s[0] has empty rows"
+                                  : "%s has empty rows",
+                        name);
+}
+
 /* The input's shape: an array of non-negative integers whose length the
- * table allows (layered inputs 2 or 3, vector inputs 1 or 2). */
+ * table allows (layered inputs 2 or 3, vector inputs 1 or 2), holding at
+ * least one value.  Every dimension is then at most the count, which the
+ * caller holds to the body (data_count, binary_check) before allocating. */
 static int shape_parse(v2_ctx *c, size_t i, const cJSON *s, size_t *count)
 {
     const srv_input *in = &c->L->inputs[i];
@@ -560,7 +583,7 @@ static int shape_parse(v2_ctx *c, size_t i, const cJSON *s, size_t *count)
                             in->name, n, lo, lo < hi ? " or " : "",
                             lo < hi ? hi : 0);
     c->rank[i] = n;
-    return 0;
+    return *count == 0 ? shape_empty(c, i) : 0;
 }
 
 /* Stores value k of tensor t: integer inputs take only whole numbers. */
@@ -717,6 +740,8 @@ static int tensor_shape(v2_ctx *c, size_t i, srv_tensor *t)
     for (a = 0; a < c->rank[i]; a++)
         t->dim[a] = c->shape[i][a];
     if (t->rank == 3) {
+        /* dim[0] is at most the count (shape_parse refuses a zero), so
+         * the body justifies these words. */
         t->width = calloc(t->dim[0] ? t->dim[0] : 1, sizeof *t->width);
         if (t->width == NULL)
             return srv_fail_set(&c->f, 503, "out_of_memory", NULL,

@@ -1206,6 +1206,83 @@ Test(v2, every_request_error)
     cr_assert_eq(lossd_stop(&d), 0);
 }
 
+/* An input whose shape has a zero in it, with its other dimensions huge
+ * ([10^14, 0, 2] once made the server take 10^14 layer widths before
+ * seeing that the input was empty): a 422 in /loss/{name}'s words for the
+ * same empty array, from JSON data (flat or nested) and from a binary
+ * section of 0 bytes alike. */
+typedef struct empty_case {
+    const char *model, *input, *shape, *data, *loss_body, *message;
+} empty_case;
+
+static void expect_empty(unsigned port, const empty_case *e)
+{
+    char head[512];
+    binreq b = {0};
+    const cJSON *err;
+    hresp r;
+
+    snprintf(head, sizeof head,
+             "{\"inputs\":[{\"name\":\"%s\",\"datatype\":\"FP64\","
+             "\"shape\":%s,\"data\":%s}]}",
+             e->input, e->shape, e->data);
+    v2_post_json(port, e->model, head, &r);
+    expect_v2_error(&r, 422, NULL);
+    cr_assert_str_eq(
+        cJSON_GetObjectItemCaseSensitive(r.json, "error")->valuestring,
+        e->message, "%s %s", e->model, e->shape);
+    hresp_free(&r);
+    snprintf(head, sizeof head,
+             "{\"inputs\":[{\"name\":\"%s\",\"datatype\":\"FP32\","
+             "\"shape\":%s,\"parameters\":{\"binary_data_size\":0}}]}",
+             e->input, e->shape);
+    bin_append(&b, head, strlen(head));
+    b.header = b.len;
+    bin_post(port, e->model, &b, &r);
+    expect_v2_error(&r, 422, NULL);
+    cr_assert_str_eq(
+        cJSON_GetObjectItemCaseSensitive(r.json, "error")->valuestring,
+        e->message, "binary %s %s", e->model, e->shape);
+    hresp_free(&r);
+    free(b.p);
+    http_post_json(port, e->model, e->loss_body, &r);
+    expect_error(&r, 422, NULL);
+    err = cJSON_GetObjectItemCaseSensitive(r.json, "error");
+    cr_assert_str_eq(
+        cJSON_GetObjectItemCaseSensitive(err, "message")->valuestring,
+        e->message, "/loss/%s", e->model);
+    hresp_free(&r);
+}
+
+Test(v2, empty_shapes_are_422_before_any_allocation)
+{
+    static const empty_case cases[] = {
+        {"contrastive", "x1", "[100000000000000,0,2]", "[]",
+         "{\"x1\":[],\"x2\":[],\"labels\":[]}", "x1 is empty"},
+        {"contrastive", "x1", "[0,100000000000000,100000000000000]", "[]",
+         "{\"x1\":[],\"x2\":[],\"labels\":[]}", "x1 is empty"},
+        {"contrastive", "x1", "[100000000000000,3,0]", "[[[]]]",
+         "{\"x1\":[[[]]],\"x2\":[[[]]],\"labels\":[1]}",
+         "x1[0] has empty rows"},
+        {"contrastive", "x1", "[100000000000000,0]", "[[]]",
+         "{\"x1\":[[]],\"x2\":[[]],\"labels\":[1]}", "x1 has empty rows"},
+        {"triplet", "embeddings", "[100000000000000,0]", "[]",
+         "{\"embeddings\":[[],[]],\"labels\":[1,2]}",
+         "embeddings has empty rows"},
+        {"softmax", "logits", "[0,100000000000000]", "[]",
+         "{\"logits\":[],\"labels\":[]}", "logits is empty"},
+        {"hinge", "scores", "[0]", "[]", "{\"scores\":[],\"labels\":[]}",
+         "scores is empty"},
+    };
+    size_t i;
+    lossd d;
+
+    lossd_start(&d, NULL);
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        expect_empty(d.port, &cases[i]);
+    cr_assert_eq(lossd_stop(&d), 0);
+}
+
 /* A body given to srv_v2_infer_owned answers byte for byte as srv_v2_infer
  * does: with room for the answer (trailing blanks) its block carries the
  * answer, without it the block is freed and a new one taken; an invalid
