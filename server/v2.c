@@ -1233,6 +1233,33 @@ static size_t response_hint(const v2_ctx *c, const srv_result *rs)
     return hint;
 }
 
+/* An FP32 output holds only what float32 can: a finite value past its
+ * range would be +-inf in a binary tensor and a number no float32 reader
+ * takes in JSON data, a silent change either way.  So such a value is a
+ * 422 naming it and the way out, FP64 outputs.  Values already infinite
+ * or NaN (kl's gradients, metrics) keep their documented null. */
+static int outputs_fit_fp32(v2_ctx *c, const srv_result *rs)
+{
+    size_t i, k, n, shape[SRV_MAX_RANK], rank;
+    const double *x;
+
+    for (i = 0; i < c->nout && !c->rq.float64; i++) {
+        if (!c->out[i].selected)
+            continue;
+        x = output_values(c, &c->out[i], rs, &n, shape, &rank);
+        for (k = 0; k < n; k++)
+            if (fabs(x[k]) > FLT_MAX && isfinite(x[k]) &&
+                isinf((float)x[k])) /* not one that rounds to FLT_MAX */
+                return srv_fail_set(
+                    &c->f, 422, "non_finite", c->out[i].name,
+                    "%s[%zu] is %.9g, beyond the range of FP32 (%.8g): "
+                    "ask for FP64 outputs with \"precision\": \"float64\" "
+                    "in parameters",
+                    c->out[i].name, k, x[k], (double)FLT_MAX);
+    }
+    return 0;
+}
+
 /* spare (NULL or owned) becomes the answer's buffer when it holds the
  * hint (handler.h, srv_loss_run_owned); the caller frees what is left. */
 static void infer_compute(v2_ctx *c, srv_reply *out, double t1, srv_buf *spare)
@@ -1243,6 +1270,8 @@ static void infer_compute(v2_ctx *c, srv_reply *out, double t1, srv_buf *spare)
     double t2;
     int rc = srv_request_compute(&c->rq, &rs, &c->f);
 
+    if (rc == 0)
+        rc = outputs_fit_fp32(c, &rs);
     t2 = now_s();
     out->compute_s = t2 - t1;
     if (rc != 0) {

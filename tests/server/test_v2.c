@@ -1283,6 +1283,106 @@ Test(v2, empty_shapes_are_422_before_any_allocation)
     cr_assert_eq(lossd_stop(&d), 0);
 }
 
+/* ---- FP32 outputs and float32's range ----------------------------------- */
+
+/* Embeddings 2e200 apart: a finite loss and per_sample of 1e200, with
+ * gradients of 0.5 and 1e-200. */
+#define BIG_TRIPLET(extra)                                                    \
+    "{\"inputs\":[{\"name\":\"embeddings\",\"datatype\":\"FP64\",\"shape\":"  \
+    "[3,2],\"data\":[1e200,2,-1e200,2,3,4]},{\"name\":\"labels\","            \
+    "\"datatype\":\"INT64\",\"shape\":[3],\"data\":[0,0,1]}]" extra "}"
+#define JS_GRAD_P(binary)                                                     \
+    "{\"parameters\":{\"binary_data_output\":" binary "},\"outputs\":[{"      \
+    "\"name\":\"grad_p\"}],\"inputs\":[{\"name\":\"p\",\"datatype\":"         \
+    "\"FP64\",\"shape\":[1,2],\"data\":[1,0]},{\"name\":\"q\",\"datatype\":"  \
+    "\"FP64\",\"shape\":[1,2],\"data\":[0.5,0.5]}]}"
+#define HINGE_AT(score)                                                       \
+    "{\"outputs\":[{\"name\":\"loss\"}],\"inputs\":[{\"name\":\"scores\","    \
+    "\"datatype\":\"FP64\",\"shape\":[1],\"data\":[" score "]},{\"name\":"    \
+    "\"labels\",\"datatype\":\"INT64\",\"shape\":[1],\"data\":[1]}]}"
+
+/* The binary output of a one-output JSON request, as n floats. */
+static void fp32_binary(unsigned port, const char *model, const char *body,
+                        float *x, size_t n)
+{
+    const char *bin;
+    size_t binlen;
+    cJSON *h;
+    hresp r;
+
+    v2_post_json(port, model, body, &r);
+    h = bin_answer(&r, &bin, &binlen);
+    cr_assert_eq(binlen, 4 * n, "%s", r.body);
+    memcpy(x, bin, 4 * n); /* the tests run on little-endian hosts */
+    cJSON_Delete(h);
+    hresp_free(&r);
+}
+
+/* A finite value past float32's range in an FP32 output was +inf in a
+ * binary tensor (and 1e+200, no float32, in JSON data): it is a 422 that
+ * names the output and says to ask for FP64, which carries it exactly.
+ * One that rounds to FLT_MAX is written, and infinite gradients keep their
+ * null (JSON) and -inf (binary). */
+Test(v2, fp32_outputs_past_float_range_are_422)
+{
+    const char *msg = "loss[0] is 1e+200, beyond the range of FP32 "
+                      "(3.4028235e+38): ask for FP64 outputs with "
+                      "\"precision\": \"float64\" in parameters";
+    const cJSON *data;
+    double x[4];
+    float f[6];
+    hresp r;
+    lossd d;
+
+    lossd_start(&d, NULL);
+    json_case(d.port, "triplet", BIG_TRIPLET(""), 422, msg);
+    json_case(d.port, "triplet",
+              BIG_TRIPLET(",\"parameters\":{\"binary_data_output\":true}"),
+              422, msg);
+    json_case(d.port, "triplet",
+              BIG_TRIPLET(",\"outputs\":[{\"name\":\"grad_embeddings\"},"
+                          "{\"name\":\"per_sample\"}]"),
+              422, "per_sample[0] is 1e+200, beyond the range of FP32");
+    /* FP64 carries the values bit for bit. */
+    v2_post_json(d.port, "triplet",
+                 BIG_TRIPLET(",\"parameters\":{\"precision\":\"float64\"}"),
+                 &r);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    data = cJSON_GetObjectItemCaseSensitive(output(r.json, "per_sample"),
+                                            "data");
+    cr_assert_eq(flatten(data, x, 4, 0), 3, "%s", r.body);
+    cr_assert(x[0] == 1e200 && x[1] == 1e200 && x[2] == 0, "%s", r.body);
+    hresp_free(&r);
+    /* The gradients alone fit FP32 (1e-200 rounds to 0, -2e-200 to -0). */
+    fp32_binary(d.port, "triplet",
+                BIG_TRIPLET(",\"parameters\":{\"binary_data_output\":true},"
+                            "\"outputs\":[{\"name\":\"grad_embeddings\"}]"),
+                f, 6);
+    cr_assert(f[0] == 0.5f && f[1] == 0 && f[2] == -0.5f && f[3] == 0 &&
+                  f[4] == 0 && f[5] == 0 && signbit(f[5]),
+              "%g %g %g %g %g %g", f[0], f[1], f[2], f[3], f[4], f[5]);
+    /* The edge: 1 + 3.4028235e38 rounds to FLT_MAX; 3.4028236e38 is past
+     * FLT_MAX + 2^103, where rounding goes to inf. */
+    v2_post_json(d.port, "hinge", HINGE_AT("-3.4028235e38"), &r);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_assert_not_null(strstr(r.body, "\"data\":[3.4028235e+38]"), "%s",
+                       r.body);
+    hresp_free(&r);
+    json_case(d.port, "hinge", HINGE_AT("-3.4028236e38"), 422,
+              "loss[0] is 3.4028236e+38, beyond the range of FP32");
+    /* js's gradient at p = 0 is -inf: null in JSON as in /loss/js, -inf in
+     * a binary tensor. */
+    v2_post_json(d.port, "js", JS_GRAD_P("false"), &r);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_assert_not_null(strstr(r.body, "\"data\":[0.14384104,null]"), "%s",
+                       r.body);
+    hresp_free(&r);
+    fp32_binary(d.port, "js", JS_GRAD_P("true"), f, 2);
+    cr_assert(f[0] == (float)0.14384103622589042 && f[1] == -INFINITY,
+              "%.9g %g", f[0], f[1]);
+    cr_assert_eq(lossd_stop(&d), 0);
+}
+
 /* A body given to srv_v2_infer_owned answers byte for byte as srv_v2_infer
  * does: with room for the answer (trailing blanks) its block carries the
  * answer, without it the block is freed and a new one taken; an invalid
