@@ -216,8 +216,7 @@ static int prescan_depth(const srv_loss *L, const char *body, size_t len,
                         path[0] ? path : "the body");
 }
 
-/* The offset of the first \u0000 escape in a string of s, or SIZE_MAX. */
-static size_t find_nul_escape(const char *s, size_t len)
+size_t srv_json_nul_escape(const char *s, size_t len)
 {
     int in_str = 0, esc = 0;
     size_t i;
@@ -245,7 +244,7 @@ static size_t find_nul_escape(const char *s, size_t len)
 static int prescan_nul(const srv_loss *L, const char *body, size_t len,
                        srv_fail *f)
 {
-    size_t at = find_nul_escape(body, len), n;
+    size_t at = srv_json_nul_escape(body, len), n;
     const scan_frame *top;
     scanner sc;
     char path[256], key[65];

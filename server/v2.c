@@ -1182,6 +1182,15 @@ static cJSON *header_parse(v2_ctx *c, const char *body, size_t n)
                      "the inference header must be a JSON object");
         return NULL;
     }
+    /* cJSON cuts a string at U+0000: "scores\u0000x" would name scores. */
+    if ((at = srv_json_nul_escape(body, n)) != SIZE_MAX) {
+        cJSON_Delete(root);
+        srv_fail_set(&c->f, 400, "invalid_json", NULL,
+                     "the inference header holds the character U+0000 "
+                     "(\\u0000) at byte %zu, which no name or value has",
+                     at);
+        return NULL;
+    }
     return root;
 }
 

@@ -1080,6 +1080,11 @@ Test(v2, every_request_error)
     json_case(d.port, "softmax", "{\"inputs\":{}}", 400, "inputs must be an array");
     json_case(d.port, "softmax", "{\"id\":7,\"inputs\":[]}", 400, "id must be");
     json_case(d.port, "softmax", "{\"input\":[]}", 422, "unknown field");
+    /* cJSON would cut the name at U+0000 and read it as labels. */
+    json_case(d.port, "softmax",
+              "{\"inputs\":[" LOGITS ",{\"name\":\"labels\\u0000x\","
+              "\"datatype\":\"INT64\",\"shape\":[2],\"data\":[0,1]}]}",
+              400, "U+0000");
     json_case(d.port, "softmax", "{}", 422, "inputs is required");
     json_case(d.port, "softmax", "{\"inputs\":[" LOGITS "]}", 422, "labels");
     json_case(d.port, "softmax",
