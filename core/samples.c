@@ -80,7 +80,8 @@
  *   loss_samples_divergence_work: np + nq doubles (sorted copies, or kde's
  *   exponents at one point), and for
  *   knn (np + nq) D + k, + D when D > 1 (sorted rows or k-d trees, a heap,
- *   the tree search's offsets).  histogram O(n log n + B); kde 1-D
+ *   the tree search's offsets), with k counted only up to min(np, nq) - 1
+ *   so that an invalid k never sizes the work; SIZE_MAX on overflow.  histogram O(n log n + B); kde 1-D
  *   O(g n), D > 1 O(n^2 D); knn 1-D O(n log n + n k); knn D > 1 builds a
  *   k-d tree of each set and searches it exactly, pruning cells by their
  *   distance: O(n log n) for a few dimensions, tending to O(n^2 D) as D
@@ -106,13 +107,27 @@ typedef struct samp_est {
     double kl_pq, kl_qp, js, h_p, h_q;
 } samp_est;
 
+/* The work is sized from the sample counts and D alone, never from an
+ * unchecked parameter: k counts only up to min(np, nq) - 1, the largest k
+ * that loss_samples_divergence accepts, because the work is allocated
+ * before that check runs (a k of 2^40 must be a LOSS_E_PARAM, not a
+ * terabyte allocation).  A size that would overflow is SIZE_MAX, which no
+ * allocation can satisfy. */
 size_t loss_samples_divergence_work(const loss_samples_args *a)
 {
-    size_t n = a->np + a->nq;
+    size_t nmin = a->np < a->nq ? a->np : a->nq;
+    size_t k = nmin == 0 ? 0 : a->k < nmin - 1 ? a->k : nmin - 1;
+    size_t offsets = a->d > 1 ? a->d : 0, extra, n;
 
+    if (a->np > SIZE_MAX - a->nq || offsets > SIZE_MAX - k)
+        return SIZE_MAX;
+    extra = k + offsets;
+    n = a->np + a->nq;
     if (a->method != LOSS_SAMPLES_KNN)
         return n;
-    return n * a->d + a->k + (a->d > 1 ? a->d : 0);
+    if (a->d != 0 && n > (SIZE_MAX - extra) / a->d)
+        return SIZE_MAX;
+    return n * a->d + extra;
 }
 
 /* knn's heap of k squared distances, after the sorted copies. */

@@ -776,6 +776,54 @@ Test(samples, effective_parameters)
     samp_free(&c);
 }
 
+/* The work is sized before the core checks k, so k may not size it: a k
+ * beyond min(np, nq) - 1 counts as that bound, and the call then rejects
+ * it without touching more work than that. */
+Test(samples, work_ignores_an_invalid_k)
+{
+    samp_case c = small_case(1);
+    loss_samples_out o;
+    loss_error e;
+
+    c.a.method = LOSS_SAMPLES_KNN;
+    c.a.k = (size_t)1 << 40;
+    cr_assert_eq(loss_samples_divergence_work(&c.a), 4 + 3 + 2);
+    c.a.k = SIZE_MAX;
+    cr_assert_eq(loss_samples_divergence_work(&c.a), 4 + 3 + 2);
+    expect_error(loss_samples_divergence(&c.a, &o, &e), &e, LOSS_E_PARAM, "k",
+                 "huge k");
+    cr_expect(strstr(e.message, "must be in [1, 2]") != NULL, "%s", e.message);
+    c.a.d = 3;
+    cr_assert_eq(loss_samples_divergence_work(&c.a), 3 * (4 + 3) + 2 + 3);
+    c.a.np = 0;
+    cr_assert_eq(loss_samples_divergence_work(&c.a), 3 * 3 + 3);
+    samp_free(&c);
+}
+
+/* Sizes whose product or sum overflows are SIZE_MAX, never a wrapped small
+ * number that the core would then overrun. */
+Test(samples, work_saturates_on_overflow)
+{
+    loss_samples_args a;
+
+    memset(&a, 0, sizeof a);
+    a.method = LOSS_SAMPLES_KNN;
+    a.k = 5;
+    a.np = SIZE_MAX / 2 + 1;
+    a.nq = SIZE_MAX / 2 + 1;
+    a.d = 1;
+    cr_expect_eq(loss_samples_divergence_work(&a), SIZE_MAX);
+    a.method = LOSS_SAMPLES_HISTOGRAM;
+    cr_expect_eq(loss_samples_divergence_work(&a), SIZE_MAX);
+    a.method = LOSS_SAMPLES_KNN;
+    a.np = a.nq = SIZE_MAX / 8; /* n D is 5/4 of SIZE_MAX */
+    a.d = 5;
+    cr_expect_eq(loss_samples_divergence_work(&a), SIZE_MAX);
+    a.np = a.nq = 10;
+    a.d = SIZE_MAX - 3;
+    cr_expect_eq(loss_samples_divergence_work(&a), SIZE_MAX);
+}
+
 /* A base below 1 makes every value negative: js_distance is then NaN. */
 Test(samples, base_below_one)
 {

@@ -200,6 +200,41 @@ Test(http_divergence, fields_and_types)
     cr_assert_eq(lossd_stop(&d), 0);
 }
 
+/* The scratch was once sized from k before the core checked it: 2^40 made
+ * a terabyte allocation (an abort under ASan) and 2^62 a 503 that told the
+ * client to retry.  Any k above min(np, nq) - 1 is the core's 422. */
+Test(http_divergence, huge_k_is_bad_parameter)
+{
+    static const char *const bodies[] = {
+        "{\"p\":[1,2,3],\"q\":[1,2,3],\"method\":\"knn\",\"k\":3}",
+        "{\"p\":[1,2,3],\"q\":[1,2,3],\"method\":\"knn\",\"k\":"
+        "1099511627776}",
+        "{\"p\":[1,2,3],\"q\":[1,2,3],\"method\":\"knn\",\"k\":"
+        "4611686018427387904}",
+        "{\"p\":[[1,0],[2,1],[3,0]],\"q\":[[1,1],[2,0],[3,1]],\"k\":"
+        "4611686018427387904}"};
+    lossd d;
+    size_t i;
+
+    lossd_start(&d, NULL);
+    for (i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        hresp r;
+        const cJSON *err;
+        post_samples(d.port, bodies[i], &r);
+        err = cJSON_GetObjectItemCaseSensitive(r.json, "error");
+        expect_error(&r, 422, "bad_parameter");
+        cr_expect_str_eq(cJSON_GetStringValue(
+                             cJSON_GetObjectItemCaseSensitive(err, "field")),
+                         "k", "%s", r.body);
+        cr_expect(strstr(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+                             err, "message")),
+                         "must be in [1, 2]") != NULL,
+                  "%s", r.body);
+        hresp_free(&r);
+    }
+    cr_assert_eq(lossd_stop(&d), 0);
+}
+
 Test(http_divergence, routes)
 {
     lossd d;
