@@ -771,8 +771,12 @@ Test(samples, effective_parameters)
                  e.message);
     cr_assert(o.k == 1 && isnan(o.js) && isnan(o.js_distance));
     cr_assert_eq(loss_samples_divergence_work(&c.a), 4 + 3 + 1);
-    c.a.d = 2; /* and d offsets for the k-d tree search */
-    cr_assert_eq(loss_samples_divergence_work(&c.a), 2 * (4 + 3) + 1 + 2);
+    c.a.d = 2; /* and d offsets and a scaled query for the k-d tree search */
+    cr_assert_eq(loss_samples_divergence_work(&c.a), 2 * (4 + 3) + 1 + 4);
+    c.a.method = LOSS_SAMPLES_KDE; /* scaled rows and one row of exponents */
+    cr_assert_eq(loss_samples_divergence_work(&c.a), 3 * (4 + 3));
+    c.a.d = 1;
+    cr_assert_eq(loss_samples_divergence_work(&c.a), 2 * (4 + 3));
     samp_free(&c);
 }
 
@@ -794,9 +798,9 @@ Test(samples, work_ignores_an_invalid_k)
                  "huge k");
     cr_expect(strstr(e.message, "must be in [1, 2]") != NULL, "%s", e.message);
     c.a.d = 3;
-    cr_assert_eq(loss_samples_divergence_work(&c.a), 3 * (4 + 3) + 2 + 3);
+    cr_assert_eq(loss_samples_divergence_work(&c.a), 3 * (4 + 3) + 2 + 6);
     c.a.np = 0;
-    cr_assert_eq(loss_samples_divergence_work(&c.a), 3 * 3 + 3);
+    cr_assert_eq(loss_samples_divergence_work(&c.a), 3 * 3 + 6);
     samp_free(&c);
 }
 
@@ -906,4 +910,193 @@ Test(samples, knn_search_matches_exhaustive_with_ties)
     knn_matches_exhaustive(500, 200, 9, 2, 66);
     knn_matches_exhaustive(3000, 2500, 2, 3, 67);
     knn_matches_exhaustive(2000, 2100, 4, 6, 68);
+}
+
+/* ---- samples: extreme scales --------------------------------------------- */
+
+/* One estimate of p against q (np = nq = n, D = d) with a fixed bandwidth
+ * (bw > 0) or Scott's rule (bw = 0), or its error. */
+static int scaled_estimate(const double *p, const double *q, size_t n,
+                           size_t d, loss_samples_method m, double bw,
+                           loss_samples_out *o, loss_error *e)
+{
+    loss_samples_args a;
+    int rc;
+
+    memset(&a, 0, sizeof a);
+    a.np = a.nq = n;
+    a.d = d;
+    a.p = p;
+    a.q = q;
+    a.method = m;
+    a.alpha = 0.5;
+    a.k = 1;
+    a.base = exp(1.0);
+    a.bandwidth_rule = bw > 0 ? LOSS_BANDWIDTH_FIXED : LOSS_BANDWIDTH_SCOTT;
+    a.bandwidth = bw;
+    a.work = malloc(loss_samples_divergence_work(&a) * sizeof(double));
+    cr_assert_not_null(a.work);
+    rc = loss_samples_divergence(&a, o, e);
+    free(a.work);
+    return rc;
+}
+
+static const double kde_p[] = {1, 2, 3}, kde_q[] = {1.5, 2.5, 3.5};
+
+/* mpmath at 40 digits, integrating the two kernel estimates (h = 0.5) over
+ * the whole line in the given units, with no rescaling (see the commit
+ * that added this test): kl_pq, js and entropy_p. */
+#define KDE_REF_KL 0.18673252465855239
+#define KDE_REF_JS 0.041951023893618036
+#define KDE_REF_H1 1.3449358377528625          /* units of 1 */
+#define KDE_REF_H200 (-459.17208276105627)     /* units of 1e-200 */
+#define KDE_REF_HWIDE 461.93595713201381       /* h = 1e200 */
+#define KDE_REF_HNARROW (-2.0876193641153089) /* h = 0.01 */
+
+/* The grid stops 6 bandwidths past the samples, leaving out 2e-9 of each
+ * kernel's mass: kl and js are within 2e-8 of the integrals over the whole
+ * line, the entropy within 1e-7 (that mass times its log-density, about
+ * -20 in standardized units). */
+Test(samples, kde_1d_at_extreme_scales)
+{
+    double p[3], q[3];
+    loss_samples_out o;
+    loss_error e;
+    size_t i;
+
+    for (i = 0; i < 3; i++)
+        p[i] = kde_p[i] * 1e-200, q[i] = kde_q[i] * 1e-200;
+    cr_assert_eq(scaled_estimate(p, q, 3, 1, LOSS_SAMPLES_KDE, 0.5e-200, &o,
+                                 &e),
+                 LOSS_OK, "%s", e.message);
+    cr_expect(fabs(o.kl_pq - KDE_REF_KL) < 2e-8, "kl %.17g", o.kl_pq);
+    cr_expect(fabs(o.js - KDE_REF_JS) < 2e-8, "js %.17g", o.js);
+    cr_expect(fabs(o.entropy_p - KDE_REF_H200) < 1e-7, "H %.17g", o.entropy_p);
+    /* kl of kernels 1e200 wide, 0.5 apart, is about 1e-401: 0 */
+    cr_assert_eq(scaled_estimate(kde_p, kde_q, 3, 1, LOSS_SAMPLES_KDE, 1e200,
+                                 &o, &e),
+                 LOSS_OK, "%s", e.message);
+    cr_expect(fabs(o.kl_pq) < 1e-15 && fabs(o.js) < 1e-15, "kl %g js %g",
+              o.kl_pq, o.js);
+    cr_expect(fabs(o.entropy_p - KDE_REF_HWIDE) < 1e-7, "H %.17g",
+              o.entropy_p);
+}
+
+/* Scaling the samples and the bandwidth by a power of two leaves the
+ * standardized problem as it was, bit for bit: kl and js are the same
+ * numbers and the entropy moves by exactly log of the scale (to rounding). */
+Test(samples, kde_1d_scales_by_powers_of_two_exactly)
+{
+    double p[3], q[3], sc = ldexp(1.0, -700);
+    loss_samples_out o1, o2;
+    loss_error e;
+    size_t i;
+
+    for (i = 0; i < 3; i++)
+        p[i] = kde_p[i] * sc, q[i] = kde_q[i] * sc;
+    cr_assert_eq(scaled_estimate(kde_p, kde_q, 3, 1, LOSS_SAMPLES_KDE, 0.5,
+                                 &o1, &e),
+                 LOSS_OK);
+    cr_assert_eq(
+        scaled_estimate(p, q, 3, 1, LOSS_SAMPLES_KDE, 0.5 * sc, &o2, &e),
+        LOSS_OK, "%s", e.message);
+    cr_expect_eq(o1.kl_pq, o2.kl_pq);
+    cr_expect_eq(o1.js, o2.js);
+    cr_expect(fabs(o2.entropy_p - (o1.entropy_p - 700 * log(2.0))) < 1e-12,
+              "%.17g %.17g", o1.entropy_p, o2.entropy_p);
+    cr_expect(fabs(o1.kl_pq - KDE_REF_KL) < 2e-8, "kl %.17g", o1.kl_pq);
+    cr_expect(fabs(o1.entropy_p - KDE_REF_H1) < 1e-7, "H %.17g",
+              o1.entropy_p);
+}
+
+/* The grid has at most 16384 intervals; when that cannot give two steps
+ * per narrowest bandwidth, the kernels fall between its points (entropy_p
+ * came out -3.14 against -2.09, from q's position alone), so the call is
+ * refused; up to that limit entropy_p stays within 1e-7 of the truth,
+ * wherever q is. */
+Test(samples, kde_1d_too_narrow_for_the_grid)
+{
+    double q[3];
+    loss_samples_out o;
+    loss_error e;
+    size_t i;
+    int shift;
+
+    for (shift = 0; shift <= 79; shift += 79) {
+        for (i = 0; i < 3; i++)
+            q[i] = kde_q[i] + shift;
+        cr_assert_eq(scaled_estimate(kde_p, q, 3, 1, LOSS_SAMPLES_KDE, 0.01,
+                                     &o, &e),
+                     LOSS_OK, "%d: %s", shift, e.message);
+        cr_expect(fabs(o.entropy_p - KDE_REF_HNARROW) < 1e-7, "%d: H %.17g",
+                  shift, o.entropy_p);
+    }
+    for (i = 0; i < 3; i++)
+        q[i] = kde_q[i] + 1000;
+    expect_error(
+        scaled_estimate(kde_p, q, 3, 1, LOSS_SAMPLES_KDE, 0.01, &o, &e), &e,
+        LOSS_E_PARAM, "bandwidth", "q 1000 away");
+    cr_expect(strstr(e.message, "\"knn\"") && strstr(e.message, "0.123"), "%s",
+              e.message);
+    for (i = 0; i < 3; i++)
+        q[i] = kde_p[i] * 100;
+    expect_error(
+        scaled_estimate(kde_p, q, 3, 1, LOSS_SAMPLES_KDE, 1e-300, &o, &e), &e,
+        LOSS_E_PARAM, "bandwidth", "h 1e-300");
+    for (i = 0; i < 3; i++)
+        q[i] = kde_q[i] * 1000;
+    expect_error(scaled_estimate(kde_p, q, 3, 1, LOSS_SAMPLES_KDE, 0, &o, &e),
+                 &e, LOSS_E_PARAM, "bandwidth", "scott too narrow");
+    cr_expect(strstr(e.message, "\"scott\" gives") != NULL, "%s", e.message);
+}
+
+/* Every other estimator at 2^-700 (about 1e-211) and 2^-1060 (subnormal),
+ * against the same samples in units of 1: kl the same number, and the
+ * entropy moved by D log of the scale.  Squared distances and variances
+ * of such samples underflowed to 0 (knn and kde in 2-D read them as
+ * coincident, Scott's rule as no spread) and the histogram's bin of the
+ * minimum was 0 * inf. */
+static void same_at_scale(loss_samples_method m, size_t d, double bw, int e2)
+{
+    static const double x[] = {1,     0,   2,    1.25, 3,    0.5,
+                               1.5,   1.75, 2.5, 0.125, 3.5, 1.125,
+                               0.25, 2.25, 2.75, 0.75};
+    double y[16], sc = ldexp(1.0, e2), tol;
+    size_t n = 8 / d, i;
+    loss_samples_out o1, o2;
+    loss_error e;
+
+    for (i = 0; i < 16; i++)
+        y[i] = x[i] * sc;
+    cr_assert_eq(scaled_estimate(x, x + 8, n, d, m, bw, &o1, &e), LOSS_OK,
+                 "%s", e.message);
+    cr_assert_eq(scaled_estimate(y, y + 8, n, d, m, bw * sc, &o2, &e),
+                 LOSS_OK, "%s D=%zu 2^%d: %s", method_names[m], d, e2,
+                 e.message);
+    /* Subnormal samples carry few bits.  Otherwise the logarithms of
+     * densities or distances are taken in the caller's units, near
+     * -1000 here, so kl, a difference of their means, keeps about 1e-13. */
+    tol = e2 < -1022 ? 1e-3 : 1e-12;
+    cr_expect(fabs(o2.kl_pq - o1.kl_pq) <= tol,
+              "%s D=%zu 2^%d: kl %.17g, %.17g at 1", method_names[m], d, e2,
+              o2.kl_pq, o1.kl_pq);
+    cr_expect(fabs(o2.entropy_p -
+                   (o1.entropy_p + (double)d * e2 * log(2.0))) <=
+                  tol * fabs(o2.entropy_p),
+              "%s D=%zu 2^%d: entropy %.17g, %.17g at 1", method_names[m], d,
+              e2, o2.entropy_p, o1.entropy_p);
+}
+
+Test(samples, every_method_at_extreme_scales)
+{
+    int e2[] = {-700, -1060}, i;
+
+    for (i = 0; i < 2; i++) {
+        same_at_scale(LOSS_SAMPLES_HISTOGRAM, 1, 0, e2[i]);
+        same_at_scale(LOSS_SAMPLES_KNN, 1, 0, e2[i]);
+        same_at_scale(LOSS_SAMPLES_KNN, 2, 0, e2[i]);
+        same_at_scale(LOSS_SAMPLES_KDE, 2, 0, e2[i]);
+        same_at_scale(LOSS_SAMPLES_KDE, 2, 0.7, e2[i]);
+        same_at_scale(LOSS_SAMPLES_KDE, 1, 0, e2[i]);
+    }
 }
