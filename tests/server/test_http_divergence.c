@@ -176,6 +176,9 @@ Test(http_divergence, fields_and_types)
          "method"},
         {"{\"p\":[1,2],\"q\":[2,3],\"base\":1}", 422, "bad_parameter", "base"},
         {"{\"p\":[1,2],\"q\":[2,3],\"k\":0}", 422, "bad_parameter", "k"},
+        {"{\"p\":[1,2,3],\"q\":[1001.5,1002.5,1003.5],\"method\":\"kde\","
+         "\"bandwidth\":0.01}",
+         422, "bad_parameter", "bandwidth"},
         {"{\"p\":[1,2],\"q\":[2,1e999]}", 422, "non_finite", "q[1]"},
         {"{\"p\":[[1,2],[2]],\"q\":[[2,3]]}", 422, "shape_mismatch", "p[1]"},
         {"{\"p\":[],\"q\":[2,3]}", 422, "empty_batch", "p"},
