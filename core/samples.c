@@ -488,8 +488,8 @@ static double kde_scale(double hmin)
  * at least that does not underflow.  Self's term is -inf: e^-inf adds an
  * exact 0.  With h >= 2^-52, c = -1/(2 h^2) is neither 0 nor infinite, so
  * a term is never 0 * -inf. */
-static double kde_log_sum(const double *x, const double *y, size_t n,
-                          size_t d, double h, size_t self, double *t)
+static double kde_log_sum(const double *x, const double *y, size_t n, size_t d,
+                          double h, size_t self, double *t)
 {
     double m = -INFINITY, c = -0.5 / (h * h);
     size_t i;
@@ -543,12 +543,11 @@ static void kde_standardize(const double *x, size_t n, double c, double s,
  * intervals g (even) and its span, or LOSS_E_PARAM when the step would be
  * coarser than 1/KDE_MIN_STEPS of the narrowest bandwidth. */
 static int kde_grid_size(const loss_samples_args *a, double hp, double hq,
-                         double range, size_t *g, double *span,
-                         loss_error *err)
+                         double range, size_t *g, double *span, loss_error *err)
 {
     double s = kde_scale(fmin(hp, hq)), hn = fmin(hp, hq) * s, steps;
-    const char *rule = a->bandwidth_rule == LOSS_BANDWIDTH_SCOTT ? "scott"
-                                                                 : "silverman";
+    const char *rule =
+        a->bandwidth_rule == LOSS_BANDWIDTH_SCOTT ? "scott" : "silverman";
 
     *span = range * s + 2.0 * KDE_TAIL * fmax(hp, hq) * s;
     steps = ceil(*span / (hn / KDE_STEPS));
@@ -613,8 +612,8 @@ static int kde_grid(const loss_samples_args *a, double hp, double hq,
 static int kde_rows(const loss_samples_args *a, double hmin, double *sp,
                     double *sq, loss_error *err)
 {
-    double s = kde_scale(hmin), m = fmax(max_abs(a->p, a->np * a->d),
-                                         max_abs(a->q, a->nq * a->d));
+    double s = kde_scale(hmin),
+           m = fmax(max_abs(a->p, a->np * a->d), max_abs(a->q, a->nq * a->d));
     size_t i;
 
     if (m > 0 && ilogb(m) + ilogb(s) > KDE_MAX_RATIO)
@@ -867,8 +866,7 @@ static void kd_build(double *s, size_t d, size_t lo, size_t hi, size_t c)
 
 /* A copy of the n rows of x in out: sorted (D = 1), or times s as a k-d
  * tree. */
-static void knn_rows(const double *x, size_t n, size_t d, double s,
-                     double *out)
+static void knn_rows(const double *x, size_t n, size_t d, double s, double *out)
 {
     size_t i;
 
@@ -1035,8 +1033,8 @@ static int samp_knn(const loss_samples_args *a, loss_samples_out *o,
      * coincident samples; the rows are scaled so that the largest |x| is in
      * [1, 2).  1-D distances are differences, never squared. */
     if (a->d > 1)
-        s = pow2_scale(fmax(max_abs(a->p, a->np * a->d),
-                            max_abs(a->q, a->nq * a->d)));
+        s = pow2_scale(
+            fmax(max_abs(a->p, a->np * a->d), max_abs(a->q, a->nq * a->d)));
     knn_rows(a->p, a->np, a->d, s, sp);
     knn_rows(a->q, a->nq, a->d, s, sq);
     if ((rc = knn_side(a, "p", a->p, a->np, a->nq, sp, sq, s, &e->kl_pq,

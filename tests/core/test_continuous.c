@@ -916,8 +916,8 @@ Test(samples, knn_search_matches_exhaustive_with_ties)
 
 /* One estimate of p against q (np = nq = n, D = d) with a fixed bandwidth
  * (bw > 0) or Scott's rule (bw = 0), or its error. */
-static int scaled_estimate(const double *p, const double *q, size_t n,
-                           size_t d, loss_samples_method m, double bw,
+static int scaled_estimate(const double *p, const double *q, size_t n, size_t d,
+                           loss_samples_method m, double bw,
                            loss_samples_out *o, loss_error *e)
 {
     loss_samples_args a;
@@ -948,9 +948,9 @@ static const double kde_p[] = {1, 2, 3}, kde_q[] = {1.5, 2.5, 3.5};
  * that added this test): kl_pq, js and entropy_p. */
 #define KDE_REF_KL 0.18673252465855239
 #define KDE_REF_JS 0.041951023893618036
-#define KDE_REF_H1 1.3449358377528625          /* units of 1 */
-#define KDE_REF_H200 (-459.17208276105627)     /* units of 1e-200 */
-#define KDE_REF_HWIDE 461.93595713201381       /* h = 1e200 */
+#define KDE_REF_H1 1.3449358377528625         /* units of 1 */
+#define KDE_REF_H200 (-459.17208276105627)    /* units of 1e-200 */
+#define KDE_REF_HWIDE 461.93595713201381      /* h = 1e200 */
 #define KDE_REF_HNARROW (-2.0876193641153089) /* h = 0.01 */
 
 /* The grid stops 6 bandwidths past the samples, leaving out 2e-9 of each
@@ -966,20 +966,19 @@ Test(samples, kde_1d_at_extreme_scales)
 
     for (i = 0; i < 3; i++)
         p[i] = kde_p[i] * 1e-200, q[i] = kde_q[i] * 1e-200;
-    cr_assert_eq(scaled_estimate(p, q, 3, 1, LOSS_SAMPLES_KDE, 0.5e-200, &o,
-                                 &e),
-                 LOSS_OK, "%s", e.message);
+    cr_assert_eq(
+        scaled_estimate(p, q, 3, 1, LOSS_SAMPLES_KDE, 0.5e-200, &o, &e),
+        LOSS_OK, "%s", e.message);
     cr_expect(fabs(o.kl_pq - KDE_REF_KL) < 2e-8, "kl %.17g", o.kl_pq);
     cr_expect(fabs(o.js - KDE_REF_JS) < 2e-8, "js %.17g", o.js);
     cr_expect(fabs(o.entropy_p - KDE_REF_H200) < 1e-7, "H %.17g", o.entropy_p);
     /* kl of kernels 1e200 wide, 0.5 apart, is about 1e-401: 0 */
-    cr_assert_eq(scaled_estimate(kde_p, kde_q, 3, 1, LOSS_SAMPLES_KDE, 1e200,
-                                 &o, &e),
-                 LOSS_OK, "%s", e.message);
+    cr_assert_eq(
+        scaled_estimate(kde_p, kde_q, 3, 1, LOSS_SAMPLES_KDE, 1e200, &o, &e),
+        LOSS_OK, "%s", e.message);
     cr_expect(fabs(o.kl_pq) < 1e-15 && fabs(o.js) < 1e-15, "kl %g js %g",
               o.kl_pq, o.js);
-    cr_expect(fabs(o.entropy_p - KDE_REF_HWIDE) < 1e-7, "H %.17g",
-              o.entropy_p);
+    cr_expect(fabs(o.entropy_p - KDE_REF_HWIDE) < 1e-7, "H %.17g", o.entropy_p);
 }
 
 /* Scaling the samples and the bandwidth by a power of two leaves the
@@ -994,9 +993,9 @@ Test(samples, kde_1d_scales_by_powers_of_two_exactly)
 
     for (i = 0; i < 3; i++)
         p[i] = kde_p[i] * sc, q[i] = kde_q[i] * sc;
-    cr_assert_eq(scaled_estimate(kde_p, kde_q, 3, 1, LOSS_SAMPLES_KDE, 0.5,
-                                 &o1, &e),
-                 LOSS_OK);
+    cr_assert_eq(
+        scaled_estimate(kde_p, kde_q, 3, 1, LOSS_SAMPLES_KDE, 0.5, &o1, &e),
+        LOSS_OK);
     cr_assert_eq(
         scaled_estimate(p, q, 3, 1, LOSS_SAMPLES_KDE, 0.5 * sc, &o2, &e),
         LOSS_OK, "%s", e.message);
@@ -1005,8 +1004,7 @@ Test(samples, kde_1d_scales_by_powers_of_two_exactly)
     cr_expect(fabs(o2.entropy_p - (o1.entropy_p - 700 * log(2.0))) < 1e-12,
               "%.17g %.17g", o1.entropy_p, o2.entropy_p);
     cr_expect(fabs(o1.kl_pq - KDE_REF_KL) < 2e-8, "kl %.17g", o1.kl_pq);
-    cr_expect(fabs(o1.entropy_p - KDE_REF_H1) < 1e-7, "H %.17g",
-              o1.entropy_p);
+    cr_expect(fabs(o1.entropy_p - KDE_REF_H1) < 1e-7, "H %.17g", o1.entropy_p);
 }
 
 /* The grid has at most 16384 intervals; when that cannot give two steps
@@ -1025,9 +1023,9 @@ Test(samples, kde_1d_too_narrow_for_the_grid)
     for (shift = 0; shift <= 79; shift += 79) {
         for (i = 0; i < 3; i++)
             q[i] = kde_q[i] + shift;
-        cr_assert_eq(scaled_estimate(kde_p, q, 3, 1, LOSS_SAMPLES_KDE, 0.01,
-                                     &o, &e),
-                     LOSS_OK, "%d: %s", shift, e.message);
+        cr_assert_eq(
+            scaled_estimate(kde_p, q, 3, 1, LOSS_SAMPLES_KDE, 0.01, &o, &e),
+            LOSS_OK, "%d: %s", shift, e.message);
         cr_expect(fabs(o.entropy_p - KDE_REF_HNARROW) < 1e-7, "%d: H %.17g",
                   shift, o.entropy_p);
     }
@@ -1058,9 +1056,8 @@ Test(samples, kde_1d_too_narrow_for_the_grid)
  * minimum was 0 * inf. */
 static void same_at_scale(loss_samples_method m, size_t d, double bw, int e2)
 {
-    static const double x[] = {1,     0,   2,    1.25, 3,    0.5,
-                               1.5,   1.75, 2.5, 0.125, 3.5, 1.125,
-                               0.25, 2.25, 2.75, 0.75};
+    static const double x[] = {1,   0,     2,   1.25,  3,    0.5,  1.5,  1.75,
+                               2.5, 0.125, 3.5, 1.125, 0.25, 2.25, 2.75, 0.75};
     double y[16], sc = ldexp(1.0, e2), tol;
     size_t n = 8 / d, i;
     loss_samples_out o1, o2;
@@ -1068,11 +1065,10 @@ static void same_at_scale(loss_samples_method m, size_t d, double bw, int e2)
 
     for (i = 0; i < 16; i++)
         y[i] = x[i] * sc;
-    cr_assert_eq(scaled_estimate(x, x + 8, n, d, m, bw, &o1, &e), LOSS_OK,
-                 "%s", e.message);
-    cr_assert_eq(scaled_estimate(y, y + 8, n, d, m, bw * sc, &o2, &e),
-                 LOSS_OK, "%s D=%zu 2^%d: %s", method_names[m], d, e2,
+    cr_assert_eq(scaled_estimate(x, x + 8, n, d, m, bw, &o1, &e), LOSS_OK, "%s",
                  e.message);
+    cr_assert_eq(scaled_estimate(y, y + 8, n, d, m, bw * sc, &o2, &e), LOSS_OK,
+                 "%s D=%zu 2^%d: %s", method_names[m], d, e2, e.message);
     /* Subnormal samples carry few bits.  Otherwise the logarithms of
      * densities or distances are taken in the caller's units, near
      * -1000 here, so kl, a difference of their means, keeps about 1e-13. */
@@ -1080,8 +1076,7 @@ static void same_at_scale(loss_samples_method m, size_t d, double bw, int e2)
     cr_expect(fabs(o2.kl_pq - o1.kl_pq) <= tol,
               "%s D=%zu 2^%d: kl %.17g, %.17g at 1", method_names[m], d, e2,
               o2.kl_pq, o1.kl_pq);
-    cr_expect(fabs(o2.entropy_p -
-                   (o1.entropy_p + (double)d * e2 * log(2.0))) <=
+    cr_expect(fabs(o2.entropy_p - (o1.entropy_p + (double)d * e2 * log(2.0))) <=
                   tol * fabs(o2.entropy_p),
               "%s D=%zu 2^%d: entropy %.17g, %.17g at 1", method_names[m], d,
               e2, o2.entropy_p, o1.entropy_p);

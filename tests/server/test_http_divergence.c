@@ -229,8 +229,8 @@ Test(http_divergence, huge_k_is_bad_parameter)
         cr_expect_str_eq(cJSON_GetStringValue(
                              cJSON_GetObjectItemCaseSensitive(err, "field")),
                          "k", "%s", r.body);
-        cr_expect(strstr(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
-                             err, "message")),
+        cr_expect(strstr(cJSON_GetStringValue(
+                             cJSON_GetObjectItemCaseSensitive(err, "message")),
                          "must be in [1, 2]") != NULL,
                   "%s", r.body);
         hresp_free(&r);
