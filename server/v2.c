@@ -1168,30 +1168,24 @@ static cJSON *header_parse(v2_ctx *c, const char *body, size_t n)
 
     while (root != NULL && at < n && strchr(" \t\r\n", body[at]) != NULL)
         at++;
-    if (root == NULL || at != n) {
-        cJSON_Delete(root);
+    if (root == NULL || at != n)
         srv_fail_set(&c->f, 400, "invalid_json", NULL,
                      "the inference header is not valid JSON (error at byte "
                      "%zu)",
                      at);
-        return NULL;
-    }
-    if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
+    else if (!cJSON_IsObject(root))
         srv_fail_set(&c->f, 400, "wrong_type", NULL,
                      "the inference header must be a JSON object");
-        return NULL;
-    }
     /* cJSON cuts a string at U+0000: "scores\u0000x" would name scores. */
-    if ((at = srv_json_nul_escape(body, n)) != SIZE_MAX) {
-        cJSON_Delete(root);
+    else if ((at = srv_json_nul_escape(body, n)) != SIZE_MAX)
         srv_fail_set(&c->f, 400, "invalid_json", NULL,
                      "the inference header holds the character U+0000 "
                      "(\\u0000) at byte %zu, which no name or value has",
                      at);
-        return NULL;
-    }
-    return root;
+    else
+        return root;
+    cJSON_Delete(root);
+    return NULL;
 }
 
 /* The top-level members: id, parameters, inputs, outputs. */

@@ -475,12 +475,13 @@ static double gauss_entropy(size_t d, double sigma)
            (0.5 * log(2.0 * 3.14159265358979323846 * exp(1.0)) + log(sigma));
 }
 
-static loss_samples_out estimate(const double *p, const double *q, size_t n,
-                                 size_t d, loss_samples_method m)
+/* The arguments of p against q (np = nq = n, D = d) by method m, with
+ * alpha 0.5, k k and base e, and no work yet. */
+static loss_samples_args samples_args(const double *p, const double *q,
+                                      size_t n, size_t d,
+                                      loss_samples_method m, size_t k)
 {
     loss_samples_args a;
-    loss_samples_out o;
-    loss_error e;
 
     memset(&a, 0, sizeof a);
     a.np = a.nq = n;
@@ -489,8 +490,18 @@ static loss_samples_out estimate(const double *p, const double *q, size_t n,
     a.q = q;
     a.method = m;
     a.alpha = 0.5;
-    a.k = 5;
+    a.k = k;
     a.base = exp(1.0);
+    return a;
+}
+
+static loss_samples_out estimate(const double *p, const double *q, size_t n,
+                                 size_t d, loss_samples_method m)
+{
+    loss_samples_args a = samples_args(p, q, n, d, m, 5);
+    loss_samples_out o;
+    loss_error e;
+
     a.work = malloc(loss_samples_divergence_work(&a) * sizeof(double));
     cr_assert_eq(loss_samples_divergence(&a, &o, &e), LOSS_OK, "%s", e.message);
     free(a.work);
@@ -920,18 +931,9 @@ static int scaled_estimate(const double *p, const double *q, size_t n, size_t d,
                            loss_samples_method m, double bw,
                            loss_samples_out *o, loss_error *e)
 {
-    loss_samples_args a;
+    loss_samples_args a = samples_args(p, q, n, d, m, 1);
     int rc;
 
-    memset(&a, 0, sizeof a);
-    a.np = a.nq = n;
-    a.d = d;
-    a.p = p;
-    a.q = q;
-    a.method = m;
-    a.alpha = 0.5;
-    a.k = 1;
-    a.base = exp(1.0);
     a.bandwidth_rule = bw > 0 ? LOSS_BANDWIDTH_FIXED : LOSS_BANDWIDTH_SCOTT;
     a.bandwidth = bw;
     a.work = malloc(loss_samples_divergence_work(&a) * sizeof(double));

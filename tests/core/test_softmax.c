@@ -233,6 +233,19 @@ Test(softmax, extreme_logits_are_finite)
     cr_expect_eq(o.accuracy, 0.0);
 }
 
+/* A loss of 0 with two per-sample zeros and four zero gradients. */
+static void expect_zero(const loss_softmax_out *o, const double *per,
+                        const double *g)
+{
+    size_t j;
+
+    cr_expect_eq(o->loss, 0.0);
+    cr_expect_eq(per[0], 0.0);
+    cr_expect_eq(per[1], 0.0);
+    for (j = 0; j < 4; j++)
+        cr_expect_eq(g[j], 0.0, "g[%zu] = %g", j, g[j]);
+}
+
 /* Logits DBL_MAX or more apart: z_j - m overflows for the low class, whose
  * -log p_j is then +inf.  With a zero coefficient it adds nothing, as in
  * PyTorch (row 0, labels and targets, with and without the gradient
@@ -246,14 +259,9 @@ Test(softmax, logits_beyond_dbl_max_apart)
     loss_softmax_args a = {2, 2, z, y, NULL, NULL, -100, 0.0,
                            LOSS_REDUCE_MEAN, NULL};
     loss_softmax_out o = {0, per, g, 0, 0}, bare = {0, per, NULL, 0, 0};
-    size_t j;
 
     cr_assert_eq(loss_softmax(&a, &o, NULL), LOSS_OK);
-    cr_expect_eq(o.loss, 0.0);
-    cr_expect_eq(per[0], 0.0);
-    cr_expect_eq(per[1], 0.0);
-    for (j = 0; j < 4; j++)
-        cr_expect_eq(g[j], 0.0, "g[%zu] = %g", j, g[j]);
+    expect_zero(&o, per, g);
     cr_expect_eq(o.mean_entropy, 0.0);
     cr_assert_eq(loss_softmax(&a, &bare, NULL), LOSS_OK);
     cr_expect_eq(bare.loss, 0.0);
@@ -280,14 +288,9 @@ Test(softmax, all_ignored_gives_zero)
     loss_softmax_args a = {2, 2, z, y, NULL, NULL, -100, 0.1,
                            LOSS_REDUCE_MEAN, NULL};
     loss_softmax_out o = {0, per, g, 0, 0};
-    size_t j;
 
     cr_assert_eq(loss_softmax(&a, &o, NULL), LOSS_OK);
-    cr_expect_eq(o.loss, 0.0);
-    cr_expect_eq(per[0], 0.0);
-    cr_expect_eq(per[1], 0.0);
-    for (j = 0; j < 4; j++)
-        cr_expect_eq(g[j], 0.0);
+    expect_zero(&o, per, g);
     cr_expect(isnan(o.accuracy));
     cr_expect(isfinite(o.mean_entropy) && o.mean_entropy > 0.0);
 }
