@@ -638,8 +638,11 @@ static int data_walk(v2_ctx *c, size_t i, srv_tensor *t, v2_dtype dt,
                             "shape",
                             name, t->count);
     x = node->valuedouble;
-    if (dt == V2_FP32) /* beyond float's range is infinite, as in binary */
-        x = fabs(x) <= FLT_MAX ? (double)(float)x : x * INFINITY;
+    /* Rounded to float as IEEE 754 rounds: 3.4028235e38, float's largest
+     * as numpy prints it (a double just above FLT_MAX), is FLT_MAX, and
+     * only what rounds past it is infinite, as a binary input would be. */
+    if (dt == V2_FP32)
+        x = (double)(float)x;
     if (dt == V2_FP32 || dt == V2_FP64)
         return store(c, i, t, (*k)++, x, 0, 0);
     if (x != floor(x) || fabs(x) >= (dt == V2_INT32 ? 2147483648.0 : 9.2e18))

@@ -1296,14 +1296,19 @@ Test(v2, empty_shapes_are_422_before_any_allocation)
     "{\"inputs\":[{\"name\":\"embeddings\",\"datatype\":\"FP64\",\"shape\":"  \
     "[3,2],\"data\":[1e200,2,-1e200,2,3,4]},{\"name\":\"labels\","            \
     "\"datatype\":\"INT64\",\"shape\":[3],\"data\":[0,0,1]}]" extra "}"
-#define JS_GRAD_P(binary)                                                     \
-    "{\"parameters\":{\"binary_data_output\":" binary "},\"outputs\":[{"      \
-    "\"name\":\"grad_p\"}],\"inputs\":[{\"name\":\"p\",\"datatype\":"         \
-    "\"FP64\",\"shape\":[1,2],\"data\":[1,0]},{\"name\":\"q\",\"datatype\":"  \
+#define JS_GRAD_P(binary)                                                      \
+    "{\"parameters\":{\"binary_data_output\":" binary "},\"outputs\":[{"       \
+    "\"name\":\"grad_p\"}],\"inputs\":[{\"name\":\"p\",\"datatype\":"          \
+    "\"FP64\",\"shape\":[1,2],\"data\":[1,0]},{\"name\":\"q\",\"datatype\":"   \
     "\"FP64\",\"shape\":[1,2],\"data\":[0.5,0.5]}]}"
-#define HINGE_AT(score)                                                       \
-    "{\"outputs\":[{\"name\":\"loss\"}],\"inputs\":[{\"name\":\"scores\","    \
-    "\"datatype\":\"FP64\",\"shape\":[1],\"data\":[" score "]},{\"name\":"    \
+#define HINGE_AT(score)                                                        \
+    "{\"outputs\":[{\"name\":\"loss\"}],\"inputs\":[{\"name\":\"scores\","     \
+    "\"datatype\":\"FP64\",\"shape\":[1],\"data\":[" score "]},{\"name\":"     \
+    "\"labels\",\"datatype\":\"INT64\",\"shape\":[1],\"data\":[1]}]}"
+
+#define HINGE_FP32_AT(score)                                                   \
+    "{\"outputs\":[{\"name\":\"loss\"}],\"inputs\":[{\"name\":\"scores\","     \
+    "\"datatype\":\"FP32\",\"shape\":[1],\"data\":[" score "]},{\"name\":"     \
     "\"labels\",\"datatype\":\"INT64\",\"shape\":[1],\"data\":[1]}]}"
 
 /* The binary output of a one-output JSON request, as n floats. */
@@ -1375,6 +1380,16 @@ Test(v2, fp32_outputs_past_float_range_are_422)
     hresp_free(&r);
     json_case(d.port, "hinge", HINGE_AT("-3.4028236e38"), 422,
               "loss[0] is 3.4028236e+38, beyond the range of FP32");
+    /* FP32 inputs round as a float does: 3.4028235e38 (float's largest as
+     * numpy prints it, a double just above FLT_MAX) is FLT_MAX, giving a
+     * hinge loss of 1 + FLT_MAX, which rounds back to it; 3.4028236e38
+     * rounds to inf, which no input may be. */
+    v2_post_json(d.port, "hinge", HINGE_FP32_AT("-3.4028235e38"), &r);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cr_assert_not_null(strstr(r.body, "\"data\":[3.4028235e+38]"), "%s",
+                       r.body);
+    hresp_free(&r);
+    json_case(d.port, "hinge", HINGE_FP32_AT("-3.4028236e38"), 422, "infinite");
     /* js's gradient at p = 0 is -inf: null in JSON as in /loss/js, -inf in
      * a binary tensor. */
     v2_post_json(d.port, "js", JS_GRAD_P("false"), &r);
