@@ -254,8 +254,10 @@ static int prescan_nul(const srv_loss *L, const char *body, size_t len,
     scan(&sc, body, at, SIZE_MAX);
     top = sc.depth == 1 ? &sc.fr[0] : NULL;
     if (top != NULL && !top->array && top->want_key && top->key != NULL) {
-        n = strcspn(top->key, "\"");
-        n = n < sizeof key - 1 ? n : sizeof key - 1;
+        for (n = 0; n < sizeof key - 1 && top->key + n < body + len &&
+                    top->key[n] != '"';
+             n++)
+            ;
         memcpy(key, top->key, n);
         key[n] = '\0';
         return unknown_key(L, key, f);
@@ -354,12 +356,16 @@ static cJSON *parse_body(const srv_loss *L, const char *body, size_t len,
         /* Not strict JSON lossd's reader takes: cJSON reads it (and words
          * any error) exactly as before, in an emptied arena. */
         srv_arena_rewind(arena);
-        if (prescan_depth(L, body, len, f) != 0 ||
-            prescan_nul(L, body, len, f) != 0)
+        if (prescan_depth(L, body, len, f) != 0)
             return NULL;
         root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
         if (root == NULL) {
             parse_fail(body, len, end, f);
+            return NULL;
+        }
+        /* On valid JSON only: the scanner follows its structure. */
+        if (prescan_nul(L, body, len, f) != 0) {
+            cJSON_Delete(root);
             return NULL;
         }
         break;
