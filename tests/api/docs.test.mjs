@@ -100,6 +100,17 @@ test("/docs renders every loss, fetches only from its own host and runs without 
   await page.waitForTimeout(300);
   await page.screenshot({ path: path.join(BUILD, "docs-softmax.png") });
 
+  // Every link on the page opens in a new tab too: none names a root path
+  // (/section/errors), which the daemon does not serve; each is its hash.
+  const rooted = await page.$$eval("a[href]", (as) =>
+    as.map((a) => a.getAttribute("href")).filter((h) => h.startsWith("/") && !h.startsWith("//")),
+  );
+  assert.deepEqual(rooted, [], "links to root paths");
+  const tab = await context.newPage();
+  await tab.goto(`${url}#/section/errors`, { waitUntil: "networkidle" });
+  assert.ok((await tab.evaluate(() => window.scrollY)) > 0, "#/section/errors did not scroll to the section");
+  await tab.close();
+
   const own = new URL(url).host;
   const foreign = requests.filter((u) => !/^(data|blob|about):/.test(u) && new URL(u).host !== own);
   assert.deepEqual(foreign, [], "requests to other hosts");
