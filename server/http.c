@@ -38,6 +38,7 @@
 #include "pool.h"
 #include "route.h"
 #include "v2.h"
+#include "watch.h"
 
 typedef enum req_state {
     REQ_ANSWERED,  /* a response is queued; any further body is discarded */
@@ -520,6 +521,7 @@ static enum MHD_Result http_begin(struct MHD_Connection *conn, const char *url,
 
     if (rq == NULL)
         return MHD_NO;
+    srv_watch_busy(conn);
     rq->conn = conn;
     rq->method = method;
     rq->path = url;
@@ -598,9 +600,9 @@ static void http_completed(void *cls, struct MHD_Connection *conn,
     uint64_t t = uv_hrtime();
 
     (void)cls;
-    (void)conn;
     if (rq == NULL)
         return;
+    srv_watch_idle(conn);
     if (rq->status == 0)
         srv_metrics_rejected(
             rq->timed_out || toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED
@@ -760,15 +762,39 @@ static struct MHD_Daemon *http_daemon_start(const srv_config *cfg, int fd,
         http_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
         MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
         cfg->timeout, MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
-        MHD_OPTION_NOTIFY_COMPLETED, http_completed, NULL, MHD_OPTION_ARRAY,
+        MHD_OPTION_NOTIFY_COMPLETED, http_completed, NULL,
+        MHD_OPTION_NOTIFY_CONNECTION, srv_watch_notify, NULL, MHD_OPTION_ARRAY,
         http.tls_cert != NULL ? tls : none, MHD_OPTION_END);
+}
+
+/* One polling thread per core, 1 to 4, and no more than connections. */
+static unsigned io_threads_for(const srv_config *cfg)
+{
+    unsigned n = uv_available_parallelism();
+
+    n = n < 1 ? 1 : n > 4 ? 4 : n;
+    return n > cfg->max_connections ? cfg->max_connections : n;
+}
+
+/* The line on stderr when libmicrohttpd would not start. */
+static void http_start_failed(const srv_config *cfg)
+{
+    if (http.tls_cert != NULL)
+        fprintf(stderr,
+                "lossd: cannot serve TLS with --tls-cert '%s' and "
+                "--tls-key '%s': %s\n",
+                cfg->tls_cert, cfg->tls_key,
+                http.mhd_error[0] ? http.mhd_error
+                                  : "the certificate or key was refused");
+    else
+        fprintf(stderr, "lossd: cannot start the HTTP daemon: %s\n",
+                http.mhd_error[0] ? http.mhd_error : "unknown error");
 }
 
 int srv_http_start(const srv_config *cfg, unsigned *port)
 {
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
-    unsigned io_threads = uv_available_parallelism();
     int family = AF_INET, fd;
 
     http.cfg = cfg;
@@ -779,27 +805,21 @@ int srv_http_start(const srv_config *cfg, unsigned *port)
     if (tls_load(cfg) != 0)
         return -1;
     fd = http_listen(cfg, &family, port);
+    if (fd >= 0 && srv_watch_start(cfg->timeout) != 0) {
+        fprintf(stderr, "lossd: cannot start the request-head watch\n");
+        close(fd);
+        fd = -1;
+    }
     if (fd < 0) {
         tls_free();
         return -1;
     }
     if (family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    io_threads = io_threads < 1 ? 1 : io_threads > 4 ? 4 : io_threads;
-    if (io_threads > cfg->max_connections)
-        io_threads = cfg->max_connections; /* each thread takes a share */
-    http.daemon = http_daemon_start(cfg, fd, flags, io_threads);
+    http.daemon = http_daemon_start(cfg, fd, flags, io_threads_for(cfg));
     if (http.daemon == NULL) {
-        if (http.tls_cert != NULL)
-            fprintf(stderr,
-                    "lossd: cannot serve TLS with --tls-cert '%s' and "
-                    "--tls-key '%s': %s\n",
-                    cfg->tls_cert, cfg->tls_key,
-                    http.mhd_error[0] ? http.mhd_error
-                                      : "the certificate or key was refused");
-        else
-            fprintf(stderr, "lossd: cannot start the HTTP daemon: %s\n",
-                    http.mhd_error[0] ? http.mhd_error : "unknown error");
+        http_start_failed(cfg);
+        srv_watch_stop();
         close(fd);
         tls_free();
         return -1;
@@ -828,6 +848,7 @@ void srv_http_stop(void)
     if (http.daemon != NULL)
         MHD_stop_daemon(http.daemon);
     http.daemon = NULL;
+    srv_watch_stop();
     atomic_store(&http.running, 0);
     tls_free();
 }

@@ -265,6 +265,45 @@ Test(http_resilience, trickling_body_is_dropped_after_timeout)
     cr_assert_eq(lossd_stop(&d), 0);
 }
 
+/* The request head has a deadline too: with --timeout 1, a client that
+ * sends its headers a byte every 100 ms is cut off (libmicrohttpd's idle
+ * timeout alone would wait for ever), and counted as a timeout, while a
+ * client on a kept-alive connection, asking every 300 ms for 2.4 s, is
+ * served throughout: its deadline starts again after each answer. */
+Test(http_resilience, trickling_headers_are_dropped_after_timeout)
+{
+    static const char *const args[] = {"--timeout", "1", NULL};
+    static const char head[] = "POST /loss/hinge HTTP/1.1\r\nHost: t\r\n"
+                               "X-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                               "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+    static const char ask[] = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+    char buf[512];
+    lossd d;
+    int slow, kept, i, closed = 0;
+    ssize_t n;
+
+    lossd_start(&d, args);
+    slow = sock_open(d.port);
+    kept = sock_open(d.port);
+    for (i = 0; i < (int)sizeof head - 1 && !closed; i++) {
+        closed = send(slow, head + i, 1, MSG_NOSIGNAL) != 1 || readable(slow);
+        if (i % 3 == 0) {
+            sock_send(kept, ask, sizeof ask - 1);
+            n = recv(kept, buf, sizeof buf - 1, 0);
+            cr_assert(n > 0, "the kept-alive client lost its connection");
+            buf[n] = '\0';
+            cr_assert(strstr(buf, "200 OK") != NULL, "%s", buf);
+        }
+        sleep_ms(100);
+    }
+    cr_assert(closed, "the trickling headers were never cut off");
+    cr_assert_geq(i, 8, "cut off after %d bytes, before the deadline", i);
+    close(slow);
+    close(kept);
+    wait_metric(d.port, "lossd_rejected_total{reason=\"timeout\"}", 1);
+    cr_assert_eq(lossd_stop(&d), 0);
+}
+
 /* Bodies that arrive slowly hold memory: with --max-body-total at 10 MiB,
  * a client that has sent half of a 6 MiB body keeps a second 6 MiB body
  * out (503 overloaded, Retry-After, JSON, decided on its headers), and
