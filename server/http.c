@@ -43,7 +43,8 @@
 typedef enum req_state {
     REQ_ANSWERED,  /* a response is queued; any further body is discarded */
     REQ_DEFERRED,  /* answer holds the response to send once the request
-                      has been read (no body, or a body over the limit) */
+                      has been read (no body, a body over --max-body, or
+                      one --max-body-total has no room for) */
     REQ_RECEIVING, /* a loss request's body is arriving */
     REQ_COMPUTING, /* suspended; a worker owns the request */
     REQ_COMPUTED   /* resumed; reply holds the answer to send */
@@ -396,28 +397,28 @@ static int peer_closed(struct MHD_Connection *conn)
            recv(ci->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
 }
 
-/* Appends one piece of the body.  A body that outgrows the limit (only a
- * chunked one can: libmicrohttpd stops at Content-Length) is cut off: the
- * buffer is freed, the rest is read and dropped, and the 413 goes out when
- * the body ends (libmicrohttpd cannot queue a response in mid-body); the
- * timeout bounds how long that can last. */
+/* Appends one piece of the body.  A body that outgrows --max-body (only a
+ * chunked one can: libmicrohttpd stops at Content-Length), or whose growth
+ * --max-body-total has no room for, is cut off: the buffer is freed, the
+ * rest is read and dropped, and the 413 (or 503) goes out when the body
+ * ends (libmicrohttpd cannot queue a response in mid-body); the timeout
+ * bounds how long that can last. */
 static enum MHD_Result http_receive(request *rq, const char *data, size_t *size)
 {
     size_t n = *size;
     srv_answer a;
-    int rc = 0;
+    int rc = 0, too_large = n > http.cfg->max_body - rq->len;
 
     *size = 0;
     if (request_timed_out(rq)) {
         rq->timed_out = 1;
         return MHD_NO;
     }
-    if (n > http.cfg->max_body - rq->len ||
-        (rc = body_reserve(rq, rq->len + n)) == -2) {
+    if (too_large || (rc = body_reserve(rq, rq->len + n)) == -2) {
         free(rq->body);
         rq->body = NULL;
         body_release(rq);
-        if (n > http.cfg->max_body - rq->len)
+        if (too_large)
             srv_answer_error(&rq->answer, 413, "body_too_large",
                              "The body is larger than the limit of %zu bytes.",
                              http.cfg->max_body);
@@ -801,6 +802,7 @@ int srv_http_start(const srv_config *cfg, unsigned *port)
     /* A body of --max-body bytes takes one more, for its NUL. */
     http.held_max = cfg->max_body_total > cfg->max_body ? cfg->max_body_total
                                                         : cfg->max_body + 1;
+    atomic_store(&http.held, 0);
     atomic_store(&http.draining, 0);
     if (tls_load(cfg) != 0)
         return -1;
@@ -841,6 +843,11 @@ int srv_http_draining(void)
 long srv_http_busy(void)
 {
     return atomic_load(&http.admitted);
+}
+
+size_t srv_http_body_bytes(void)
+{
+    return atomic_load(&http.held);
 }
 
 void srv_http_stop(void)

@@ -29,6 +29,9 @@ int srv_http_draining(void);
  * in full: the work a drain waits for. */
 long srv_http_busy(void);
 
+/* Bytes of request bodies held against --max-body-total now. */
+size_t srv_http_body_bytes(void);
+
 /* Stops the daemon, closing every connection.  Call when no request is in
  * flight (no connection is suspended). */
 void srv_http_stop(void);

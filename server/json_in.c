@@ -224,6 +224,8 @@ size_t srv_json_nul_escape(const char *s, size_t len)
     for (i = 0; i < len; i++) {
         if (!in_str)
             in_str = s[i] == '"';
+        else if (s[i] == '\0') /* raw: not JSON, but cJSON takes it */
+            return i;
         else if (esc) {
             esc = 0;
             if (s[i] == 'u' && len - i > 4 && memcmp(s + i + 1, "0000", 4) == 0)
@@ -234,6 +236,24 @@ size_t srv_json_nul_escape(const char *s, size_t len)
             in_str = 0;
     }
     return SIZE_MAX;
+}
+
+/* The key text from k up to its closing quote (or end), into out (cap
+ * bytes, NUL-terminated, cut short if need be), a raw NUL byte written as
+ * the escape \u0000 so that the name shows it. */
+static void raw_key(const char *k, const char *end, char *out, size_t cap)
+{
+    size_t n = 0;
+
+    for (; k < end && *k != '"' && n + 7 <= cap; k++) {
+        if (*k == '\0') {
+            memcpy(out + n, "\\u0000", 6);
+            n += 6;
+        } else {
+            out[n++] = *k;
+        }
+    }
+    out[n] = '\0';
 }
 
 /* A string holding U+0000, which cJSON's strings (C strings) would cut
@@ -254,12 +274,7 @@ static int prescan_nul(const srv_loss *L, const char *body, size_t len,
     scan(&sc, body, at, SIZE_MAX);
     top = sc.depth == 1 ? &sc.fr[0] : NULL;
     if (top != NULL && !top->array && top->want_key && top->key != NULL) {
-        for (n = 0; n < sizeof key - 1 && top->key + n < body + len &&
-                    top->key[n] != '"';
-             n++)
-            ;
-        memcpy(key, top->key, n);
-        key[n] = '\0';
+        raw_key(top->key, body + len, key, sizeof key);
         return unknown_key(L, key, f);
     }
     if (prescan_unknown_key(L, &sc, f) != 0)

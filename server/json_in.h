@@ -61,8 +61,9 @@ int srv_fail_set(srv_fail *f, int status, const char *code, const char *field,
 #endif
     ;
 
-/* The offset of the first \u0000 escape inside a string of s[0..len), or
- * SIZE_MAX: cJSON's strings are C strings and would end there. */
+/* The offset of the first \u0000 escape or raw NUL byte inside a string
+ * of s[0..len), or SIZE_MAX: cJSON's strings are C strings and would end
+ * there. */
 size_t srv_json_nul_escape(const char *s, size_t len);
 
 /* The JSON path of the element that starts at byte stop of body ("logits[3]

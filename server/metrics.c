@@ -250,7 +250,7 @@ static void render_gauges(text *t, unsigned queue_depth)
 }
 
 char *srv_metrics_render(unsigned queue_depth, unsigned workers_busy,
-                         size_t *len)
+                         size_t body_bytes, size_t *len)
 {
     text t = {malloc(8192), 0, 8192};
 
@@ -261,8 +261,12 @@ char *srv_metrics_render(unsigned queue_depth, unsigned workers_busy,
     render_gauges(&t, queue_depth);
     text_printf(&t,
                 "# HELP lossd_workers_busy Workers computing a request.\n"
-                "# TYPE lossd_workers_busy gauge\nlossd_workers_busy %u\n",
-                workers_busy);
+                "# TYPE lossd_workers_busy gauge\nlossd_workers_busy %u\n"
+                "# HELP lossd_body_bytes_held Bytes of request bodies held "
+                "against --max-body-total.\n"
+                "# TYPE lossd_body_bytes_held gauge\n"
+                "lossd_body_bytes_held %zu\n",
+                workers_busy, body_bytes);
     pthread_mutex_unlock(&lock);
     *len = t.len;
     return t.buf;

@@ -40,8 +40,9 @@ void srv_metrics_rejected(const char *reason);
 /* Requests between begin and end. */
 long srv_metrics_in_flight(void);
 
-/* The exposition text, malloc'd (free with free); NULL when out of memory. */
+/* The exposition text, malloc'd (free with free); NULL when out of memory.
+ * body_bytes: bytes of request bodies held against --max-body-total. */
 char *srv_metrics_render(unsigned queue_depth, unsigned workers_busy,
-                         size_t *len);
+                         size_t body_bytes, size_t *len);
 
 #endif

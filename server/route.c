@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "docs.h"
+#include "http.h"
 #include "metrics.h"
 #include "pool.h"
 #include "route.h"
@@ -192,7 +193,8 @@ static void route_readyz(srv_answer *a, int draining)
 static void route_metrics(srv_answer *a)
 {
     size_t len = 0;
-    char *body = srv_metrics_render(srv_pool_depth(), srv_pool_busy(), &len);
+    char *body = srv_metrics_render(srv_pool_depth(), srv_pool_busy(),
+                                    srv_http_body_bytes(), &len);
 
     answer_malloced(a, "text/plain; version=0.0.4; charset=utf-8", body, len);
 }

@@ -19,12 +19,14 @@
 
 /* Runs one request; the parsed response is returned (caller deletes), the
  * status stored in *status. */
-static cJSON *run(const char *loss, const char *body, int *status)
+/* run for a body of len bytes, which may hold NUL bytes. */
+static cJSON *run_n(const char *loss, const char *body, size_t len,
+                    int *status)
 {
     srv_reply r;
     cJSON *resp;
 
-    srv_loss_run(loss, body, strlen(body), &r);
+    srv_loss_run(loss, body, len, &r);
     cr_assert_not_null(r.body, "%s: no body", loss);
     resp = cJSON_ParseWithLength(r.body, r.len);
     cr_assert_not_null(resp, "%s: response is not JSON: %.*s", loss, (int)r.len,
@@ -33,6 +35,11 @@ static cJSON *run(const char *loss, const char *body, int *status)
     *status = r.status;
     srv_reply_cleanup(&r);
     return resp;
+}
+
+static cJSON *run(const char *loss, const char *body, int *status)
+{
+    return run_n(loss, body, strlen(body), status);
 }
 
 static const char *error_field(const cJSON *resp, const char *key)
@@ -581,7 +588,12 @@ Test(handler_errors, invalid_json_and_nesting)
  * NUL, and other escapes still read as their characters. */
 Test(handler_errors, nul_in_a_key_or_value_is_refused)
 {
+    static const char raw_key_body[] =
+        "{\"scores\":[0],\"labels\":[1],\"p\0x\":2}";
+    static const char raw_value_body[] =
+        "{\"scores\":[0],\"labels\":[1],\"reduction\":\"sum\0x\"}";
     cJSON *resp;
+    int status;
 
     expect_error("hinge", "{\"scores\":[0],\"labels\":[1],\"p\\u0000junk\":2}",
                  422, "unknown_field", "p\\u0000junk");
@@ -595,10 +607,23 @@ Test(handler_errors, nul_in_a_key_or_value_is_refused)
     expect_error("hinge",
                  "{\"scores\":[0],\"labels\":[1],\"x\":{\"a\\u0000\":1}}", 422,
                  "unknown_field", "x");
-    expect_error(
-        "hinge",
-        "{\"scores\":[0],\"labels\":[1],\"reduction\":\"su\\\\u0000m\"}", 422,
-        "bad_parameter", "reduction");
+    resp = run("hinge",
+               "{\"scores\":[0],\"labels\":[1],\"reduction\":\"su\\\\u0000m\"}",
+               &status);
+    cr_expect_eq(status, 422);
+    cr_expect(strstr(error_field(resp, "message"), "must be one of") != NULL,
+              "%s", error_field(resp, "message"));
+    cJSON_Delete(resp);
+    /* A raw NUL byte (not JSON, yet cJSON reads it) is refused alike. */
+    resp = run_n("hinge", raw_key_body, sizeof raw_key_body - 1, &status);
+    cr_expect_eq(status, 422);
+    cr_expect_str_eq(error_field(resp, "code"), "unknown_field");
+    cr_expect_str_eq(error_field(resp, "field"), "p\\u0000x");
+    cJSON_Delete(resp);
+    resp = run_n("hinge", raw_value_body, sizeof raw_value_body - 1, &status);
+    cr_expect_eq(status, 422);
+    cr_expect_str_eq(error_field(resp, "field"), "reduction");
+    cJSON_Delete(resp);
     resp = run_ok(
         "hinge", "{\"scores\":[0],\"labels\":[1],\"reduction\":\"su\\u006d\"}");
     cr_expect_eq(cJSON_GetObjectItem(resp, "loss")->valuedouble, 1.0);

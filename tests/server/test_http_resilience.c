@@ -335,6 +335,8 @@ Test(http_resilience, bodies_in_flight_are_bounded)
     cr_expect(strstr(r.body, "max-body-total") != NULL, "%s", r.body);
     cr_expect_eq(hresp_header(&r, "Retry-After", head, sizeof head), 0);
     hresp_free(&r);
+    /* The gauge shows the holder's body, and the refused one's is gone. */
+    cr_expect_eq(scrape(d.port, "lossd_body_bytes_held"), (double)(big + 1));
     /* Chunked: its buffer doubles as pieces arrive, and is refused once
      * it would pass the room left; the answer comes when the body ends. */
     fd = sock_open(d.port);
@@ -353,11 +355,15 @@ Test(http_resilience, bodies_in_flight_are_bounded)
     close(fd);
     close(holder);
     wait_metric(d.port, "lossd_rejected_total{reason=\"dropped\"}", 1);
+    /* Every byte held comes back: no refusal, hang-up or chunked growth
+     * leaks any (a leak would shrink the room until all is refused). */
+    cr_expect_eq(scrape(d.port, "lossd_body_bytes_held"), 0.0);
     memcpy(pad, tiny, strlen(tiny));
     http_call(d.port, "POST", "/loss/hinge", "application/json", pad, big,
               NULL, &r);
     cr_expect_eq(r.status, 200, "%s", r.body);
     hresp_free(&r);
+    cr_expect_eq(scrape(d.port, "lossd_body_bytes_held"), 0.0);
     free(pad);
     cr_assert_eq(lossd_stop(&d), 0);
 }
