@@ -973,8 +973,6 @@ static int common_parse(srv_request *rq, size_t i, const cJSON *v, srv_fail *f)
     return 0;
 }
 
-/* Dispatches one body key to its input, parameter or common field; seen
- * marks keys already given (slots: inputs, then params, then common). */
 /* The slot of key in L: an input's index, then the parameters', then the
  * common fields'; SIZE_MAX when L has no such field. */
 static size_t key_slot(const srv_loss *L, const char *key)
@@ -993,6 +991,8 @@ static size_t key_slot(const srv_loss *L, const char *key)
     return SIZE_MAX;
 }
 
+/* Dispatches one body key to its input, parameter or common field; seen
+ * marks keys already given (slots: inputs, then params, then common). */
 int srv_request_field(srv_request *rq, const cJSON *item, unsigned *seen,
                       srv_fail *f)
 {
