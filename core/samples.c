@@ -90,8 +90,9 @@
  *     included, would depend on where q lies.  For one fixed bandwidth h
  *     over a pooled range R that is h < R / 8180; the message names
  *     "knn" and that bound.  kde for D > 1 with the largest |coordinate|
- *     above 2^500 h_min is LOSS_E_PARAM on bandwidth: the scaled squared
- *     distances could overflow.
+ *     above about 2^(509 - log2(D) / 2) h_min (2^500 h_min at D = 2^18)
+ *     is LOSS_E_PARAM on bandwidth: the scaled squared distances could
+ *     overflow (kde_rows).
  *   - knn needs 1 <= k <= min(np, nq) - 1 (LOSS_E_PARAM on k); a sample with
  *     k others at distance 0, in its own set or the other, makes a logarithm
  *     infinite: LOSS_E_INFINITE at that sample.
@@ -139,7 +140,6 @@
 /* The smallest fixed bandwidth, in pooled ranges, that KDE_GRID_MAX steps
  * of 1/KDE_MIN_STEPS bandwidth resolve with the 2 KDE_TAIL margin. */
 #define KDE_MIN_BANDS (KDE_GRID_MAX / KDE_MIN_STEPS - 2.0 * KDE_TAIL)
-#define KDE_MAX_RATIO 500 /* log2 of the largest |sample| / bandwidth */
 
 /* Estimates in nats, before the change of base. */
 typedef struct samp_est {
@@ -393,6 +393,16 @@ static void hist_bin(double pb, double qb, samp_est *e)
     e->h_q -= rel_entr(qb, 1.0);
 }
 
+/* log(range / bins), the log of a bin's width, also when that width is
+ * subnormal or underflows to 0 (a range of 5e-324): then as the difference
+ * of logs, else the same bits as before. */
+static double log_width(double range, size_t bins)
+{
+    double w = range / (double)bins;
+
+    return w >= DBL_MIN ? log(w) : log(range) - log((double)bins);
+}
+
 static void samp_histogram(const loss_samples_args *a, loss_samples_out *o,
                            samp_est *e)
 {
@@ -416,8 +426,8 @@ static void samp_histogram(const loss_samples_args *a, loss_samples_out *o,
         hist_bin((bin_count(sp, a->np, &ip, b, &hb) + a->alpha) / dp,
                  (bin_count(sq, a->nq, &iq, b, &hb) + a->alpha) / dq, e);
     e->js = fmax(e->js, 0.0);
-    e->h_p += log((hi - lo) / (double)bins);
-    e->h_q += log((hi - lo) / (double)bins);
+    e->h_p += log_width(hi - lo, bins);
+    e->h_q += log_width(hi - lo, bins);
     o->bins = bins;
 }
 
@@ -486,8 +496,11 @@ static double kde_scale(double hmin)
  * has room for n exponents.  The exponents are found first, then their
  * largest m, so that sum e^(t - m) >= 1 has no term that overflows, and one
  * at least that does not underflow.  Self's term is -inf: e^-inf adds an
- * exact 0.  With h >= 2^-52, c = -1/(2 h^2) is neither 0 nor infinite, so
- * a term is never 0 * -inf. */
+ * exact 0.  h is at least 1 in the callers' units (the narrowest bandwidth
+ * is scaled into [1, 2)), so c = -1/(2 h^2) is finite; for a bandwidth
+ * past 2^511 times the narrowest, h h overflows and c is -0, every term
+ * e^0: the kernel is flat to double precision at that width.  The
+ * squared distances are finite (kde_rows), so no term is 0 * inf. */
 static double kde_log_sum(const double *x, const double *y, size_t n, size_t d,
                           double h, size_t self, double *t)
 {
@@ -607,21 +620,24 @@ static int kde_grid(const loss_samples_args *a, double hp, double hq,
  * squared distance, and so each exponent, is the unscaled one's bit for bit
  * wherever that one neither overflowed nor underflowed).  Only the copies
  * must stay small enough that D squared differences sum to a finite value:
- * LOSS_E_PARAM when a bandwidth is below 2^-KDE_MAX_RATIO of the largest
- * coordinate. */
+ * with the largest |coordinate| below 2^(r+1) in these units, each is below
+ * 2^(2r+4) and their sum below 2^(2r+5+ilogb(D)), finite while r <=
+ * (1018 - ilogb(D)) / 2 (509 for D = 1, 499 for D = 2^20); past that,
+ * LOSS_E_PARAM. */
 static int kde_rows(const loss_samples_args *a, double hmin, double *sp,
                     double *sq, loss_error *err)
 {
     double s = kde_scale(hmin),
            m = fmax(max_abs(a->p, a->np * a->d), max_abs(a->q, a->nq * a->d));
+    int limit = (1018 - ilogb((double)a->d)) / 2;
     size_t i;
 
-    if (m > 0 && ilogb(m) + ilogb(s) > KDE_MAX_RATIO)
+    if (m > 0 && ilogb(m) + ilogb(s) > limit)
         return loss_error_at(err, LOSS_E_PARAM, "bandwidth", 0, 0, 0, 0,
                              "is %.3g, below 2^-%d of samples as large as "
                              "%.3g, where squared distances overflow; use "
                              "\"knn\" or a wider bandwidth.",
-                             hmin, KDE_MAX_RATIO, m);
+                             hmin, limit, m);
     for (i = 0; i < a->np * a->d; i++)
         sp[i] = a->p[i] * s;
     for (i = 0; i < a->nq * a->d; i++)

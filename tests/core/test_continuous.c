@@ -1084,6 +1084,59 @@ static void same_at_scale(loss_samples_method m, size_t d, double bw, int e2)
               e2, o2.entropy_p, o1.entropy_p);
 }
 
+/* A histogram over the smallest range there is, one subnormal step
+ * (2^-1074) in two bins: each bin's width underflows to 0, and its log
+ * was -inf; the entropy is that of the same samples in units of 1 plus
+ * log 2^-1074. */
+Test(samples, histogram_entropy_over_a_subnormal_range)
+{
+    static const double p1[] = {0, 1, 1}, q1[] = {0, 1, 0};
+    double p[3], q[3], step = ldexp(1.0, -1074);
+    loss_samples_args a = samples_args(p1, q1, 3, 1, LOSS_SAMPLES_HISTOGRAM, 5);
+    loss_samples_out o1, o2;
+    size_t i;
+
+    for (i = 0; i < 3; i++)
+        p[i] = p1[i] * step, q[i] = q1[i] * step;
+    a.bins = 2;
+    a.work = malloc(loss_samples_divergence_work(&a) * sizeof(double));
+    cr_assert_not_null(a.work);
+    cr_assert_eq(loss_samples_divergence(&a, &o1, NULL), LOSS_OK);
+    a.p = p;
+    a.q = q;
+    cr_assert_eq(loss_samples_divergence(&a, &o2, NULL), LOSS_OK);
+    free(a.work);
+    cr_expect_eq(o2.kl_pq, o1.kl_pq);
+    cr_expect(isfinite(o2.entropy_p), "entropy_p %g", o2.entropy_p);
+    cr_expect_float_eq(o2.entropy_p, o1.entropy_p - 1074.0 * log(2.0),
+                       1e-12 * 1074.0, "%.17g", o2.entropy_p);
+}
+
+/* kde in D > 1 scales the rows so that the narrowest bandwidth is near 1;
+ * rows 2^498 away (1e150) then square past double range once the bandwidth
+ * is below 2^-508 of them in D = 2: a 422 on bandwidth that says so, and
+ * a finite estimate just inside that bound. */
+Test(samples, kde_rows_too_far_for_the_bandwidth)
+{
+    static const double p[] = {1e150, 0, 0, 1, 1, 0}, q[] = {0, 0, 1, 1, 2, 0};
+    loss_samples_args a = samples_args(p, q, 3, 2, LOSS_SAMPLES_KDE, 5);
+    loss_samples_out o;
+    loss_error e;
+
+    a.bandwidth_rule = LOSS_BANDWIDTH_FIXED;
+    a.bandwidth = 1e-5; /* 2^-17: 498 + 17 > 508 */
+    a.work = malloc(loss_samples_divergence_work(&a) * sizeof(double));
+    cr_assert_not_null(a.work);
+    cr_assert_eq(loss_samples_divergence(&a, &o, &e), LOSS_E_PARAM);
+    cr_expect_str_eq(e.field, "bandwidth");
+    cr_expect(strstr(e.message, "below 2^-508") != NULL, "%s", e.message);
+    a.bandwidth = 1e-2; /* 2^-7: 505 */
+    cr_assert_eq(loss_samples_divergence(&a, &o, &e), LOSS_OK, "%s", e.message);
+    cr_expect(isfinite(o.kl_pq) && isfinite(o.entropy_p), "%g %g", o.kl_pq,
+              o.entropy_p);
+    free(a.work);
+}
+
 Test(samples, every_method_at_extreme_scales)
 {
     int e2[] = {-700, -1060}, i;
