@@ -17,6 +17,7 @@
 
 #include "json_out.h"
 #include "log.h"
+#include "waiter.h"
 
 /* Written once by srv_log_init before any thread starts; read-only after. */
 static srv_log_format log_format = SRV_LOG_JSON;
@@ -34,12 +35,10 @@ typedef struct line {
  * line is written at once. */
 static struct {
     pthread_mutex_t lock;
-    pthread_cond_t wake; /* a first line, or stopping */
+    srv_waiter writer; /* woken by a first line, or to stop */
     char buf[BATCH_CAP];
     size_t len;
-    int running, stopping;
-    pthread_t thread;
-} batch = {.lock = PTHREAD_MUTEX_INITIALIZER};
+} batch = {.lock = PTHREAD_MUTEX_INITIALIZER, .writer = {.lock = &batch.lock}};
 
 static void write_all(const char *p, size_t n)
 {
@@ -63,18 +62,6 @@ static void batch_flush(void)
     batch.len = 0;
 }
 
-/* The deadline ms milliseconds from now on the condition's clock. */
-static struct timespec deadline_ms(long ms)
-{
-    struct timespec t;
-
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    t.tv_nsec += ms * 1000000L;
-    t.tv_sec += t.tv_nsec / 1000000000L;
-    t.tv_nsec %= 1000000000L;
-    return t;
-}
-
 /* The writer thread: waits for a first line, lets more gather for
  * BATCH_DELAY_MS, writes them all. */
 static void *batch_main(void *arg)
@@ -83,14 +70,15 @@ static void *batch_main(void *arg)
 
     (void)arg;
     pthread_mutex_lock(&batch.lock);
-    while (!batch.stopping) {
+    while (!batch.writer.stopping) {
         if (batch.len == 0) {
-            pthread_cond_wait(&batch.wake, &batch.lock);
+            pthread_cond_wait(&batch.writer.wake, &batch.lock);
             continue;
         }
-        until = deadline_ms(BATCH_DELAY_MS);
-        while (!batch.stopping && batch.len > 0 &&
-               pthread_cond_timedwait(&batch.wake, &batch.lock, &until) == 0)
+        until = srv_waiter_deadline((uint64_t)BATCH_DELAY_MS * 1000000u);
+        while (!batch.writer.stopping && batch.len > 0 &&
+               pthread_cond_timedwait(&batch.writer.wake, &batch.lock,
+                                      &until) == 0)
             ;
         batch_flush();
     }
@@ -99,46 +87,16 @@ static void *batch_main(void *arg)
     return NULL;
 }
 
-static int batch_start(void)
-{
-    pthread_condattr_t attr;
-    int rc;
-
-    if (pthread_condattr_init(&attr) != 0)
-        return -1;
-    rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    if (rc == 0)
-        rc = pthread_cond_init(&batch.wake, &attr);
-    pthread_condattr_destroy(&attr);
-    if (rc != 0)
-        return -1;
-    if (pthread_create(&batch.thread, NULL, batch_main, NULL) != 0) {
-        pthread_cond_destroy(&batch.wake);
-        return -1;
-    }
-    batch.running = 1;
-    return 0;
-}
-
 void srv_log_init(srv_log_format format)
 {
     log_format = format;
-    if (!batch.running)
-        (void)batch_start(); /* else lines are written one by one */
+    if (!batch.writer.running) /* else lines are written one by one */
+        (void)srv_waiter_start(&batch.writer, batch_main, NULL);
 }
 
 void srv_log_stop(void)
 {
-    if (!batch.running)
-        return;
-    pthread_mutex_lock(&batch.lock);
-    batch.stopping = 1;
-    pthread_cond_signal(&batch.wake);
-    pthread_mutex_unlock(&batch.lock);
-    pthread_join(batch.thread, NULL);
-    pthread_cond_destroy(&batch.wake);
-    batch.running = 0;
-    batch.stopping = 0;
+    srv_waiter_stop(&batch.writer);
 }
 
 static void line_put(line *l, const char *s, size_t n)
@@ -267,11 +225,11 @@ static void line_end(line *l, int batched)
         l->buf[l->len++] = '}';
     l->buf[l->len++] = '\n';
     pthread_mutex_lock(&batch.lock);
-    if (batched && batch.running && !batch.stopping) {
+    if (batched && batch.writer.running && !batch.writer.stopping) {
         if (batch.len + l->len > sizeof batch.buf)
             batch_flush();
         if (batch.len == 0)
-            pthread_cond_signal(&batch.wake);
+            pthread_cond_signal(&batch.writer.wake);
         memcpy(batch.buf + batch.len, l->buf, l->len);
         batch.len += l->len;
     } else {

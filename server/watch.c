@@ -12,19 +12,17 @@
  * shutdown().  So the reaper only ever shuts down a socket that is still
  * the connection's, never a number the kernel has since given to another
  * connection. */
-#define _DEFAULT_SOURCE /* pthread_condattr_setclock with _POSIX_C_SOURCE */
 #include "watch.h"
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include <uv.h>
 
 #include "metrics.h"
+#include "waiter.h"
 
 typedef struct entry {
     struct entry *prev, *next;
@@ -35,11 +33,9 @@ typedef struct entry {
 static struct {
     uint64_t timeout_ns; /* 0: the watch is off */
     pthread_mutex_t lock;
-    pthread_cond_t wake;
     entry *head;
-    int stopping;
-    pthread_t thread;
-} w = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    srv_waiter reaper;
+} w = {.lock = PTHREAD_MUTEX_INITIALIZER, .reaper = {.lock = &w.lock}};
 
 static entry *entry_of(struct MHD_Connection *conn)
 {
@@ -142,20 +138,17 @@ static uint64_t period_ns(void)
     return p < 100000000u ? 100000000u : p > 1000000000u ? 1000000000u : p;
 }
 
-static void *reaper(void *arg)
+static void *reaper_main(void *arg)
 {
     struct timespec at;
     uint64_t p = period_ns();
 
     (void)arg;
     pthread_mutex_lock(&w.lock);
-    while (!w.stopping) {
-        clock_gettime(CLOCK_MONOTONIC, &at);
-        at.tv_nsec += (long)(p % 1000000000u);
-        at.tv_sec += (time_t)(p / 1000000000u) + at.tv_nsec / 1000000000L;
-        at.tv_nsec %= 1000000000L;
-        pthread_cond_timedwait(&w.wake, &w.lock, &at);
-        if (!w.stopping)
+    while (!w.reaper.stopping) {
+        at = srv_waiter_deadline(p);
+        pthread_cond_timedwait(&w.reaper.wake, &w.lock, &at);
+        if (!w.reaper.stopping)
             reap(uv_hrtime());
     }
     pthread_mutex_unlock(&w.lock);
@@ -164,20 +157,10 @@ static void *reaper(void *arg)
 
 int srv_watch_start(unsigned timeout_s)
 {
-    pthread_condattr_t attr;
-    int rc;
-
     w.timeout_ns = (uint64_t)timeout_s * 1000000000u;
-    w.stopping = 0;
     if (timeout_s == 0)
         return 0;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&w.wake, &attr);
-    pthread_condattr_destroy(&attr);
-    rc = pthread_create(&w.thread, NULL, reaper, NULL);
-    if (rc != 0) {
-        pthread_cond_destroy(&w.wake);
+    if (srv_waiter_start(&w.reaper, reaper_main, NULL) != 0) {
         w.timeout_ns = 0;
         return -1;
     }
@@ -186,13 +169,6 @@ int srv_watch_start(unsigned timeout_s)
 
 void srv_watch_stop(void)
 {
-    if (w.timeout_ns == 0)
-        return;
-    pthread_mutex_lock(&w.lock);
-    w.stopping = 1;
-    pthread_cond_signal(&w.wake);
-    pthread_mutex_unlock(&w.lock);
-    pthread_join(w.thread, NULL);
-    pthread_cond_destroy(&w.wake);
+    srv_waiter_stop(&w.reaper);
     w.timeout_ns = 0;
 }
