@@ -108,6 +108,8 @@ test("/docs renders every loss, fetches only from its own host and runs without 
   assert.deepEqual(rooted, [], "links to root paths");
   const tab = await context.newPage();
   await tab.goto(`${url}#/section/errors`, { waitUntil: "networkidle" });
+  // The page scrolls once it has rendered, which may follow the load.
+  await tab.waitForFunction(() => window.scrollY > 0, null, { timeout: 10000 }).catch(() => {});
   assert.ok((await tab.evaluate(() => window.scrollY)) > 0, "#/section/errors did not scroll to the section");
   await tab.close();
 
