@@ -67,10 +67,12 @@
  *       entropy_p = psi(np) - psi(k) + log V_D + (D/np) sum_i log rho_k(i),
  *     V_D = pi^(D/2) / Gamma(D/2 + 1) the volume of the unit ball.  js and
  *     js_distance are not defined by this estimator: NaN.  For D > 1 the
- *     trees hold the rows times the power of two that brings the largest
- *     |coordinate| into [1, 2), so that squared distances of rows of 1e-200
- *     do not underflow to 0; the logarithms are of the distances divided
- *     back (exact unless subnormal).
+ *     trees hold the rows times the power of two that brings the geometric
+ *     middle of the smallest nonzero and the largest |coordinate| near 1
+ *     (knn_scale), so that squared distances of rows of 1e-200 do not
+ *     underflow to 0, nor those of a set of 1e-100 beside one of 1e100;
+ *     the logarithms are of the distances divided back (exact unless
+ *     subnormal).
  *   - The histogram's bin index is numpy's (x - min) B / range with x -
  *     min and range scaled by a power of two, exact, so that a subnormal
  *     range cannot make B / range infinite.
@@ -1039,18 +1041,49 @@ static int knn_side(const loss_samples_args *a, const char *field,
     return LOSS_OK;
 }
 
+/* The smallest nonzero |x_i| of x[0..n), or +inf when there is none. */
+static double min_abs_nonzero(const double *x, size_t n)
+{
+    double m = INFINITY;
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (x[i] != 0.0)
+            m = fmin(m, fabs(x[i]));
+    return m;
+}
+
+/* knn's power of two for D > 1.  Squared distances of rows of 1e-200
+ * underflow to 0 and read as coincident samples, and scaling to the
+ * largest |x| alone would do the same to a set of 1e-100 beside one of
+ * 1e100.  So the geometric middle of the smallest nonzero and the largest
+ * |x| goes to about 1: samples whose magnitudes span up to 2^1000 keep
+ * every squared distance in range.  Never so far up that D squares of the
+ * largest overflow (the bound of kde_rows), nor past 2^1022. */
+static double knn_scale(const loss_samples_args *a)
+{
+    size_t np = a->np * a->d, nq = a->nq * a->d;
+    double hi = fmax(max_abs(a->p, np), max_abs(a->q, nq));
+    double lo = fmin(min_abs_nonzero(a->p, np), min_abs_nonzero(a->q, nq));
+    int top = (1018 - ilogb((double)a->d)) / 2, e;
+
+    if (hi == 0.0)
+        return 1.0;
+    e = -(ilogb(hi) + ilogb(lo)) / 2;
+    if (ilogb(hi) + e > top)
+        e = top - ilogb(hi);
+    return ldexp(1.0, e < DBL_MAX_EXP - 2 ? e : DBL_MAX_EXP - 2);
+}
+
 static int samp_knn(const loss_samples_args *a, loss_samples_out *o,
                     samp_est *e, loss_error *err)
 {
     double *sp = a->work, *sq = a->work + a->np * a->d, s = 1.0;
     int rc;
 
-    /* Squared distances of rows of 1e-200 underflow to 0 and read as
-     * coincident samples; the rows are scaled so that the largest |x| is in
-     * [1, 2).  1-D distances are differences, never squared. */
+    /* 1-D distances are differences, never squared. */
     if (a->d > 1)
-        s = pow2_scale(
-            fmax(max_abs(a->p, a->np * a->d), max_abs(a->q, a->nq * a->d)));
+        s = knn_scale(a);
     knn_rows(a->p, a->np, a->d, s, sp);
     knn_rows(a->q, a->nq, a->d, s, sq);
     if ((rc = knn_side(a, "p", a->p, a->np, a->nq, sp, sq, s, &e->kl_pq,

@@ -1112,6 +1112,32 @@ Test(samples, histogram_entropy_over_a_subnormal_range)
                        1e-12 * 1074.0, "%.17g", o2.entropy_p);
 }
 
+/* knn in 2-D with p's rows near 1e-100 and q's near 1e100: unscaled,
+ * every squared distance is in range, and a scale taken from the largest
+ * coordinate alone made all of p's underflow to 0 (a false "distance 0"
+ * 422).  kl_pq against the exhaustive search in the caller's units. */
+Test(samples, knn_sets_far_apart_in_scale)
+{
+    enum { N = 40, D = 2, K = 3 };
+    double p[N * D], q[N * D], lnu = 0, lrho = 0, want;
+    uint64_t seed = 71;
+    loss_samples_out o;
+    size_t i;
+
+    for (i = 0; i < N * D; i++) {
+        p[i] = test_rand(&seed, -1, 1) * 1e-100;
+        q[i] = test_rand(&seed, -1, 1) * 1e100;
+    }
+    for (i = 0; i < N; i++) {
+        lrho += log(kth_exhaustive(p + i * D, p, N, D, i, K));
+        lnu += log(kth_exhaustive(p + i * D, q, N, D, N, K));
+    }
+    want = (double)D / N * (lnu - lrho) + log((double)N / (N - 1));
+    o = knn_estimate(p, N, q, N, D, K);
+    cr_expect_float_eq(o.kl_pq, want, 1e-12 * fabs(want), "%.17g, want %.17g",
+                       o.kl_pq, want);
+}
+
 /* kde in D > 1 scales the rows so that the narrowest bandwidth is near 1;
  * rows 2^498 away (1e150) then square past double range once the bandwidth
  * is below 2^-508 of them in D = 2: a 422 on bandwidth that says so, and
