@@ -238,14 +238,17 @@ size_t srv_json_nul_escape(const char *s, size_t len)
     return SIZE_MAX;
 }
 
-/* The key text from k up to its closing quote (or end), into out (cap
- * bytes, NUL-terminated, cut short if need be), a raw NUL byte written as
- * the escape \u0000 so that the name shows it. */
+/* The key text from k up to its closing quote (or end; an escaped quote
+ * is part of the key), into out (cap bytes, NUL-terminated, cut short if
+ * need be), a raw NUL byte written as the escape \u0000 so that the name
+ * shows it. */
 static void raw_key(const char *k, const char *end, char *out, size_t cap)
 {
     size_t n = 0;
+    int esc = 0;
 
-    for (; k < end && *k != '"' && n + 7 <= cap; k++) {
+    for (; k < end && (esc || *k != '"') && n + 7 <= cap; k++) {
+        esc = !esc && *k == '\\';
         if (*k == '\0') {
             memcpy(out + n, "\\u0000", 6);
             n += 6;

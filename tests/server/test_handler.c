@@ -607,6 +607,9 @@ Test(handler_errors, nul_in_a_key_or_value_is_refused)
     expect_error("hinge",
                  "{\"scores\":[0],\"labels\":[1],\"x\":{\"a\\u0000\":1}}", 422,
                  "unknown_field", "x");
+    /* An escaped quote is part of the name. */
+    expect_error("hinge", "{\"scores\":[0],\"labels\":[1],\"m\\\"a\\u0000\":1}",
+                 422, "unknown_field", "m\\\"a\\u0000");
     resp = run("hinge",
                "{\"scores\":[0],\"labels\":[1],\"reduction\":\"su\\\\u0000m\"}",
                &status);
