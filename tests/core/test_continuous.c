@@ -878,6 +878,31 @@ static double kth_exhaustive(const double *x, const double *y, size_t n,
     return sqrt(best[k - 1]);
 }
 
+/* The k-th smallest |x - y_i| over y[0..n) but index self, any k < n, by
+ * sorting every distance. */
+static int cmp_double(const void *a, const void *b)
+{
+    double u = *(const double *)a, v = *(const double *)b;
+
+    return (u > v) - (u < v);
+}
+
+static double kth_exhaustive_1d(const double *x, const double *y, size_t n,
+                                size_t self, size_t k)
+{
+    double *dist = malloc(n * sizeof *dist), r;
+    size_t i, m = 0;
+
+    cr_assert_not_null(dist);
+    for (i = 0; i < n; i++)
+        if (i != self)
+            dist[m++] = fabs(*x - y[i]);
+    qsort(dist, m, sizeof *dist, cmp_double);
+    r = dist[k - 1];
+    free(dist);
+    return r;
+}
+
 /* kl_pq by knn against the exhaustive search, for np and nq samples in d
  * dimensions whose even coordinates take only four values: the k-d tree
  * splits meet long runs of ties (on both sides of a node), and it must
@@ -1110,6 +1135,51 @@ Test(samples, histogram_entropy_over_a_subnormal_range)
     cr_expect(isfinite(o2.entropy_p), "entropy_p %g", o2.entropy_p);
     cr_expect_float_eq(o2.entropy_p, o1.entropy_p - 1074.0 * log(2.0),
                        1e-12 * 1074.0, "%.17g", o2.entropy_p);
+}
+
+/* Distinct values: n of 0, 1, ..., 2n - 1 (plus off), shuffled. */
+static void distinct_grid(double *x, size_t n, double off, uint64_t *seed)
+{
+    double g[128], t;
+    size_t i, j;
+
+    for (i = 0; i < 2 * n; i++)
+        g[i] = (double)i + off;
+    for (i = 2 * n - 1; i > 0; i--) {
+        j = (size_t)test_rand(seed, 0, (double)i + 1);
+        j = j > i ? i : j;
+        t = g[i], g[i] = g[j], g[j] = t;
+    }
+    memcpy(x, g, n * sizeof *x);
+}
+
+/* 1-D knn finds the k-th nearest by bisection on the run of the k
+ * nearest: against the exhaustive search, on distinct points of integer
+ * and half-integer grids, whose distances tie on both sides of a point
+ * everywhere, for k from 1 to one less than the smaller set, with sets
+ * of different sizes. */
+Test(samples, knn_1d_matches_exhaustive_for_every_k)
+{
+    enum { NP = 41, NQ = 37 };
+    double p[NP], q[NQ], lrho, lnu, want;
+    static const size_t ks[] = {1, 2, 7, 20, 35, 36};
+    uint64_t seed = 73;
+    loss_samples_out o;
+    size_t i, t;
+
+    distinct_grid(p, NP, 0.0, &seed);
+    distinct_grid(q, NQ, 10.5, &seed);
+    for (t = 0; t < sizeof ks / sizeof ks[0]; t++) {
+        lrho = lnu = 0;
+        for (i = 0; i < NP; i++) {
+            lrho += log(kth_exhaustive_1d(p + i, p, NP, i, ks[t]));
+            lnu += log(kth_exhaustive_1d(p + i, q, NQ, NQ, ks[t]));
+        }
+        want = 1.0 / NP * (lnu - lrho) + log((double)NQ / (NP - 1));
+        o = knn_estimate(p, NP, q, NQ, 1, ks[t]);
+        cr_expect_float_eq(o.kl_pq, want, 1e-12 * fabs(want) + 1e-15,
+                           "k %zu: %.17g, want %.17g", ks[t], o.kl_pq, want);
+    }
 }
 
 /* knn in 2-D with p's rows near 1e-100 and q's near 1e100: unscaled,
