@@ -71,6 +71,7 @@ typedef struct request {
     int status;        /* 0 until a response is queued */
     int admitted;      /* counted in http.admitted */
     int timed_out;     /* dropped by the --timeout check */
+    int busy;          /* answer is body_busy's 503, the body still read */
     size_t held;       /* bytes counted in http.held */
     size_t bytes_out;
 } request;
@@ -342,6 +343,26 @@ static void body_release(request *rq)
     rq->held = 0;
 }
 
+static void body_too_large(srv_answer *a)
+{
+    srv_answer_error(a, 413, "body_too_large",
+                     "The body is larger than the limit of %zu bytes.",
+                     http.cfg->max_body);
+}
+
+/* The answer of a deferred request, now that its body has ended: a
+ * chunked body refused for want of room (503, retry) that went on past
+ * --max-body would never be taken, and gets the 413 instead. */
+static srv_answer *deferred_answer(request *rq)
+{
+    if (rq->busy && rq->len > http.cfg->max_body) {
+        srv_answer_cleanup(&rq->answer);
+        body_too_large(&rq->answer);
+        rq->busy = 0;
+    }
+    return &rq->answer;
+}
+
 /* The 503 for a body that --max-body-total has no room for. */
 static void body_busy(srv_answer *a)
 {
@@ -418,10 +439,9 @@ static enum MHD_Result http_receive(request *rq, const char *data, size_t *size)
         free(rq->body);
         rq->body = NULL;
         body_release(rq);
+        rq->busy = !too_large;
         if (too_large)
-            srv_answer_error(&rq->answer, 413, "body_too_large",
-                             "The body is larger than the limit of %zu bytes.",
-                             http.cfg->max_body);
+            body_too_large(&rq->answer);
         else
             body_busy(&rq->answer);
         rq->state = REQ_DEFERRED;
@@ -578,11 +598,12 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn,
         return http_send_reply(rq);
     case REQ_DEFERRED:
         if (*upload_data_size == 0)
-            return http_answer(rq, &rq->answer, NULL);
+            return http_answer(rq, deferred_answer(rq), NULL);
         if (request_timed_out(rq)) {
             rq->timed_out = 1;
             return MHD_NO;
         }
+        rq->len += *upload_data_size; /* counted, not kept */
         break;
     case REQ_ANSWERED:
     case REQ_COMPUTING:
