@@ -279,6 +279,15 @@ static double max_abs(const double *x, size_t n)
     return m;
 }
 
+/* The largest r for which D squared differences of coordinates below
+ * 2^(r+1) sum to a finite value: each is below 2^(2r+4) and their sum
+ * below 2^(2r+5+ilogb(D)), finite while r <= (1018 - ilogb(D)) / 2 (509
+ * for D = 1, 499 for D = 2^20). */
+static int max_scaled_exp(size_t d)
+{
+    return (1018 - ilogb((double)d)) / 2;
+}
+
 /* 2^-e for x in [2^e, 2^(e+1)), so that x times it is in [1, 2): scaling
  * by a power of two is exact, so a computation in scaled units rounds as
  * the unscaled one does wherever that one neither overflows nor
@@ -395,14 +404,15 @@ static void hist_bin(double pb, double qb, samp_est *e)
     e->h_q -= rel_entr(qb, 1.0);
 }
 
-/* log(range / bins), the log of a bin's width, also when that width is
- * subnormal or underflows to 0 (a range of 5e-324): then as the difference
- * of logs, else the same bits as before. */
-static double log_width(double range, size_t bins)
+/* log(a / b) for a, b > 0, also when the quotient is subnormal or
+ * underflows to 0 (a bin's width over a range of 5e-324, a distance
+ * divided back from scaled units): then as the difference of logs, else
+ * the bits of log(a / b). */
+static double log_quotient(double a, double b)
 {
-    double w = range / (double)bins;
+    double x = a / b;
 
-    return w >= DBL_MIN ? log(w) : log(range) - log((double)bins);
+    return x >= DBL_MIN ? log(x) : log(a) - log(b);
 }
 
 static void samp_histogram(const loss_samples_args *a, loss_samples_out *o,
@@ -428,8 +438,8 @@ static void samp_histogram(const loss_samples_args *a, loss_samples_out *o,
         hist_bin((bin_count(sp, a->np, &ip, b, &hb) + a->alpha) / dp,
                  (bin_count(sq, a->nq, &iq, b, &hb) + a->alpha) / dq, e);
     e->js = fmax(e->js, 0.0);
-    e->h_p += log_width(hi - lo, bins);
-    e->h_q += log_width(hi - lo, bins);
+    e->h_p += log_quotient(hi - lo, (double)bins);
+    e->h_q += log_quotient(hi - lo, (double)bins);
     o->bins = bins;
 }
 
@@ -483,16 +493,6 @@ static int kde_bandwidth(const loss_samples_args *a, const char *field,
                          rules[a->bandwidth_rule], *h);
 }
 
-/* The kernel sums are taken in standardized units u = (x - c) s, with s
- * = 2^-e the power of two that brings the narrowest bandwidth into [1, 2).
- * Raw squares of distances and bandwidths overflow or underflow at scales
- * past 1e+-154 (h h = 0 makes every exponent 0 * -inf), while in these
- * units no exponent is lost that double precision could hold. */
-static double kde_scale(double hmin)
-{
-    return pow2_scale(hmin);
-}
-
 /* log of the sum over the n points y of exp(-|x - y|^2 / (2 h^2)),
  * leaving out point self (n for none); x, y and h in the same units; t
  * has room for n exponents.  The exponents are found first, then their
@@ -544,9 +544,10 @@ static void kde_grid_point(double lp, double lq, double w, samp_est *e)
     }
 }
 
-/* (x_i - c) s for the n samples of x, into out. */
-static void kde_standardize(const double *x, size_t n, double c, double s,
-                            double *out)
+/* (x_i - c) s for the n values of x, into out: with c = 0, the bits of
+ * x_i s (-0 - 0 is -0). */
+static void shift_scale(const double *x, size_t n, double c, double s,
+                        double *out)
 {
     size_t i;
 
@@ -558,9 +559,10 @@ static void kde_standardize(const double *x, size_t n, double c, double s,
  * intervals g (even) and its span, or LOSS_E_PARAM when the step would be
  * coarser than 1/KDE_MIN_STEPS of the narrowest bandwidth. */
 static int kde_grid_size(const loss_samples_args *a, double hp, double hq,
-                         double range, size_t *g, double *span, loss_error *err)
+                         double s, double range, size_t *g, double *span,
+                         loss_error *err)
 {
-    double s = kde_scale(fmin(hp, hq)), hn = fmin(hp, hq) * s, steps;
+    double hn = fmin(hp, hq) * s, steps;
     const char *rule =
         a->bandwidth_rule == LOSS_BANDWIDTH_SCOTT ? "scott" : "silverman";
 
@@ -589,19 +591,19 @@ static int kde_grid_size(const loss_samples_args *a, double hp, double hq,
 /* 1-D: Simpson's rule in standardized units, c the pooled minimum and s
  * from the narrowest bandwidth; kl and js are the same in any units, and
  * the entropy of x s is that of x plus log s. */
-static int kde_grid(const loss_samples_args *a, double hp, double hq,
+static int kde_grid(const loss_samples_args *a, double hp, double hq, double s,
                     samp_est *e, loss_error *err)
 {
-    double lo, hi, span, dx, u, w, s = kde_scale(fmin(hp, hq));
+    double lo, hi, span, dx, u, w;
     double *up = a->work, *uq = up + a->np, *t = uq + a->nq, np, nq;
     size_t g, i;
     int rc;
 
     pooled_range(a, &lo, &hi);
-    if ((rc = kde_grid_size(a, hp, hq, hi - lo, &g, &span, err)) != LOSS_OK)
+    if ((rc = kde_grid_size(a, hp, hq, s, hi - lo, &g, &span, err)) != LOSS_OK)
         return rc;
-    kde_standardize(a->p, a->np, lo, s, up);
-    kde_standardize(a->q, a->nq, lo, s, uq);
+    shift_scale(a->p, a->np, lo, s, up);
+    shift_scale(a->q, a->nq, lo, s, uq);
     np = kde_log_norm(a->np, 1, hp * s);
     nq = kde_log_norm(a->nq, 1, hq * s);
     dx = span / (double)g;
@@ -621,18 +623,13 @@ static int kde_grid(const loss_samples_args *a, double hp, double hq,
 /* D > 1: copies of the rows times s (a power of two, so exact: each
  * squared distance, and so each exponent, is the unscaled one's bit for bit
  * wherever that one neither overflowed nor underflowed).  Only the copies
- * must stay small enough that D squared differences sum to a finite value:
- * with the largest |coordinate| below 2^(r+1) in these units, each is below
- * 2^(2r+4) and their sum below 2^(2r+5+ilogb(D)), finite while r <=
- * (1018 - ilogb(D)) / 2 (509 for D = 1, 499 for D = 2^20); past that,
- * LOSS_E_PARAM. */
-static int kde_rows(const loss_samples_args *a, double hmin, double *sp,
-                    double *sq, loss_error *err)
+ * must stay small enough that D squared differences sum to a finite value
+ * (max_scaled_exp); past that, LOSS_E_PARAM. */
+static int kde_rows(const loss_samples_args *a, double hmin, double s,
+                    double *sp, double *sq, loss_error *err)
 {
-    double s = kde_scale(hmin),
-           m = fmax(max_abs(a->p, a->np * a->d), max_abs(a->q, a->nq * a->d));
-    int limit = (1018 - ilogb((double)a->d)) / 2;
-    size_t i;
+    double m = fmax(max_abs(a->p, a->np * a->d), max_abs(a->q, a->nq * a->d));
+    int limit = max_scaled_exp(a->d);
 
     if (m > 0 && ilogb(m) + ilogb(s) > limit)
         return loss_error_at(err, LOSS_E_PARAM, "bandwidth", 0, 0, 0, 0,
@@ -640,10 +637,8 @@ static int kde_rows(const loss_samples_args *a, double hmin, double *sp,
                              "%.3g, where squared distances overflow; use "
                              "\"knn\" or a wider bandwidth.",
                              hmin, limit, m);
-    for (i = 0; i < a->np * a->d; i++)
-        sp[i] = a->p[i] * s;
-    for (i = 0; i < a->nq * a->d; i++)
-        sq[i] = a->q[i] * s;
+    shift_scale(a->p, a->np * a->d, 0.0, s, sp);
+    shift_scale(a->q, a->nq * a->d, 0.0, s, sq);
     return LOSS_OK;
 }
 
@@ -673,13 +668,13 @@ static void kde_resub(const double *x, size_t n, const double *y, size_t ny,
 }
 
 static int samp_kde_resub(const loss_samples_args *a, double hp, double hq,
-                          samp_est *e, loss_error *err)
+                          double s, samp_est *e, loss_error *err)
 {
     double *sp = a->work, *sq = sp + a->np * a->d, *t = sq + a->nq * a->d;
-    double s = kde_scale(fmin(hp, hq)), jp, jq;
+    double jp, jq;
     int rc;
 
-    if ((rc = kde_rows(a, fmin(hp, hq), sp, sq, err)) != LOSS_OK)
+    if ((rc = kde_rows(a, fmin(hp, hq), s, sp, sq, err)) != LOSS_OK)
         return rc;
     kde_resub(sp, a->np, sq, a->nq, a->d, hp, hq, s, t, &e->kl_pq, &e->h_p,
               &jp);
@@ -692,7 +687,7 @@ static int samp_kde_resub(const loss_samples_args *a, double hp, double hq,
 static int samp_kde(const loss_samples_args *a, loss_samples_out *o,
                     samp_est *e, loss_error *err)
 {
-    double hp, hq;
+    double hp, hq, s;
     int rc;
 
     if ((rc = kde_bandwidth(a, "p", a->p, a->np, &hp, err)) != LOSS_OK ||
@@ -700,9 +695,15 @@ static int samp_kde(const loss_samples_args *a, loss_samples_out *o,
         return rc;
     o->bandwidth_p = hp;
     o->bandwidth_q = hq;
+    /* The kernel sums are taken in units scaled by s, the power of two
+     * that brings the narrowest bandwidth into [1, 2).  Raw squares of
+     * distances and bandwidths overflow or underflow at scales past
+     * 1e+-154 (h h = 0 makes every exponent 0 * -inf), while in these
+     * units no exponent is lost that double precision could hold. */
+    s = pow2_scale(fmin(hp, hq));
     if (a->d == 1)
-        return kde_grid(a, hp, hq, e, err);
-    return samp_kde_resub(a, hp, hq, e, err);
+        return kde_grid(a, hp, hq, s, e, err);
+    return samp_kde_resub(a, hp, hq, s, e, err);
 }
 
 /* ---- knn ----------------------------------------------------------------- */
@@ -871,14 +872,11 @@ static void kd_build(double *s, size_t d, size_t lo, size_t hi, size_t c)
  * tree. */
 static void knn_rows(const double *x, size_t n, size_t d, double s, double *out)
 {
-    size_t i;
-
     if (d == 1) {
         sorted_copy(x, n, out);
         return;
     }
-    for (i = 0; i < n * d; i++)
-        out[i] = x[i] * s;
+    shift_scale(x, n * d, 0.0, s, out);
     kd_build(out, d, 0, n, 0);
 }
 
@@ -988,16 +986,6 @@ static void knn_dists(const loss_samples_args *a, const double *x, size_t n,
     *nu = knn_tree(xs, sy, ny, a->d, 0, a->k, h);
 }
 
-/* log(r / s) for a distance r > 0 scaled by the power of two s: r / s is
- * exact, and so its logarithm that of the unscaled distance, unless it is
- * subnormal. */
-static double log_unscaled(double r, double s)
-{
-    double x = r / s;
-
-    return x >= DBL_MIN ? log(x) : log(r) - log(s);
-}
-
 /* kl from set x to set y and the entropy of x, in nats. */
 static int knn_side(const loss_samples_args *a, const char *field,
                     const double *x, size_t n, size_t ny, const double *sx,
@@ -1017,8 +1005,9 @@ static int knn_side(const loss_samples_args *a, const char *field,
                                  "infinite; lower k or add jitter.",
                                  a->k, rho == 0.0 ? field : "the other set");
         }
-        lrho += log_unscaled(rho, s);
-        lnu += log_unscaled(nu, s);
+        /* the distances divided back by s: exact unless subnormal */
+        lrho += log_quotient(rho, s);
+        lnu += log_quotient(nu, s);
     }
     *kl = dd / (double)n * (lnu - lrho) + log((double)ny / (double)(n - 1));
     *h = digamma((double)n) - digamma((double)a->k) + log_unit_ball(a->d) +
@@ -1044,13 +1033,13 @@ static double min_abs_nonzero(const double *x, size_t n)
  * 1e100.  So the geometric middle of the smallest nonzero and the largest
  * |x| goes to about 1: samples whose magnitudes span up to 2^1000 keep
  * every squared distance in range.  Never so far up that D squares of the
- * largest overflow (the bound of kde_rows), nor past 2^1022. */
+ * largest overflow (max_scaled_exp), nor past 2^1022. */
 static double knn_scale(const loss_samples_args *a)
 {
     size_t np = a->np * a->d, nq = a->nq * a->d;
     double hi = fmax(max_abs(a->p, np), max_abs(a->q, nq));
     double lo = fmin(min_abs_nonzero(a->p, np), min_abs_nonzero(a->q, nq));
-    int top = (1018 - ilogb((double)a->d)) / 2, e;
+    int top = max_scaled_exp(a->d), e;
 
     if (hi == 0.0)
         return 1.0;
