@@ -178,6 +178,27 @@ void srv_json_path_at(const char *body, size_t len, size_t stop, char *path,
 static size_t key_slot(const srv_loss *L, const char *key);
 static int unknown_key(const srv_loss *L, const char *key, srv_fail *f);
 
+/* The key text from k up to its closing quote (or end; an escaped quote
+ * is part of the key), into out (cap bytes, NUL-terminated, cut short if
+ * need be), a raw NUL byte written as the escape \u0000 so that the name
+ * shows it. */
+static void raw_key(const char *k, const char *end, char *out, size_t cap)
+{
+    size_t n = 0;
+    int esc = 0;
+
+    for (; k < end && (esc || *k != '"') && n + 7 <= cap; k++) {
+        esc = !esc && *k == '\\';
+        if (*k == '\0') {
+            memcpy(out + n, "\\u0000", 6);
+            n += 6;
+        } else {
+            out[n++] = *k;
+        }
+    }
+    out[n] = '\0';
+}
+
 /* The top-level key the scanner stopped under, when it is one L does not
  * have: a typo's value is not a shape to complain about.  Keys with escapes
  * are left to the nesting error (they are compared after unescaping). */
@@ -185,16 +206,13 @@ static int prescan_unknown_key(const srv_loss *L, const scanner *sc,
                                srv_fail *f)
 {
     const scan_frame *top = &sc->fr[0];
-    char key[65];
-    size_t n;
+    char key[70]; /* up to 64 characters, as unknown_key shows */
 
     if (sc->depth < 2 || top->array || top->key == NULL ||
         memchr(top->key, '\\', top->keylen) != NULL)
         return 0;
-    n = top->keylen < sizeof key - 1 ? top->keylen : sizeof key - 1;
-    memcpy(key, top->key, n);
-    key[n] = '\0';
-    if (n == top->keylen && key_slot(L, key) != SIZE_MAX)
+    raw_key(top->key, top->key + top->keylen, key, sizeof key);
+    if (strlen(key) == top->keylen && key_slot(L, key) != SIZE_MAX)
         return 0;
     return unknown_key(L, key, f);
 }
@@ -236,27 +254,6 @@ size_t srv_json_nul_escape(const char *s, size_t len)
             in_str = 0;
     }
     return SIZE_MAX;
-}
-
-/* The key text from k up to its closing quote (or end; an escaped quote
- * is part of the key), into out (cap bytes, NUL-terminated, cut short if
- * need be), a raw NUL byte written as the escape \u0000 so that the name
- * shows it. */
-static void raw_key(const char *k, const char *end, char *out, size_t cap)
-{
-    size_t n = 0;
-    int esc = 0;
-
-    for (; k < end && (esc || *k != '"') && n + 7 <= cap; k++) {
-        esc = !esc && *k == '\\';
-        if (*k == '\0') {
-            memcpy(out + n, "\\u0000", 6);
-            n += 6;
-        } else {
-            out[n++] = *k;
-        }
-    }
-    out[n] = '\0';
 }
 
 /* A string holding U+0000, which cJSON's strings (C strings) would cut
@@ -1198,13 +1195,16 @@ static int bind_input(binder *bd, const srv_request *rq, size_t i,
     return 0;
 }
 
-/* Layer l of a layered input has rows of no columns; the field is the
- * layer's path. */
-static int layer_empty(const char *name, size_t l, srv_fail *f)
+int srv_fail_empty(srv_fail *f, const char *name, size_t what)
 {
     char path[96];
 
-    snprintf(path, sizeof path, "%.64s[%zu]", name, l);
+    if (what == SRV_EMPTY_BATCH)
+        return srv_fail_set(f, 422, "empty_batch", name, "%s is empty", name);
+    if (what == SRV_EMPTY_ROWS)
+        return srv_fail_set(f, 422, "shape_mismatch", name, "%s has empty rows",
+                            name);
+    snprintf(path, sizeof path, "%.64s[%zu]", name, what);
     return srv_fail_set(f, 422, "shape_mismatch", path, "%s has empty rows",
                         path);
 }
@@ -1217,17 +1217,15 @@ static int check_empty(const srv_request *rq, srv_fail *f)
     for (i = 0; i < L->ninputs; i++) {
         const srv_tensor *t = &rq->in[i];
         if (t->present && (t->dim[0] == 0 || (t->width && t->dim[1] == 0)))
-            return srv_fail_set(f, 422, "empty_batch", L->inputs[i].name,
-                                "%s is empty", L->inputs[i].name);
+            return srv_fail_empty(f, L->inputs[i].name, SRV_EMPTY_BATCH);
     }
     for (i = 0; i < L->ninputs; i++) {
         const srv_tensor *t = &rq->in[i];
         if (t->present && !t->width && t->rank == 2 && t->dim[1] == 0)
-            return srv_fail_set(f, 422, "shape_mismatch", L->inputs[i].name,
-                                "%s has empty rows", L->inputs[i].name);
+            return srv_fail_empty(f, L->inputs[i].name, SRV_EMPTY_ROWS);
         for (l = 0; t->width && l < t->dim[0]; l++)
             if (t->width[l] == 0)
-                return layer_empty(L->inputs[i].name, l, f);
+                return srv_fail_empty(f, L->inputs[i].name, l);
     }
     return 0;
 }

@@ -61,6 +61,14 @@ int srv_fail_set(srv_fail *f, int status, const char *code, const char *field,
 #endif
     ;
 
+/* The 422 for input name holding no values: no rows at all
+ * (SRV_EMPTY_BATCH), rows of no columns (SRV_EMPTY_ROWS), or rows of no
+ * columns in layer `what` of a layered input, named by its path.  The
+ * JSON path and v2 word their empty inputs alike through it. */
+#define SRV_EMPTY_BATCH ((size_t)-1)
+#define SRV_EMPTY_ROWS ((size_t)-2)
+int srv_fail_empty(srv_fail *f, const char *name, size_t what);
+
 /* The offset of the first \u0000 escape or raw NUL byte inside a string
  * of s[0..len), or SIZE_MAX: cJSON's strings are C strings and would end
  * there. */

@@ -524,8 +524,7 @@ static const char *input_names(const srv_loss *L, char *buf, size_t cap)
  * every empty input.  Refusing it here, before anything is allocated,
  * keeps its other dimensions from sizing anything: [10^14, 0, 2] has no
  * values to check against the body, yet tensor_shape would take 10^14
- * layer widths.  The words are json_in.c's check_empty's for the same
- * empty array. */
+ * layer widths.  The error is /loss's for the same empty array. */
 static int shape_empty(v2_ctx *c, size_t i)
 {
     const char *name = c->L->inputs[i].name;
@@ -533,12 +532,8 @@ static int shape_empty(v2_ctx *c, size_t i)
     size_t rank = c->rank[i];
 
     if (s[0] == 0 || (rank == 3 && s[1] == 0))
-        return srv_fail_set(&c->f, 422, "empty_batch", name, "%s is empty",
-                            name);
-    return srv_fail_set(&c->f, 422, "shape_mismatch", name,
-                        rank == 3 ? "%s[0] has empty rows"
-                                  : "%s has empty rows",
-                        name);
+        return srv_fail_empty(&c->f, name, SRV_EMPTY_BATCH);
+    return srv_fail_empty(&c->f, name, rank == 3 ? 0 : SRV_EMPTY_ROWS);
 }
 
 /* The input's shape: an array of non-negative integers whose length the
