@@ -563,11 +563,11 @@ static enum MHD_Result http_begin(struct MHD_Connection *conn, const char *url,
     atomic_fetch_add(&http.admitted, 1);
     if (h.content_length_count == 1) {
         rq->expect = (size_t)h.content_length;
-        if (body_hold(rq, rq->expect + 1) != 0) {
+        rq->cap = rq->expect + 1;
+        if (body_hold(rq, rq->cap) != 0) {
             body_busy(&a);
             return http_answer(rq, &a, NULL);
         }
-        rq->cap = (size_t)h.content_length + 1;
         rq->body = srv_huge_malloc(rq->cap);
         if (rq->body == NULL) {
             srv_answer_error(&a, 503, "out_of_memory",
