@@ -191,6 +191,7 @@ static int margin_softmax(ctx *c, int angular)
                                   angular ? 4 : 2,
                                   0.0,
                                   LOSS_REDUCE_MEAN,
+                                  NULL,
                                   NULL};
     loss_margin_softmax_out o = {0, c->per, c->out[0], c->out[1]};
     size_t i;
@@ -269,9 +270,11 @@ static int run_triplet_sq(ctx *c)
 
 static int mined(ctx *c, size_t n, size_t d, loss_mining m)
 {
-    loss_triplet_mined_args a = {
-        n,   d, c->in[0], c->ids, 1.0, LOSS_DIST_EUCLIDEAN, m, LOSS_REDUCE_MEAN,
-        NULL};
+    loss_triplet_mined_args a = {n,        d,
+                                 c->in[0], c->ids,
+                                 1.0,      LOSS_DIST_EUCLIDEAN,
+                                 m,        LOSS_REDUCE_MEAN,
+                                 NULL,     NULL};
     loss_triplet_mined_out o = {0, c->per, c->out[0], 0, 0};
 
     a.work = work_for(c, loss_triplet_mined_work(&a));
@@ -311,7 +314,7 @@ static int run_msml(ctx *c)
 {
     loss_msml_args a = {
         1024, 128, c->in[0], c->ids, 1.0, LOSS_DIST_EUCLIDEAN, LOSS_REDUCE_MEAN,
-        NULL};
+        NULL, NULL};
     loss_msml_out o = {0, c->out[0]};
 
     a.work = work_for(c, loss_msml_work(&a));

@@ -23,6 +23,9 @@
  *   - A metric that is undefined (a mean over an empty set) is NaN; a metric
  *     or gradient component that is mathematically infinite is +-INFINITY.
  *     The server prints both as JSON null.
+ *   - The losses whose work grows faster than their input (mined triplets,
+ *     msml, l_softmax and a_softmax, kde and knn on samples) take an
+ *     optional args->deadline (loss_deadline below); NULL means none.
  */
 #ifndef LOSS_H
 #define LOSS_H
@@ -33,7 +36,7 @@
 /* ---- Status codes ---------------------------------------------------------
  * One X-macro gives the enum, the contract's error code string and a default
  * message.  Every error is a 422 in the HTTP contract except LOSS_E_NOMEM,
- * which the server reports as 503.
+ * which the server reports as 503, and LOSS_E_STOPPED, a 413.
  */
 #define LOSS_STATUS_MAP(X)                                                     \
     X(OK, 0, "ok", "Success.")                                                 \
@@ -47,7 +50,9 @@
     X(E_INFINITE, -7, "infinite_divergence", "The divergence is infinite.")    \
     X(E_ZERO_NORM, -8, "zero_norm",                                            \
       "A vector that must be normalised is zero.")                             \
-    X(E_NOMEM, -9, "out_of_memory", "Out of memory.")
+    X(E_NOMEM, -9, "out_of_memory", "Out of memory.")                          \
+    X(E_STOPPED, -10, "compute_timeout",                                       \
+      "The computation ran past its deadline.")
 
 typedef enum loss_status {
 #define LOSS_STATUS_ENUM(name, value, code, msg) LOSS_##name = value,
@@ -69,6 +74,18 @@ typedef struct loss_error {
     size_t index[3];
     char message[160];
 } loss_error;
+
+/* A caller's deadline.  A loss that takes one asks expired(ctx) after
+ * every LOSS_DEADLINE_OPS or so element operations (a distance, a kernel
+ * term, a logit), and from the start of its main loop; once expired returns
+ * non-zero, the loss stops and returns LOSS_E_STOPPED.  expired is called on
+ * the loss's thread, so the caller keeps whatever clock it likes. */
+typedef struct loss_deadline {
+    int (*expired)(void *ctx);
+    void *ctx;
+} loss_deadline;
+
+#define LOSS_DEADLINE_OPS ((size_t)1 << 16)
 
 /* The contract's error code ("label_out_of_range") and default message for a
  * status; "unknown" for a value outside the enum.  Static strings. */
@@ -188,6 +205,7 @@ typedef struct loss_margin_softmax_args {
     double beta;            /* >= 0, default 0 */
     loss_reduction reduction;
     double *work;
+    const loss_deadline *deadline; /* or NULL */
 } loss_margin_softmax_args;
 
 typedef struct loss_margin_softmax_out {
@@ -302,6 +320,7 @@ typedef struct loss_triplet_mined_args {
     loss_mining mining;       /* default batch_hard */
     loss_reduction reduction;
     double *work;
+    const loss_deadline *deadline; /* or NULL */
 } loss_triplet_mined_args;
 
 typedef struct loss_triplet_mined_out {
@@ -344,6 +363,7 @@ typedef struct loss_msml_args {
     loss_distance distance;   /* default euclidean */
     loss_reduction reduction; /* no effect: one value for the batch */
     double *work;
+    const loss_deadline *deadline; /* or NULL */
 } loss_msml_args;
 
 typedef struct loss_msml_out {
@@ -508,6 +528,7 @@ typedef struct loss_samples_args {
     size_t k;         /* knn: 1 <= k < min(np, nq); default 5 */
     double base;      /* > 0 and != 1; default e */
     double *work;     /* loss_samples_divergence_work(a) doubles */
+    const loss_deadline *deadline; /* or NULL */
 } loss_samples_args;
 
 /* The estimates, in the requested base, and the effective parameters.  An

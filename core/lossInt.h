@@ -39,6 +39,40 @@ loss_status loss_error_at(loss_error *err, loss_status status,
  * written to buf when it is a number.  Returns a static string or buf. */
 const char *loss_number_text(double v, char *buf, size_t len);
 
+/* ---- Deadlines (loss.h) --------------------------------------------------
+ * A loss that takes a deadline starts a ticker with loss_ticker_start and
+ * calls loss_tick with the element operations of each step of its main
+ * loops.  loss_tick asks the deadline at the first step and then once
+ * LOSS_DEADLINE_OPS have gone by since it last asked, and returns non-zero
+ * when the deadline has expired; the loss then returns loss_stop(err).
+ */
+typedef struct loss_ticker {
+    const loss_deadline *deadline; /* or NULL: never expires */
+    size_t ops;                    /* since the deadline was last asked */
+} loss_ticker;
+
+static inline loss_ticker loss_ticker_start(const loss_deadline *d)
+{
+    loss_ticker t = {d, LOSS_DEADLINE_OPS};
+
+    return t;
+}
+
+static inline int loss_tick(loss_ticker *t, size_t ops)
+{
+    if (t->deadline == NULL)
+        return 0;
+    if (t->ops < LOSS_DEADLINE_OPS && ops < LOSS_DEADLINE_OPS - t->ops) {
+        t->ops += ops;
+        return 0;
+    }
+    t->ops = 0;
+    return t->deadline->expired(t->deadline->ctx) != 0;
+}
+
+/* LOSS_E_STOPPED with its default message. */
+int loss_stop(loss_error *err);
+
 /* ---- Checks (check.c) ---------------------------------------------------- */
 
 /* n > 0, else LOSS_E_EMPTY on field: "x is empty: the batch has no

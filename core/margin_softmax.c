@@ -134,22 +134,27 @@ static double sample_loss(const loss_margin_softmax_args *a, const double *w,
     return loss;
 }
 
-/* Runs every sample against the weight rows w (raw or unit). */
-static void margin_engine(const loss_margin_softmax_args *a, const double *w,
-                          double *f, loss_margin_softmax_out *o)
+/* Runs every sample against the weight rows w (raw or unit); LOSS_OK, or
+ * LOSS_E_STOPPED (*err filled) when the deadline expires. */
+static int margin_engine(const loss_margin_softmax_args *a, const double *w,
+                         double *f, loss_margin_softmax_out *o, loss_error *err)
 {
     double scale = loss_grad_scale((double)a->n, a->reduction);
     double total = 0.0, v;
+    loss_ticker tk = loss_ticker_start(a->deadline);
     size_t i;
 
     loss_vec_zero(o->grad_weights, a->k * a->d);
     for (i = 0; i < a->n; i++) {
+        if (loss_tick(&tk, a->k * a->d))
+            return loss_stop(err);
         v = sample_loss(a, w, i, scale, f, o);
         if (o->per_sample)
             o->per_sample[i] = v;
         total += v;
     }
     o->loss = loss_reduce(total, (double)a->n, a->reduction);
+    return LOSS_OK;
 }
 
 /* Validates what both losses share: batch, parameters, labels, numbers. */
@@ -204,8 +209,7 @@ int loss_l_softmax(const loss_margin_softmax_args *a,
     if (rc != LOSS_OK)
         return rc;
     assert(a->work != NULL);
-    margin_engine(a, a->weights, a->work, o);
-    return LOSS_OK;
+    return margin_engine(a, a->weights, a->work, o, err);
 }
 
 /* Writes the unit rows w_j/|w_j| to unit and the norms to norms. */
@@ -278,7 +282,8 @@ int loss_a_softmax(const loss_margin_softmax_args *a,
     rc = normalise_rows(a, unit, norms, err);
     if (rc != LOSS_OK)
         return rc;
-    margin_engine(a, unit, f, o);
+    if ((rc = margin_engine(a, unit, f, o, err)) != LOSS_OK)
+        return rc;
     if (o->grad_weights)
         project_rows(a, unit, norms, o->grad_weights);
     return LOSS_OK;

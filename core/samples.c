@@ -592,7 +592,7 @@ static int kde_grid_size(const loss_samples_args *a, double hp, double hq,
  * from the narrowest bandwidth; kl and js are the same in any units, and
  * the entropy of x s is that of x plus log s. */
 static int kde_grid(const loss_samples_args *a, double hp, double hq, double s,
-                    samp_est *e, loss_error *err)
+                    samp_est *e, loss_ticker *tk, loss_error *err)
 {
     double lo, hi, span, dx, u, w;
     double *up = a->work, *uq = up + a->np, *t = uq + a->nq, np, nq;
@@ -608,6 +608,8 @@ static int kde_grid(const loss_samples_args *a, double hp, double hq, double s,
     nq = kde_log_norm(a->nq, 1, hq * s);
     dx = span / (double)g;
     for (i = 0; i <= g; i++) {
+        if (loss_tick(tk, a->np + a->nq))
+            return loss_stop(err);
         u = -KDE_TAIL * fmax(hp, hq) * s + (double)i * dx;
         w = dx / 3.0 * (i == 0 || i == g ? 1.0 : i % 2 ? 4.0 : 2.0);
         kde_grid_point(np + kde_log_sum(&u, up, a->np, 1, hp * s, a->np, t),
@@ -645,10 +647,11 @@ static int kde_rows(const loss_samples_args *a, double hmin, double s,
 /* Resubstitution sums over the samples x of one set (self) against the
  * other, all rows scaled by s: kl and entropy of self, and self's half of
  * js, as means.  The normalizations use the unscaled bandwidths, so the
- * log-densities are those of the unscaled samples. */
-static void kde_resub(const double *x, size_t n, const double *y, size_t ny,
-                      size_t d, double hx, double hy, double s, double *t,
-                      double *kl, double *h, double *js)
+ * log-densities are those of the unscaled samples.  LOSS_E_STOPPED when
+ * the deadline of tk expires. */
+static int kde_resub(const double *x, size_t n, const double *y, size_t ny,
+                     size_t d, double hx, double hy, double s, double *t,
+                     double *kl, double *h, double *js, loss_ticker *tk)
 {
     double lx, ly, nx = kde_log_norm(n - 1, d, hx),
                    nyn = kde_log_norm(ny, d, hy);
@@ -656,6 +659,8 @@ static void kde_resub(const double *x, size_t n, const double *y, size_t ny,
 
     *kl = *h = *js = 0.0;
     for (i = 0; i < n; i++) {
+        if (loss_tick(tk, (n + ny) * d))
+            return LOSS_E_STOPPED;
         lx = nx + kde_log_sum(x + i * d, x, n, d, hx * s, i, t);
         ly = nyn + kde_log_sum(x + i * d, y, ny, d, hy * s, ny, t);
         *kl += lx - ly;
@@ -665,10 +670,12 @@ static void kde_resub(const double *x, size_t n, const double *y, size_t ny,
     *kl /= (double)n;
     *h /= (double)n;
     *js /= (double)n;
+    return LOSS_OK;
 }
 
 static int samp_kde_resub(const loss_samples_args *a, double hp, double hq,
-                          double s, samp_est *e, loss_error *err)
+                          double s, samp_est *e, loss_ticker *tk,
+                          loss_error *err)
 {
     double *sp = a->work, *sq = sp + a->np * a->d, *t = sq + a->nq * a->d;
     double jp, jq;
@@ -676,16 +683,17 @@ static int samp_kde_resub(const loss_samples_args *a, double hp, double hq,
 
     if ((rc = kde_rows(a, fmin(hp, hq), s, sp, sq, err)) != LOSS_OK)
         return rc;
-    kde_resub(sp, a->np, sq, a->nq, a->d, hp, hq, s, t, &e->kl_pq, &e->h_p,
-              &jp);
-    kde_resub(sq, a->nq, sp, a->np, a->d, hq, hp, s, t, &e->kl_qp, &e->h_q,
-              &jq);
+    if (kde_resub(sp, a->np, sq, a->nq, a->d, hp, hq, s, t, &e->kl_pq, &e->h_p,
+                  &jp, tk) != LOSS_OK ||
+        kde_resub(sq, a->nq, sp, a->np, a->d, hq, hp, s, t, &e->kl_qp, &e->h_q,
+                  &jq, tk) != LOSS_OK)
+        return loss_stop(err);
     e->js = fmin(fmax(0.5 * (jp + jq), 0.0), SAMP_LN2);
     return LOSS_OK;
 }
 
 static int samp_kde(const loss_samples_args *a, loss_samples_out *o,
-                    samp_est *e, loss_error *err)
+                    samp_est *e, loss_ticker *tk, loss_error *err)
 {
     double hp, hq, s;
     int rc;
@@ -702,8 +710,8 @@ static int samp_kde(const loss_samples_args *a, loss_samples_out *o,
      * units no exponent is lost that double precision could hold. */
     s = pow2_scale(fmin(hp, hq));
     if (a->d == 1)
-        return kde_grid(a, hp, hq, s, e, err);
-    return samp_kde_resub(a, hp, hq, s, e, err);
+        return kde_grid(a, hp, hq, s, e, tk, err);
+    return samp_kde_resub(a, hp, hq, s, e, tk, err);
 }
 
 /* ---- knn ----------------------------------------------------------------- */
@@ -986,16 +994,26 @@ static void knn_dists(const loss_samples_args *a, const double *x, size_t n,
     *nu = knn_tree(xs, sy, ny, a->d, 0, a->k, h);
 }
 
+/* Element operations counted for one sample's search by the deadline's
+ * ticker: a bisection in 1-D, a k-d tree descent otherwise (an estimate;
+ * the tree may visit more). */
+static size_t knn_ops(const loss_samples_args *a)
+{
+    return a->d * (a->k + 64);
+}
+
 /* kl from set x to set y and the entropy of x, in nats. */
 static int knn_side(const loss_samples_args *a, const char *field,
                     const double *x, size_t n, size_t ny, const double *sx,
                     const double *sy, double s, double *kl, double *h,
-                    loss_error *err)
+                    loss_ticker *tk, loss_error *err)
 {
     double rho, nu, lrho = 0.0, lnu = 0.0, dd = (double)a->d;
     size_t i, at;
 
     for (i = 0; i < n; i++) {
+        if (loss_tick(tk, knn_ops(a)))
+            return loss_stop(err);
         knn_dists(a, x, n, ny, sx, sy, i, s, &rho, &nu);
         if (rho == 0.0 || nu == 0.0) {
             at = a->d == 1 ? index_of(x, n, sx[i]) : i;
@@ -1050,7 +1068,7 @@ static double knn_scale(const loss_samples_args *a)
 }
 
 static int samp_knn(const loss_samples_args *a, loss_samples_out *o,
-                    samp_est *e, loss_error *err)
+                    samp_est *e, loss_ticker *tk, loss_error *err)
 {
     double *sp = a->work, *sq = a->work + a->np * a->d, s = 1.0;
     int rc;
@@ -1061,9 +1079,9 @@ static int samp_knn(const loss_samples_args *a, loss_samples_out *o,
     knn_rows(a->p, a->np, a->d, s, sp);
     knn_rows(a->q, a->nq, a->d, s, sq);
     if ((rc = knn_side(a, "p", a->p, a->np, a->nq, sp, sq, s, &e->kl_pq,
-                       &e->h_p, err)) != LOSS_OK ||
+                       &e->h_p, tk, err)) != LOSS_OK ||
         (rc = knn_side(a, "q", a->q, a->nq, a->np, sq, sp, s, &e->kl_qp,
-                       &e->h_q, err)) != LOSS_OK)
+                       &e->h_q, tk, err)) != LOSS_OK)
         return rc;
     e->js = NAN;
     o->k = a->k;
@@ -1089,6 +1107,7 @@ int loss_samples_divergence(const loss_samples_args *a, loss_samples_out *o,
                             loss_error *err)
 {
     samp_est e = {0, 0, 0, 0, 0};
+    loss_ticker tk = loss_ticker_start(a->deadline);
     int rc;
 
     assert(a != NULL && o != NULL);
@@ -1101,9 +1120,9 @@ int loss_samples_divergence(const loss_samples_args *a, loss_samples_out *o,
     if (a->method == LOSS_SAMPLES_HISTOGRAM)
         samp_histogram(a, o, &e);
     else if (a->method == LOSS_SAMPLES_KDE)
-        rc = samp_kde(a, o, &e, err);
+        rc = samp_kde(a, o, &e, &tk, err);
     else
-        rc = samp_knn(a, o, &e, err);
+        rc = samp_knn(a, o, &e, &tk, err);
     if (rc != LOSS_OK)
         return rc;
     samp_finish(a, &e, o);

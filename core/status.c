@@ -126,3 +126,9 @@ void loss_error_path(const loss_error *err, char *buf, size_t len)
         at += n < 0 ? 0 : (size_t)n;
     }
 }
+
+int loss_stop(loss_error *err)
+{
+    return loss_error_set(err, LOSS_E_STOPPED, NULL, 0, 0, 0, 0, "%s",
+                          loss_status_message(LOSS_E_STOPPED));
+}

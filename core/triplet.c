@@ -246,16 +246,20 @@ static int mined_check(const loss_triplet_mined_args *a, loss_error *err)
     return rc;
 }
 
-static void pair_distances(const loss_triplet_mined_args *a, double *dm)
+static int pair_distances(const loss_triplet_mined_args *a, double *dm,
+                          loss_ticker *tk)
 {
     size_t i, j, n = a->n, d = a->d;
 
     for (i = 0; i < n; i++) {
+        if (loss_tick(tk, (n - i) * d))
+            return LOSS_E_STOPPED;
         dm[i * n + i] = 0.0;
         for (j = i + 1; j < n; j++)
             dm[i * n + j] = dm[j * n + i] = loss_vec_distance(
                 a->embeddings + i * d, a->embeddings + j * d, d, a->distance);
     }
+    return LOSS_OK;
 }
 
 /* Running totals of a mined loss: the summed loss, the valid anchors or
@@ -449,6 +453,7 @@ int loss_triplet_mined(const loss_triplet_mined_args *a,
                        loss_triplet_mined_out *o, loss_error *err)
 {
     mined_tally t = {0.0, 0.0, 0.0};
+    loss_ticker tk = loss_ticker_start(a->deadline);
     size_t i, len;
     int rc, full;
     double *rest;
@@ -466,11 +471,13 @@ int loss_triplet_mined(const loss_triplet_mined_args *a,
     w.sum_lo = rest + 3 * a->n + 1;
     len = a->n * a->d;
     loss_vec_zero(o->grad_embeddings, len);
-    if (full)
-        pair_distances(a, a->work);
+    if (full && pair_distances(a, a->work, &tk) != LOSS_OK)
+        return loss_stop(err);
     for (i = 0; i < a->n; i++) {
-        const double *r =
-            full ? a->work + i * a->n : row_distances(a, i, a->work);
+        const double *r;
+        if (loss_tick(&tk, a->n * (a->d + 1)))
+            return loss_stop(err);
+        r = full ? a->work + i * a->n : row_distances(a, i, a->work);
         double l = a->mining == LOSS_MINING_BATCH_HARD
                        ? hard_anchor(a, r, o->grad_embeddings, i, &t)
                        : all_anchor(a, r, o->grad_embeddings, i, &w, &t);
@@ -625,11 +632,14 @@ static void msml_keep(msml_pair *m, double dij, size_t i, size_t j, int far)
 
 /* Scans the pairs in lexicographic order; strict comparisons keep the
  * lowest pair on ties. */
-static void msml_scan(const loss_msml_args *a, msml_pair *pos, msml_pair *neg)
+static int msml_scan(const loss_msml_args *a, msml_pair *pos, msml_pair *neg)
 {
+    loss_ticker tk = loss_ticker_start(a->deadline);
     size_t i, j, d = a->d;
 
-    for (i = 0; i < a->n; i++)
+    for (i = 0; i < a->n; i++) {
+        if (loss_tick(&tk, (a->n - i) * d))
+            return LOSS_E_STOPPED;
         for (j = i + 1; j < a->n; j++) {
             double dij = loss_vec_distance(
                 a->embeddings + i * d, a->embeddings + j * d, d, a->distance);
@@ -638,6 +648,8 @@ static void msml_scan(const loss_msml_args *a, msml_pair *pos, msml_pair *neg)
             else
                 msml_keep(neg, dij, i, j, 0);
         }
+    }
+    return LOSS_OK;
 }
 
 static void msml_grad(const loss_msml_args *a, double *g, const msml_pair *m,
@@ -664,7 +676,8 @@ int loss_msml(const loss_msml_args *a, loss_msml_out *o, loss_error *err)
         return rc;
     loss_vec_zero(o->grad_embeddings, a->n * a->d);
     o->loss = 0.0;
-    msml_scan(a, &pos, &neg);
+    if (msml_scan(a, &pos, &neg) != LOSS_OK)
+        return loss_stop(err);
     if (!pos.found || !neg.found)
         return LOSS_OK;
     z = pos.d - neg.d + a->margin;

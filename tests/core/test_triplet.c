@@ -866,7 +866,7 @@ Test(triplet_edge, zero_distances_have_zero_gradient)
                    LOSS_REDUCE_MEAN, w);
     loss_triplet_mined_out mo = {0, ps, g, 0, 0};
     loss_msml_args s = {
-        3, 2, e, y, 1.0, LOSS_DIST_EUCLIDEAN, LOSS_REDUCE_MEAN, NULL};
+        3, 2, e, y, 1.0, LOSS_DIST_EUCLIDEAN, LOSS_REDUCE_MEAN, NULL, NULL};
     loss_msml_out so = {0, g};
     size_t i;
 
@@ -912,8 +912,8 @@ Test(triplet_edge, msml_ties_and_shared_embedding)
      * (0,1) and (0,2) win, and share e0. */
     double e[8] = {0, 0, 2, 0, 1, 0, 2, 0}, g[8];
     int64_t y[4] = {5, 5, 6, 5};
-    loss_msml_args a = {4,   2, e, y, 0.5, LOSS_DIST_EUCLIDEAN, LOSS_REDUCE_SUM,
-                        NULL};
+    loss_msml_args a = {
+        4, 2, e, y, 0.5, LOSS_DIST_EUCLIDEAN, LOSS_REDUCE_SUM, NULL, NULL};
     loss_msml_out o = {0, g};
 
     cr_assert_eq(loss_msml(&a, &o, NULL), LOSS_OK);
@@ -932,7 +932,7 @@ Test(triplet_edge, nothing_valid_is_zero)
                    LOSS_MINING_BATCH_ALL, LOSS_REDUCE_MEAN, w);
     loss_triplet_mined_out o = {0, ps, g, 0, 0};
     loss_msml_args s = {
-        3, 2, e, same, 1.0, LOSS_DIST_EUCLIDEAN, LOSS_REDUCE_MEAN, NULL};
+        3, 2, e, same, 1.0, LOSS_DIST_EUCLIDEAN, LOSS_REDUCE_MEAN, NULL, NULL};
     loss_msml_out so = {5, g};
     size_t i;
 
@@ -959,8 +959,8 @@ Test(triplet_edge, msml_reduction_has_no_effect)
 {
     double e[8] = {0, 0, 1, 0, 0.2, 0, 0.5, 0.5}, sum;
     int64_t y[4] = {1, 1, 2, 2};
-    loss_msml_args a = {4,   2, e, y, 1.0, LOSS_DIST_EUCLIDEAN, LOSS_REDUCE_SUM,
-                        NULL};
+    loss_msml_args a = {
+        4, 2, e, y, 1.0, LOSS_DIST_EUCLIDEAN, LOSS_REDUCE_SUM, NULL, NULL};
     loss_msml_out o = {0, NULL};
 
     cr_assert_eq(loss_msml(&a, &o, NULL), LOSS_OK);
@@ -1349,7 +1349,8 @@ Test(triplet_errors, msml)
     double x[6] = {0};
     int64_t y[3] = {0, 1, 0};
     loss_msml_args
-        a = {3, 2, x, y, 1.0, LOSS_DIST_EUCLIDEAN, LOSS_REDUCE_MEAN, NULL},
+        a = {3,    2,   x, y, 1.0, LOSS_DIST_EUCLIDEAN, LOSS_REDUCE_MEAN,
+             NULL, NULL},
         b;
     loss_msml_out o = {0};
     loss_error e;
