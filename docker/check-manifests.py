@@ -232,6 +232,12 @@ class Checker:
                   "proxy_next_upstream error ... non_idempotent (retry on another replica)")
         self.need(re.search(r"server\s+lossd:8080", nginx), "nginx.conf",
                   "upstream server lossd:8080")
+        compute = seconds(env.get("LOSSD_MAX_COMPUTE", "60"))
+        m = re.search(r"proxy_read_timeout\s+(\S+);", nginx)
+        read = seconds(m.group(1)) if m else None
+        self.need(compute is not None and read is not None and 0 < compute < read,
+                  "nginx.conf", "proxy_read_timeout (%s) must exceed LOSSD_MAX_COMPUTE (%s), "
+                  "or a request lossd stops gets nginx's 504" % (read, compute))
 
     def dockerfile(self, text):
         w = "Dockerfile"
@@ -310,6 +316,7 @@ MUTATIONS = {
     "misspelt variable": lambda f: container(f)["env"].append({"name": "LOSSD_GRACEFUL", "value": "1"}),
     "nginx body limit": lambda f: f.update(nginx=f["nginx"].replace("client_max_body_size 64m", "client_max_body_size 1m")),
     "nginx no retry": lambda f: f.update(nginx=f["nginx"].replace("non_idempotent", "")),
+    "nginx reads less than lossd computes": lambda f: f.update(nginx=f["nginx"].replace("proxy_read_timeout 60s", "proxy_read_timeout 30s")),
     "compose no restart": lambda f: f["compose"]["services"]["lossd"].pop("restart"),
     "compose short stop": lambda f: f["compose"]["services"]["lossd"].update(stop_grace_period="10s"),
     "compose published port": lambda f: f["compose"]["services"]["lossd"].update(ports=["8080:8080"]),

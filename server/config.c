@@ -152,6 +152,16 @@ static const char *parse_timeout(srv_config *cfg, const char *text)
     return NULL;
 }
 
+static const char *parse_max_compute(srv_config *cfg, const char *text)
+{
+    unsigned long long v;
+
+    if (parse_uint(text, 0, 86400, &v) != 0)
+        return "a number of seconds in [0, 86400] (0 disables the limit)";
+    cfg->max_compute = (unsigned)v;
+    return NULL;
+}
+
 static const char *parse_log_format(srv_config *cfg, const char *text)
 {
     if (strcmp(text, "json") == 0)
@@ -233,6 +243,9 @@ static const option options[] = {
      "requests waiting for a worker before 503", parse_max_queue},
     {"timeout", "LOSSD_TIMEOUT", "30",
      "seconds a request may take to arrive; 0 = none", parse_timeout},
+    {"max-compute", "LOSSD_MAX_COMPUTE", "60",
+     "seconds a request may compute before its 413; 0 = none",
+     parse_max_compute},
     {"log-format", "LOSSD_LOG_FORMAT", "json", "json or text",
      parse_log_format},
     {"grace", "LOSSD_GRACE", "30",
@@ -264,6 +277,7 @@ static void config_defaults(srv_config *cfg)
     cfg->max_body_total = (size_t)1 << 30;
     cfg->max_queue = 64;
     cfg->timeout = 30;
+    cfg->max_compute = 60;
     cfg->log_format = SRV_LOG_JSON;
     cfg->grace = 30;
     cfg->max_connections = 1024;

@@ -22,6 +22,7 @@ typedef struct srv_config {
                               it and max_body applies) */
     unsigned max_queue; /* requests waiting for a worker before 503 */
     unsigned timeout;   /* seconds a request may take to arrive; 0 off */
+    unsigned max_compute; /* seconds a request may compute; 0 off */
     srv_log_format log_format;
     unsigned grace;           /* seconds SIGTERM waits for admitted work */
     unsigned max_connections; /* open connections at once */

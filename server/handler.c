@@ -137,9 +137,24 @@ void srv_result_cleanup(srv_result *rs)
 
 /* ---- Replies ------------------------------------------------------------- */
 
+/* --max-compute in seconds, 0 for none: set once before the first
+ * request, then only read. */
+static unsigned compute_limit;
+
+void srv_compute_limit_set(unsigned seconds)
+{
+    compute_limit = seconds;
+}
+
+/* The loss_deadline of srv_request_compute: ctx is the time it ends. */
+static int deadline_expired(void *ctx)
+{
+    return now_s() >= *(const double *)ctx;
+}
+
 /* A core status as a client error: 422 with the contract's code and the
- * path of the element, 503 when out of memory, 500 for a status outside
- * loss.h's enum. */
+ * path of the element, 503 when out of memory, 413 past --max-compute,
+ * 500 for a status outside loss.h's enum. */
 static void loss_fail(int rc, const loss_error *err, srv_fail *f)
 {
     char path[256];
@@ -149,7 +164,14 @@ static void loss_fail(int rc, const loss_error *err, srv_fail *f)
                      "the server is out of memory; retry later");
         return;
     }
-    if (rc > 0 || rc < LOSS_E_NOMEM || err->status != rc) {
+    if (rc == LOSS_E_STOPPED) {
+        srv_fail_set(f, 413, loss_status_code(LOSS_E_STOPPED), NULL,
+                     "Computing this request took longer than the limit of "
+                     "%u s (--max-compute); send fewer samples per request.",
+                     compute_limit);
+        return;
+    }
+    if (rc > 0 || rc < LOSS_E_STOPPED || err->status != rc) {
         srv_fail_set(f, 500, "internal_error", NULL,
                      "the loss failed with an unexpected status %d", rc);
         return;
@@ -229,10 +251,13 @@ static int result_overflows(const srv_request *rq, const srv_result *rs,
 int srv_request_compute(const srv_request *rq, srv_result *rs, srv_fail *f)
 {
     loss_error err;
+    double end = now_s() + compute_limit;
+    loss_deadline dl = {deadline_expired, &end};
     int rc;
 
     memset(rs, 0, sizeof *rs);
     memset(&err, 0, sizeof err);
+    rs->deadline = compute_limit > 0 ? &dl : NULL;
     if (result_alloc(rq, rs) != 0)
         rc = LOSS_E_NOMEM;
     else

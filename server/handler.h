@@ -25,9 +25,10 @@ typedef struct srv_reply {
 
 /* Runs POST /loss/<name> (or POST /divergence/<d>, with name
  * "divergence/<d>") on a complete body: parse, validate, compute,
- * encode.  Always fills *out (status 200, 400, 404, 422 or 503 for out of
- * memory) with a body; free it with srv_reply_cleanup.  (A core status
- * outside loss.h's enum, which would be a bug, is a 500 "internal_error".) */
+ * encode.  Always fills *out (status 200, 400, 404, 422, 413 past
+ * --max-compute or 503 for out of memory) with a body; free it with
+ * srv_reply_cleanup.  (A core status outside loss.h's enum, which would be a
+ * bug, is a 500 "internal_error".) */
 void srv_loss_run(const char *name, const char *body, size_t len,
                   srv_reply *out);
 
@@ -103,6 +104,12 @@ void srv_reply_cleanup(srv_reply *r);
  * with the contract's code and field, 503 out of memory, 500 for a core
  * bug); release *rs with srv_result_cleanup either way. */
 int srv_request_compute(const srv_request *rq, srv_result *rs, srv_fail *f);
+
+/* Sets --max-compute: srv_request_compute gives every loss that takes a
+ * deadline (loss.h) this many seconds from its start, and answers 413
+ * "compute_timeout" when it runs past them; 0 (the default here) gives
+ * none.  Call once, before any request. */
+void srv_compute_limit_set(unsigned seconds);
 void srv_result_cleanup(srv_result *rs);
 
 #endif

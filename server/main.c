@@ -8,6 +8,7 @@
 #include "auth.h"
 #include "check.h"
 #include "config.h"
+#include "handler.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -37,6 +38,7 @@ int main(int argc, char **argv)
     srv_signals_block();
     srv_log_init(cfg.log_format);
     srv_metrics_init();
+    srv_compute_limit_set(cfg.max_compute);
     if (srv_pool_start(cfg.threads, cfg.max_queue) != 0) {
         fprintf(stderr, "lossd: cannot start %u worker threads\n", cfg.threads);
         return 1;

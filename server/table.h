@@ -129,6 +129,7 @@ typedef struct srv_result {
     double *work;
     void *extra;
     const char *method; /* an estimate: the method it used, or NULL */
+    const loss_deadline *deadline; /* for the losses that take one */
 } srv_result;
 
 typedef int (*srv_adapter)(const srv_request *rq, srv_result *rs,

@@ -42,6 +42,7 @@ Test(http_lifecycle, bad_values_exit_2_with_one_line)
     static const char *const body[] = {"--max-body", "12X", NULL};
     static const char *const queue[] = {"--max-queue", "-1", NULL};
     static const char *const timeout[] = {"--timeout", "soon", NULL};
+    static const char *const compute[] = {"--max-compute", "-3", NULL};
     static const char *const format[] = {"--log-format", "xml", NULL};
     static const char *const unknown[] = {"--colour", "red", NULL};
     static const char *const missing[] = {"--port", NULL};
@@ -52,6 +53,7 @@ Test(http_lifecycle, bad_values_exit_2_with_one_line)
     expect_bad(body, "--max-body");
     expect_bad(queue, "--max-queue");
     expect_bad(timeout, "--timeout");
+    expect_bad(compute, "--max-compute");
     expect_bad(format, "--log-format");
     expect_bad(unknown, "--colour");
     expect_bad(missing, "--port");
@@ -64,6 +66,9 @@ Test(http_lifecycle, bad_environment_exits_2)
     setenv("LOSSD_THREADS", "many", 1);
     expect_bad(none, "LOSSD_THREADS");
     unsetenv("LOSSD_THREADS");
+    setenv("LOSSD_MAX_COMPUTE", "1m", 1);
+    expect_bad(none, "LOSSD_MAX_COMPUTE");
+    unsetenv("LOSSD_MAX_COMPUTE");
     setenv("LOSSD_MAX_BODY", "0", 1);
     expect_bad(none, "LOSSD_MAX_BODY");
 }

@@ -3,7 +3,8 @@
  * service resumes afterwards; trickling clients are dropped after
  * --timeout; hundreds of idle sockets do not starve others; a client gone
  * during compute costs nothing, and one gone half-way through its body
- * is let go at once; headers over the limit get 431;
+ * is let go at once; headers over the limit get 431; a computation past
+ * --max-compute is stopped with 413;
  * --max-connections caps connections; SIGTERM with 100 requests in flight
  * answers every one, and --grace bounds the wait. */
 #include <arpa/inet.h>
@@ -316,6 +317,87 @@ Test(http_resilience, trickling_headers_are_dropped_after_timeout)
     close(slow);
     close(kept);
     wait_metric(d.port, "lossd_rejected_total{reason=\"timeout\"}", 1);
+    cr_assert_eq(lossd_stop(&d), 0);
+}
+
+/* A triplet request mining batch_all over n embeddings of 2 numbers, in
+ * 100 classes: as /loss/triplet takes it, or (v2) as a v2 infer request.
+ * malloc'd. */
+static char *mined_body(size_t n, int v2)
+{
+    size_t cap = n * 64 + 512, len = 0, i;
+    char *b = malloc(cap);
+    uint64_t s = 0x9e3779b97f4a7c15u;
+
+    cr_assert_not_null(b);
+    len += (size_t)snprintf(
+        b + len, cap - len, "%s",
+        v2 ? "{\"parameters\":{\"mining\":\"batch_all\"},\"inputs\":["
+             "{\"name\":\"embeddings\",\"datatype\":\"FP64\",\"shape\":["
+           : "{\"mining\":\"batch_all\",\"embeddings\":[");
+    if (v2)
+        len += (size_t)snprintf(b + len, cap - len, "%zu,2],\"data\":[", n);
+    for (i = 0; i < n; i++) {
+        s = s * 6364136223846793005u + 1442695040888963407u;
+        len += (size_t)snprintf(b + len, cap - len,
+                                v2 ? "%s%.6f,%.6f" : "%s[%.6f,%.6f]",
+                                i ? "," : "", (double)(s >> 40) / 16777216.0,
+                                (double)((s >> 16) & 0xffffff) / 16777216.0);
+    }
+    if (v2)
+        len += (size_t)snprintf(b + len, cap - len,
+                                "]},{\"name\":\"labels\",\"datatype\":"
+                                "\"INT64\",\"shape\":[%zu],\"data\":[",
+                                n);
+    else
+        len += (size_t)snprintf(b + len, cap - len, "],\"labels\":[");
+    for (i = 0; i < n; i++)
+        len += (size_t)snprintf(b + len, cap - len, "%s%zu", i ? "," : "",
+                                i % 100);
+    snprintf(b + len, cap - len, "%s", v2 ? "]}]}" : "]}");
+    return b;
+}
+
+/* A request still computing --max-compute seconds after it began is
+ * stopped with 413 compute_timeout and counted as a refusal, and the only
+ * worker takes the next request; v2 infer gets the same 413.  batch_all
+ * mining over 20,000 embeddings computes for about half a minute; the
+ * limit here is 1 s. */
+Test(http_resilience, long_computations_are_stopped)
+{
+    static const char *const args[] = {"--threads", "1", "--max-compute", "1",
+                                       NULL};
+    static const char v2_says[] = "{\"error\":\"Computing this request took";
+    char *body = mined_body(20000, 0), *next = softmax_body(64, 100, 7, NULL);
+    lossd d;
+    hresp r;
+
+    lossd_start(&d, args);
+    http_post_json(d.port, "triplet", body, &r);
+    expect_error(&r, 413, "compute_timeout");
+    cr_expect(strstr(r.body, "--max-compute") != NULL, "%s", r.body);
+    hresp_free(&r);
+    cr_expect_eq(
+        scrape(d.port, "lossd_rejected_total{reason=\"compute_timeout\"}"),
+        1.0);
+    cr_expect_eq(
+        scrape(d.port, "lossd_requests_total{loss=\"triplet\",status=\"413\"}"),
+        1.0);
+    cr_assert_gt(strlen(next), 16384, "a body for the worker, not inline");
+    http_post_json(d.port, "softmax", next, &r);
+    cr_expect_eq(r.status, 200, "%.300s", r.body);
+    hresp_free(&r);
+    /* v2 infer: the same 413, in the v2 error shape. */
+    free(body);
+    body = mined_body(20000, 1);
+    http_call(d.port, "POST", "/v2/models/triplet/infer", "application/json",
+              body, strlen(body), NULL, &r);
+    cr_expect_eq(r.status, 413, "%.300s", r.body);
+    cr_expect(strncmp(r.body, v2_says, sizeof v2_says - 1) == 0, "%.300s",
+              r.body);
+    hresp_free(&r);
+    free(body);
+    free(next);
     cr_assert_eq(lossd_stop(&d), 0);
 }
 
