@@ -8,8 +8,9 @@
 
 #include "handler.h"
 #include "metrics.h"
+#include "table.h"
 
-#define MAX_LOSSES 32 /* loss names of the contract, plus "other" */
+#define MAX_LOSSES 32 /* the losses, the divergences, "other" */
 #define STATUS_LO 100
 #define STATUS_HI 600
 
@@ -18,8 +19,9 @@ static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01,
                                  1.0,    2.5,   5.0,    10.0,  30.0};
 #define NBUCKETS (sizeof buckets / sizeof buckets[0])
 
-/* Label values: names[0..nnames-1] are losses, names[nnames] is "other".
- * Written by srv_metrics_init only. */
+/* Label values: names[0..nnames-1] are the losses, then the divergences'
+ * paths ("divergence/samples"); names[nnames] is "other".  Written by
+ * srv_metrics_init only. */
 static char names[MAX_LOSSES][32];
 static size_t nnames;
 
@@ -38,6 +40,7 @@ static size_t nreasons;
 void srv_metrics_init(void)
 {
     const char *p = srv_loss_names();
+    size_t i;
 
     nnames = 0;
     while (*p != '\0' && nnames < MAX_LOSSES - 1) {
@@ -49,6 +52,9 @@ void srv_metrics_init(void)
         p += n;
         p += strspn(p, ", ");
     }
+    for (i = 0; i < srv_ndivergences && nnames < MAX_LOSSES - 1; i++)
+        snprintf(names[nnames++], sizeof names[0], "divergence/%s",
+                 srv_divergences[i].name);
     strcpy(names[nnames], "other");
 }
 

@@ -175,6 +175,16 @@ Test(http_divergence, vector_and_column_forms_agree)
     cr_expect_eq(kl[0], kl[1]);
     cr_expect(kl[0] > 0 && fabs(kl[2] - kl[0]) <= 6e-8 * kl[0], "%.17g %.17g",
               kl[2], kl[0]);
+    /* /metrics counts them under their path, not as "other". */
+    {
+        hresp r;
+        http_get(d.port, "/metrics", &r);
+        cr_expect_eq(metric_value(r.body, "lossd_requests_total{loss="
+                                          "\"divergence/samples\",status="
+                                          "\"200\"}"),
+                     3.0, "%s", r.body);
+        hresp_free(&r);
+    }
     cr_assert_eq(lossd_stop(&d), 0);
 }
 
