@@ -119,7 +119,7 @@ typedef enum loss_distance {
     LOSS_DIST_SQUARED_EUCLIDEAN = 1 /* d(u, v) = ||u - v||^2 */
 } loss_distance;
 
-/* ---- hinge.c: binary and multiclass hinge --------------------------------- */
+/* ---- hinge.c: binary and multiclass hinge -------------------------------- */
 
 typedef struct loss_hinge_args {
     size_t n;
@@ -161,14 +161,14 @@ typedef struct loss_multiclass_hinge_out {
     double loss;
     double *per_sample;  /* [n] or NULL */
     double *grad_scores; /* [n][k] or NULL */
-    double accuracy;     /* fraction with arg-max (lowest index on ties) = label */
+    double accuracy;     /* fraction whose arg-max (lowest on ties) = label */
 } loss_multiclass_hinge_out;
 
 size_t loss_multiclass_hinge_work(const loss_multiclass_hinge_args *a);
 int loss_multiclass_hinge(const loss_multiclass_hinge_args *a,
                           loss_multiclass_hinge_out *o, loss_error *err);
 
-/* ---- softmax.c: softmax cross-entropy, PyTorch's cross_entropy ------------ */
+/* ---- softmax.c: softmax cross-entropy, PyTorch's cross_entropy ----------- */
 
 typedef struct loss_softmax_args {
     size_t n, k;
@@ -194,14 +194,14 @@ size_t loss_softmax_work(const loss_softmax_args *a);
 int loss_softmax(const loss_softmax_args *a, loss_softmax_out *o,
                  loss_error *err);
 
-/* ---- margin_softmax.c: L-Softmax and A-Softmax ----------------------------- */
+/* ---- margin_softmax.c: L-Softmax and A-Softmax --------------------------- */
 
 typedef struct loss_margin_softmax_args {
     size_t n, d, k;
     const double *features; /* [n][d] */
     const double *weights;  /* [k][d] */
     const int64_t *labels;  /* [n] in [0, k) */
-    int margin;             /* m in 1..8; default 2 (l_softmax), 4 (a_softmax) */
+    int margin;             /* 1..8; default 2 (l_softmax), 4 (a_softmax) */
     double beta;            /* >= 0, default 0 */
     loss_reduction reduction;
     double *work;
@@ -222,7 +222,7 @@ size_t loss_a_softmax_work(const loss_margin_softmax_args *a);
 int loss_a_softmax(const loss_margin_softmax_args *a,
                    loss_margin_softmax_out *o, loss_error *err);
 
-/* ---- pairs.c: contrastive and coupled clusters ----------------------------- */
+/* ---- pairs.c: contrastive and coupled clusters --------------------------- */
 
 typedef enum loss_contrastive_variant {
     LOSS_CONTRASTIVE_SEED = 0,
@@ -278,7 +278,7 @@ size_t loss_coupled_cluster_work(const loss_coupled_cluster_args *a);
 int loss_coupled_cluster(const loss_coupled_cluster_args *a,
                          loss_coupled_cluster_out *o, loss_error *err);
 
-/* ---- triplet.c: triplet (explicit and mined), quadruplet, MSML ------------- */
+/* ---- triplet.c: triplet (explicit and mined), quadruplet, MSML ----------- */
 
 typedef struct loss_triplet_args {
     size_t n, d;
@@ -374,7 +374,7 @@ typedef struct loss_msml_out {
 size_t loss_msml_work(const loss_msml_args *a);
 int loss_msml(const loss_msml_args *a, loss_msml_out *o, loss_error *err);
 
-/* ---- divergence.c: KL, JS and cross-entropy between distributions --------- */
+/* ---- divergence.c: KL, JS and cross-entropy between distributions -------- */
 
 typedef enum loss_divergence_kind {
     LOSS_DIV_KL = 0,
@@ -415,7 +415,7 @@ size_t loss_divergence_work(const loss_divergence_args *a);
 int loss_divergence(const loss_divergence_args *a, loss_divergence_out *o,
                     loss_error *err);
 
-/* ---- generative.c: VAE negative ELBO and GAN objectives -------------------- */
+/* ---- generative.c: VAE negative ELBO and GAN objectives ------------------ */
 
 typedef enum loss_likelihood {
     LOSS_LIKELIHOOD_BERNOULLI = 0,
@@ -474,7 +474,7 @@ typedef struct loss_gan_out {
 size_t loss_gan_work(const loss_gan_args *a);
 int loss_gan(const loss_gan_args *a, loss_gan_out *o, loss_error *err);
 
-/* ---- continuous.c: KL divergence between diagonal Gaussians --------------- */
+/* ---- continuous.c: KL divergence between diagonal Gaussians -------------- */
 
 typedef struct loss_gaussian_kl_args {
     size_t n, d;
@@ -499,7 +499,7 @@ size_t loss_gaussian_kl_work(const loss_gaussian_kl_args *a);
 int loss_gaussian_kl(const loss_gaussian_kl_args *a, loss_gaussian_kl_out *o,
                      loss_error *err);
 
-/* ---- samples.c: KL and JS between two sets of samples ---------------------- */
+/* ---- samples.c: KL and JS between two sets of samples -------------------- */
 
 typedef enum loss_samples_method {
     LOSS_SAMPLES_HISTOGRAM = 0, /* 1-D only: shared bins, additive smoothing */

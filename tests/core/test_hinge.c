@@ -144,7 +144,7 @@ Test(multiclass_hinge, pytorch_vectors)
     cr_expect_geq(run_vectors("multiclass_hinge", run_mc_case), 25);
 }
 
-/* ---- finite differences ---------------------------------------------------- */
+/* ---- finite differences -------------------------------------------------- */
 
 static double eval_hinge(void *ctx)
 {

@@ -118,7 +118,7 @@ Test(softmax, pytorch_vectors)
     cr_expect_geq(count, 42);
 }
 
-/* ---- finite differences ---------------------------------------------------- */
+/* ---- finite differences -------------------------------------------------- */
 
 static double eval_softmax(void *ctx)
 {

@@ -2,8 +2,9 @@
  * an input is "<loss name>\n<body bytes>", run through srv_loss_run, and
  * every answer must be one of the statuses of the contract with a JSON
  * body of the right shape (for 200 {"loss": ...}, or {"metrics": {...}}
- * from a "divergence/<name>"; {"error": {"code", "message"}} otherwise).  Memory errors and undefined behaviour are caught by the
- * sanitizers the target is built with. */
+ * from a "divergence/<name>"; {"error": {"code", "message"}} otherwise).
+ * Memory errors and undefined behaviour are caught by the sanitizers the
+ * target is built with. */
 #include <cjson/cJSON.h>
 #include <stdint.h>
 #include <stdio.h>
