@@ -35,8 +35,6 @@ void srv_answer_error(srv_answer *a, int status, const char *code,
     memset(a, 0, sizeof *a);
     srv_reply_error(&a->reply, status, code, NULL, "%s", msg);
     srv_answer_from_reply(a, &a->reply);
-    if (status == 503)
-        a->retry_after = 1;
 }
 
 void srv_answer_from_reply(srv_answer *a, srv_reply *r)
@@ -53,6 +51,9 @@ void srv_answer_from_reply(srv_answer *a, srv_reply *r)
     a->kind = SRV_BODY_REPLY;
     a->body = a->reply.body;
     a->len = a->reply.len;
+    /* every 503 (overloaded, shutting down, out of memory) invites a
+     * retry */
+    a->retry_after = a->status == 503;
 }
 
 void srv_answer_cleanup(srv_answer *a)

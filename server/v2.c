@@ -97,8 +97,6 @@ static void v2_answer_error(srv_answer *a, int status, const char *fmt, ...)
     memset(a, 0, sizeof *a);
     v2_reply_error(&a->reply, status, "%s", msg);
     srv_answer_from_reply(a, &a->reply);
-    if (status == 503)
-        a->retry_after = 1;
 }
 
 /* ---- Datatypes ----------------------------------------------------------- */
