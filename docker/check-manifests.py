@@ -120,7 +120,8 @@ class Checker:
         return env
 
     def shutdown(self, w, spec, c, env):
-        """preStop pause + LOSSD_GRACE must fit in the grace period."""
+        """preStop pause + LOSSD_GRACE + the second lossd gives the
+        computations it stops must fit in the grace period."""
         pre = get(c, "lifecycle.preStop") or {}
         pause = None
         if "sleep" in pre:
@@ -134,9 +135,9 @@ class Checker:
         self.need(grace is not None, w, "LOSSD_GRACE set")
         total = spec.get("terminationGracePeriodSeconds")
         if pause is not None and grace is not None:
-            self.need(isinstance(total, int) and total > pause + grace, w,
+            self.need(isinstance(total, int) and total > pause + grace + 1, w,
                       "terminationGracePeriodSeconds (%s) must exceed the preStop "
-                      "pause (%s) + LOSSD_GRACE (%s)" % (total, pause, grace))
+                      "pause (%s) + LOSSD_GRACE (%s) + 1" % (total, pause, grace))
         return env
 
     def deployment(self, d):
@@ -215,8 +216,8 @@ class Checker:
         self.need((get(lossd, "deploy.replicas") or 1) >= 2, w, "deploy.replicas >= 2")
         stop = seconds(lossd.get("stop_grace_period", "10s"))
         grace = seconds(env.get("LOSSD_GRACE", ""))
-        self.need(stop is not None and grace is not None and stop > grace, w,
-                  "stop_grace_period (%s) must exceed LOSSD_GRACE (%s)" % (stop, grace))
+        self.need(stop is not None and grace is not None and stop > grace + 1, w,
+                  "stop_grace_period (%s) must exceed LOSSD_GRACE (%s) + 1" % (stop, grace))
         self.need(proxy.get("restart"), "docker-compose.yml nginx", "a restart policy")
         self.need("lossd" in (proxy.get("depends_on") or {}), "docker-compose.yml nginx",
                   "depends_on lossd")

@@ -6,6 +6,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,20 +142,29 @@ void srv_result_cleanup(srv_result *rs)
  * request, then only read. */
 static unsigned compute_limit;
 
+/* Set by srv_compute_abort, when shutdown stops every computation. */
+static atomic_int compute_aborted;
+
 void srv_compute_limit_set(unsigned seconds)
 {
     compute_limit = seconds;
 }
 
+void srv_compute_abort(void)
+{
+    atomic_store(&compute_aborted, 1);
+}
+
 /* The loss_deadline of srv_request_compute: ctx is the time it ends. */
 static int deadline_expired(void *ctx)
 {
-    return now_s() >= *(const double *)ctx;
+    return atomic_load_explicit(&compute_aborted, memory_order_relaxed) ||
+           now_s() >= *(const double *)ctx;
 }
 
 /* A core status as a client error: 422 with the contract's code and the
- * path of the element, 503 when out of memory, 413 past --max-compute,
- * 500 for a status outside loss.h's enum. */
+ * path of the element, 503 when out of memory or stopped by shutdown, 413
+ * past --max-compute, 500 for a status outside loss.h's enum. */
 static void loss_fail(int rc, const loss_error *err, srv_fail *f)
 {
     char path[256];
@@ -162,6 +172,12 @@ static void loss_fail(int rc, const loss_error *err, srv_fail *f)
     if (rc == LOSS_E_NOMEM) {
         srv_fail_set(f, 503, "out_of_memory", NULL,
                      "the server is out of memory; retry later");
+        return;
+    }
+    if (rc == LOSS_E_STOPPED && atomic_load(&compute_aborted)) {
+        srv_fail_set(f, 503, "shutting_down", NULL,
+                     "The server is shutting down and stopped this "
+                     "computation; retry on another replica.");
         return;
     }
     if (rc == LOSS_E_STOPPED) {
@@ -251,13 +267,13 @@ static int result_overflows(const srv_request *rq, const srv_result *rs,
 int srv_request_compute(const srv_request *rq, srv_result *rs, srv_fail *f)
 {
     loss_error err;
-    double end = now_s() + compute_limit;
+    double end = compute_limit > 0 ? now_s() + compute_limit : INFINITY;
     loss_deadline dl = {deadline_expired, &end};
     int rc;
 
     memset(rs, 0, sizeof *rs);
     memset(&err, 0, sizeof err);
-    rs->deadline = compute_limit > 0 ? &dl : NULL;
+    rs->deadline = &dl;
     if (result_alloc(rq, rs) != 0)
         rc = LOSS_E_NOMEM;
     else

@@ -110,6 +110,11 @@ int srv_request_compute(const srv_request *rq, srv_result *rs, srv_fail *f);
  * "compute_timeout" when it runs past them; 0 (the default here) gives
  * none.  Call once, before any request. */
 void srv_compute_limit_set(unsigned seconds);
+
+/* Stops those losses now, and from now on, wherever they run: each
+ * answers 503 "shutting_down".  For a shutdown whose grace has run out;
+ * any thread, once. */
+void srv_compute_abort(void);
 void srv_result_cleanup(srv_result *rs);
 
 #endif

@@ -1,5 +1,6 @@
 /* main.c -- lossd: parse the configuration, start the compute pool and the
- * HTTP daemon, serve until SIGTERM or SIGINT, then drain and exit 0. */
+ * HTTP daemon, serve until SIGTERM or SIGINT, then drain and exit 0 (1
+ * when requests are still left after --grace). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -14,6 +15,21 @@
 #include "metrics.h"
 #include "pool.h"
 #include "signals.h"
+
+/* Waits up to grace seconds for the admitted requests; past that, stops
+ * the computations that can stop (srv_compute_abort), which answer 503
+ * at once for a proxy to retry elsewhere, and gives them a second more.
+ * Returns the number still left: bodies still arriving, linear losses. */
+static long drain(unsigned grace)
+{
+    long left = srv_signals_wait_idle(grace);
+
+    if (left == 0)
+        return 0;
+    srv_log_event_write("stopping_computations", "in_flight", left);
+    srv_compute_abort();
+    return srv_signals_wait_idle(1);
+}
 
 int main(int argc, char **argv)
 {
@@ -51,7 +67,7 @@ int main(int argc, char **argv)
     sig = srv_signals_wait();
     srv_http_drain();
     srv_log_event_write("draining", "signal", sig);
-    left = srv_signals_wait_idle(cfg.grace);
+    left = drain(cfg.grace);
     if (left > 0) {
         /* Workers may still hold suspended connections, which the daemon
          * cannot be stopped under: leave without tearing down. */

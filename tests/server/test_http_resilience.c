@@ -6,7 +6,8 @@
  * is let go at once; headers over the limit get 431; a computation past
  * --max-compute is stopped with 413;
  * --max-connections caps connections; SIGTERM with 100 requests in flight
- * answers every one, and --grace bounds the wait. */
+ * answers every one, and --grace bounds the wait, stopping the
+ * computations still running. */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -723,6 +724,43 @@ Test(http_resilience, sigterm_with_100_in_flight_answers_all)
               status);
     unlink(d.log_path);
     free(body);
+}
+
+/* A computation still running when --grace runs out is stopped: its
+ * client gets 503 shutting_down with Retry-After, for a proxy to retry it
+ * on another replica, and the daemon exits 0 (no --max-compute here). */
+Test(http_resilience, grace_stops_long_computations)
+{
+    static const char *const args[] = {
+        "--grace", "1", "--max-compute", "0", "--threads", "1", NULL};
+    char *body = mined_body(20000, 0), head[256], *out, *log;
+    size_t len = strlen(body);
+    int fd, i, status;
+    lossd d;
+
+    lossd_start(&d, args);
+    fd = sock_open(d.port);
+    sock_send(fd, head,
+              (size_t)post_head(head, sizeof head, "/loss/triplet", len));
+    sock_send(fd, body, len);
+    wait_metric(d.port, "lossd_workers_busy", 1);
+    kill(d.pid, SIGTERM);
+    out = sock_read_all(fd, 20000);
+    cr_expect(strncmp(out, "HTTP/1.1 503 ", 13) == 0, "%.300s", out);
+    cr_expect(strstr(out, "\"shutting_down\"") != NULL, "%.600s", out);
+    cr_expect(strstr(out, "Retry-After: 1\r\n") != NULL, "%.600s", out);
+    free(out);
+    close(fd);
+    for (i = 0; i < 2000 && waitpid(d.pid, &status, WNOHANG) != d.pid; i++)
+        sleep_ms(10);
+    cr_assert_lt(i, 2000, "lossd did not exit");
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d",
+              status);
+    log = lossd_log(&d);
+    cr_expect_not_null(strstr(log, "stopping_computations"), "%s", log);
+    free(log);
+    free(body);
+    unlink(d.log_path);
 }
 
 /* A request that never completes does not hold the exit past --grace:
