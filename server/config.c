@@ -142,23 +142,28 @@ static const char *parse_max_queue(srv_config *cfg, const char *text)
     return NULL;
 }
 
-static const char *parse_timeout(srv_config *cfg, const char *text)
+/* A number of seconds, 0 to a day, into *out; -1 for anything else. */
+static int parse_seconds(const char *text, unsigned *out)
 {
     unsigned long long v;
 
     if (parse_uint(text, 0, 86400, &v) != 0)
+        return -1;
+    *out = (unsigned)v;
+    return 0;
+}
+
+static const char *parse_timeout(srv_config *cfg, const char *text)
+{
+    if (parse_seconds(text, &cfg->timeout) != 0)
         return "a number of seconds in [0, 86400] (0 disables the timeout)";
-    cfg->timeout = (unsigned)v;
     return NULL;
 }
 
 static const char *parse_max_compute(srv_config *cfg, const char *text)
 {
-    unsigned long long v;
-
-    if (parse_uint(text, 0, 86400, &v) != 0)
+    if (parse_seconds(text, &cfg->max_compute) != 0)
         return "a number of seconds in [0, 86400] (0 disables the limit)";
-    cfg->max_compute = (unsigned)v;
     return NULL;
 }
 
@@ -175,11 +180,8 @@ static const char *parse_log_format(srv_config *cfg, const char *text)
 
 static const char *parse_grace(srv_config *cfg, const char *text)
 {
-    unsigned long long v;
-
-    if (parse_uint(text, 0, 86400, &v) != 0)
+    if (parse_seconds(text, &cfg->grace) != 0)
         return "a number of seconds in [0, 86400]";
-    cfg->grace = (unsigned)v;
     return NULL;
 }
 

@@ -681,6 +681,19 @@ static void wait_draining(unsigned port)
     cr_assert_eq(status, 503, "/readyz never turned 503");
 }
 
+/* Waits up to ms milliseconds for the daemon to exit (else fails with
+ * why) and asserts that its exit status is code. */
+static void expect_exit(const lossd *d, int ms, int code, const char *why)
+{
+    int i, status = 0;
+
+    for (i = 0; i < ms / 10 && waitpid(d->pid, &status, WNOHANG) != d->pid; i++)
+        sleep_ms(10);
+    cr_assert_lt(i, ms / 10, "%s", why);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == code,
+              "exit status %d", status);
+}
+
 /* 100 requests have sent their headers and half their bodies when SIGTERM
  * comes: the daemon refuses new work (503 shutting_down), waits for the
  * rest of each body, answers every one with 200 and exits 0. */
@@ -690,7 +703,7 @@ Test(http_resilience, sigterm_with_100_in_flight_answers_all)
                                        "--max-queue", "200", NULL};
     char *body = softmax_body(20, 5, 11, NULL), head[256], *out;
     size_t len = strlen(body), half = len / 2;
-    int fds[INFLIGHT], i, ok = 0, status;
+    int fds[INFLIGHT], i, ok = 0;
     lossd d;
     hresp r;
 
@@ -717,11 +730,7 @@ Test(http_resilience, sigterm_with_100_in_flight_answers_all)
         close(fds[i]);
     }
     cr_assert_eq(ok, INFLIGHT, "every admitted request answered 200");
-    for (i = 0; i < 2000 && waitpid(d.pid, &status, WNOHANG) != d.pid; i++)
-        sleep_ms(10);
-    cr_assert_lt(i, 2000, "lossd did not exit after its last request");
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d",
-              status);
+    expect_exit(&d, 20000, 0, "lossd did not exit after its last request");
     unlink(d.log_path);
     free(body);
 }
@@ -735,7 +744,7 @@ Test(http_resilience, grace_stops_long_computations)
         "--grace", "1", "--max-compute", "0", "--threads", "1", NULL};
     char *body = mined_body(20000, 0), head[256], *out, *log;
     size_t len = strlen(body);
-    int fd, i, status;
+    int fd;
     lossd d;
 
     lossd_start(&d, args);
@@ -751,11 +760,7 @@ Test(http_resilience, grace_stops_long_computations)
     cr_expect(strstr(out, "Retry-After: 1\r\n") != NULL, "%.600s", out);
     free(out);
     close(fd);
-    for (i = 0; i < 2000 && waitpid(d.pid, &status, WNOHANG) != d.pid; i++)
-        sleep_ms(10);
-    cr_assert_lt(i, 2000, "lossd did not exit");
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d",
-              status);
+    expect_exit(&d, 20000, 0, "lossd did not exit");
     log = lossd_log(&d);
     cr_expect_not_null(strstr(log, "stopping_computations"), "%s", log);
     free(log);
@@ -770,7 +775,7 @@ Test(http_resilience, grace_bounds_the_drain)
     static const char *const args[] = {"--grace", "1", "--timeout", "0", NULL};
     char head[256], *log;
     lossd d;
-    int fd, i, status;
+    int fd;
 
     lossd_start(&d, args);
     fd = sock_open(d.port);
@@ -779,11 +784,7 @@ Test(http_resilience, grace_bounds_the_drain)
     sock_send(fd, "{", 1);
     wait_metric(d.port, "lossd_in_flight", 2);
     kill(d.pid, SIGTERM);
-    for (i = 0; i < 1500 && waitpid(d.pid, &status, WNOHANG) != d.pid; i++)
-        sleep_ms(10);
-    cr_assert_lt(i, 1500, "lossd waited past its grace period");
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status %d",
-              status);
+    expect_exit(&d, 15000, 1, "lossd waited past its grace period");
     log = lossd_log(&d);
     cr_assert_not_null(strstr(log, "grace_expired"), "%s", log);
     free(log);
