@@ -1107,10 +1107,11 @@ int loss_samples_divergence(const loss_samples_args *a, loss_samples_out *o,
                             loss_error *err)
 {
     samp_est e = {0, 0, 0, 0, 0};
-    loss_ticker tk = loss_ticker_start(a->deadline);
+    loss_ticker tk;
     int rc;
 
     assert(a != NULL && o != NULL);
+    tk = loss_ticker_start(a->deadline);
     if ((rc = samp_check(a, err)) != LOSS_OK)
         return rc;
     assert(a->work != NULL);

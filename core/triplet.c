@@ -453,13 +453,14 @@ int loss_triplet_mined(const loss_triplet_mined_args *a,
                        loss_triplet_mined_out *o, loss_error *err)
 {
     mined_tally t = {0.0, 0.0, 0.0};
-    loss_ticker tk = loss_ticker_start(a->deadline);
+    loss_ticker tk;
     size_t i, len;
     int rc, full;
     double *rest;
     all_row w;
 
     assert(a != NULL && o != NULL);
+    tk = loss_ticker_start(a->deadline);
     rc = mined_check(a, err);
     if (rc != LOSS_OK)
         return rc;

@@ -267,13 +267,13 @@ static int result_overflows(const srv_request *rq, const srv_result *rs,
 int srv_request_compute(const srv_request *rq, srv_result *rs, srv_fail *f)
 {
     loss_error err;
-    double end = compute_limit > 0 ? now_s() + compute_limit : INFINITY;
-    loss_deadline dl = {deadline_expired, &end};
     int rc;
 
     memset(rs, 0, sizeof *rs);
     memset(&err, 0, sizeof err);
-    rs->deadline = &dl;
+    rs->deadline_end = compute_limit > 0 ? now_s() + compute_limit : INFINITY;
+    rs->deadline.expired = deadline_expired;
+    rs->deadline.ctx = &rs->deadline_end;
     if (result_alloc(rq, rs) != 0)
         rc = LOSS_E_NOMEM;
     else

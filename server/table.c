@@ -210,7 +210,7 @@ static int run_l_softmax(const srv_request *rq, srv_result *rs, loss_error *err)
     o.per_sample = rs->per_sample;
     o.grad_features = rs->grad[0];
     o.grad_weights = rs->grad[1];
-    a.deadline = rs->deadline;
+    a.deadline = &rs->deadline;
     rc = loss_l_softmax(&a, &o, err);
     rs->loss = o.loss;
     return rc;
@@ -227,7 +227,7 @@ static int run_a_softmax(const srv_request *rq, srv_result *rs, loss_error *err)
     o.per_sample = rs->per_sample;
     o.grad_features = rs->grad[0];
     o.grad_weights = rs->grad[1];
-    a.deadline = rs->deadline;
+    a.deadline = &rs->deadline;
     rc = loss_a_softmax(&a, &o, err);
     rs->loss = o.loss;
     return rc;
@@ -386,7 +386,7 @@ static int run_triplet(const srv_request *rq, srv_result *rs, loss_error *err)
     WORK(loss_triplet_mined_work, a);
     o.per_sample = rs->per_sample;
     o.grad_embeddings = rs->grad[3];
-    a.deadline = rs->deadline;
+    a.deadline = &rs->deadline;
     rc = loss_triplet_mined(&a, &o, err);
     rs->loss = o.loss;
     rs->metric[0] = o.valid;
@@ -493,7 +493,7 @@ static int run_msml(const srv_request *rq, srv_result *rs, loss_error *err)
     a.reduction = rq->reduction;
     WORK(loss_msml_work, a);
     o.grad_embeddings = rs->grad[0];
-    a.deadline = rs->deadline;
+    a.deadline = &rs->deadline;
     rc = loss_msml(&a, &o, err);
     rs->loss = o.loss;
     return rc;
@@ -765,7 +765,7 @@ static int run_samples(const srv_request *rq, srv_result *rs, loss_error *err)
     a.base = rq->p[5].num;
     WORK(loss_samples_divergence_work, a);
     rs->method = sample_methods[a.method];
-    a.deadline = rs->deadline;
+    a.deadline = &rs->deadline;
     rc = loss_samples_divergence(&a, &o, err);
     if (rc == LOSS_OK)
         samples_report(&o, rs);

@@ -129,7 +129,8 @@ typedef struct srv_result {
     double *work;
     void *extra;
     const char *method; /* an estimate: the method it used, or NULL */
-    const loss_deadline *deadline; /* for the losses that take one */
+    loss_deadline deadline; /* for the losses that take one */
+    double deadline_end;    /* its ctx: when it expires, in now_s() time */
 } srv_result;
 
 typedef int (*srv_adapter)(const srv_request *rq, srv_result *rs,
