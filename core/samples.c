@@ -831,18 +831,65 @@ static void row_swap(double *s, size_t d, size_t i, size_t j)
     }
 }
 
+/* Sifts row lo + i down the max-heap of rows [lo, lo + n) on coordinate
+ * c. */
+static void rows_sift(double *s, size_t d, size_t lo, size_t n, size_t i,
+                      size_t c)
+{
+    size_t j;
+
+    while ((j = 2 * i + 1) < n) {
+        if (j + 1 < n && s[(lo + j + 1) * d + c] > s[(lo + j) * d + c])
+            j++;
+        if (!(s[(lo + j) * d + c] > s[(lo + i) * d + c]))
+            return;
+        row_swap(s, d, lo + i, lo + j);
+        i = j;
+    }
+}
+
+/* Sorts rows [lo, hi) on coordinate c: heapsort, O(n log n) in any
+ * order, select_row's way out of a run of bad pivots. */
+static void rows_heapsort(double *s, size_t d, size_t lo, size_t hi, size_t c)
+{
+    size_t n = hi - lo, i;
+
+    for (i = n / 2; i-- > 0;)
+        rows_sift(s, d, lo, n, i, c);
+    for (i = n; i-- > 1;) {
+        row_swap(s, d, lo, lo + i);
+        rows_sift(s, d, lo, i, 0, c);
+    }
+}
+
+static double median3(double x, double y, double z)
+{
+    return fmax(fmin(x, y), fmin(fmax(x, y), z));
+}
+
 /* Rearranges rows [lo, hi) of s so that row m holds what it would if they
  * were sorted on coordinate c, with none greater before it and none
  * smaller after it: quickselect with a three-way partition, so that runs
- * of equal values cost no more than others. */
+ * of equal values cost no more than others, around the median of the
+ * first, middle and last values.  Rows in order (points along a curve)
+ * would make the middle value alone the smallest of every range, and no
+ * choice of pivot is safe from every order, so after 2 log2 n + 8 rounds
+ * the rest is sorted instead: O(n log n) at worst, not O(n^2). */
 static void select_row(double *s, size_t d, size_t lo, size_t hi, size_t m,
                        size_t c)
 {
-    size_t lt, i, gt;
+    size_t lt, i, gt, rounds = 8, n;
     double pivot, v;
 
+    for (n = hi - lo; n > 1; n >>= 1)
+        rounds += 2;
     while (hi - lo > 1) {
-        pivot = s[(lo + (hi - lo) / 2) * d + c];
+        if (rounds-- == 0) {
+            rows_heapsort(s, d, lo, hi, c);
+            return;
+        }
+        pivot = median3(s[lo * d + c], s[(lo + (hi - lo) / 2) * d + c],
+                        s[(hi - 1) * d + c]);
         lt = i = lo;
         gt = hi;
         while (i < gt) {
@@ -903,6 +950,7 @@ static int rows_equal(const double *u, const double *v, size_t d)
 typedef struct kd_query {
     const double *x, *s;
     size_t d, k, filled;
+    size_t visited; /* rows whose distance was taken, for the deadline */
     int skip;
     double *h;
     double *off;  /* x's offset from the cell's side on each coordinate */
@@ -911,6 +959,7 @@ typedef struct kd_query {
 
 static void kd_offer(kd_query *q, const double *row)
 {
+    q->visited++;
     if (q->skip && rows_equal(row, q->x, q->d))
         q->skip = 0;
     else
@@ -951,15 +1000,16 @@ static void kd_search(kd_query *q, size_t lo, size_t hi, size_t c, double rd)
 
 /* D > 1: the distance from x to its k-th nearest row of the tree s of n
  * rows; with skip, one row equal to x (x itself) is passed over.  h has
- * room for k + d doubles. */
+ * room for k + d doubles.  Adds the rows it measured to *visited. */
 static double knn_tree(const double *x, const double *s, size_t n, size_t d,
-                       int skip, size_t k, double *h)
+                       int skip, size_t k, double *h, size_t *visited)
 {
-    kd_query q = {
-        x, s, d, k, 0, skip, h, h + k, 1.0 - (double)(d + 256) * DBL_EPSILON};
+    double slack = 1.0 - (double)(d + 256) * DBL_EPSILON;
+    kd_query q = {x, s, d, k, 0, 0, skip, h, h + k, slack};
 
     loss_vec_zero(q.off, d);
     kd_search(&q, 0, n, 0, 0.0);
+    *visited += q.visited;
     return sqrt(h[0]);
 }
 
@@ -975,31 +1025,26 @@ static size_t index_of(const double *x, size_t n, double v)
 
 /* rho_k and nu_k of sample i of set x, from the copies sx, sy: in 1-D i is
  * a position in the sorted sx, otherwise a row of x, and sx, sy are k-d
- * trees of the rows times s, the distances then being s times theirs. */
-static void knn_dists(const loss_samples_args *a, const double *x, size_t n,
-                      size_t ny, const double *sx, const double *sy, size_t i,
-                      double s, double *rho, double *nu)
+ * trees of the rows times s, the distances then being s times theirs.
+ * Returns the element operations it took, for the deadline: a bisection
+ * in 1-D (counted as 64), the distances the tree searches took in D > 1. */
+static size_t knn_dists(const loss_samples_args *a, const double *x, size_t n,
+                        size_t ny, const double *sx, const double *sy, size_t i,
+                        double s, double *rho, double *nu)
 {
     double *h = knn_heap(a), *xs = h + a->k + a->d;
-    size_t j;
+    size_t j, visited = 0;
 
     if (a->d == 1) {
         *rho = knn_sorted(sx, n, sx[i], i, a->k);
         *nu = knn_sorted(sy, ny, sx[i], ny, a->k);
-        return;
+        return 64;
     }
     for (j = 0; j < a->d; j++)
         xs[j] = x[i * a->d + j] * s;
-    *rho = knn_tree(xs, sx, n, a->d, 1, a->k, h);
-    *nu = knn_tree(xs, sy, ny, a->d, 0, a->k, h);
-}
-
-/* Element operations counted for one sample's search by the deadline's
- * ticker: a bisection in 1-D, a k-d tree descent otherwise (an estimate;
- * the tree may visit more). */
-static size_t knn_ops(const loss_samples_args *a)
-{
-    return a->d * (a->k + 64);
+    *rho = knn_tree(xs, sx, n, a->d, 1, a->k, h, &visited);
+    *nu = knn_tree(xs, sy, ny, a->d, 0, a->k, h, &visited);
+    return visited * a->d;
 }
 
 /* kl from set x to set y and the entropy of x, in nats. */
@@ -1009,12 +1054,12 @@ static int knn_side(const loss_samples_args *a, const char *field,
                     loss_ticker *tk, loss_error *err)
 {
     double rho, nu, lrho = 0.0, lnu = 0.0, dd = (double)a->d;
-    size_t i, at;
+    size_t i, at, ops = 0;
 
     for (i = 0; i < n; i++) {
-        if (loss_tick(tk, knn_ops(a)))
+        if (loss_tick(tk, ops))
             return loss_stop(err);
-        knn_dists(a, x, n, ny, sx, sy, i, s, &rho, &nu);
+        ops = knn_dists(a, x, n, ny, sx, sy, i, s, &rho, &nu);
         if (rho == 0.0 || nu == 0.0) {
             at = a->d == 1 ? index_of(x, n, sx[i]) : i;
             return loss_error_at(err, LOSS_E_INFINITE, field, 1, at, 0, 0,

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "loss.h"
+#include "rng.h"
 #include "vec.h"
 
 #define FD_H 1e-6
@@ -1245,4 +1246,99 @@ Test(samples, every_method_at_extreme_scales)
         same_at_scale(LOSS_SAMPLES_KDE, 2, 0.7, e2[i]);
         same_at_scale(LOSS_SAMPLES_KDE, 1, 0, e2[i]);
     }
+}
+
+/* Ranks 1..n in an order that makes the k-d tree's first selection (on
+ * coordinate 0 of rows [0, n), median of the first, middle and last
+ * values as pivot) keep only two rows per round: the selection is run on
+ * row ids, and at each round the first and middle rows still unranked get
+ * the two smallest ranks left, the rest staying larger than both.
+ * Without select_row's way out this takes n/2 rounds of O(n). */
+static void median3_killer(double *rank, size_t n)
+{
+    size_t *id = malloc(n * sizeof *id), lo = 0, hi = n, m = n / 2, i, lt, gt,
+           t, mid;
+    double next = 1.0, big = (double)n + 1.0, pivot, v;
+
+    cr_assert_not_null(id);
+    for (i = 0; i < n; i++) {
+        id[i] = i;
+        rank[i] = big;
+    }
+    while (hi - lo > 2) {
+        mid = lo + (hi - lo) / 2;
+        if (rank[id[lo]] == big)
+            rank[id[lo]] = next++;
+        if (rank[id[mid]] == big)
+            rank[id[mid]] = next++;
+        pivot = fmax(fmin(rank[id[lo]], rank[id[mid]]),
+                     fmin(fmax(rank[id[lo]], rank[id[mid]]), rank[id[hi - 1]]));
+        lt = i = lo;
+        gt = hi;
+        while (i < gt) {
+            v = rank[id[i]];
+            if (v < pivot) {
+                t = id[lt], id[lt++] = id[i], id[i++] = t;
+            } else if (v > pivot) {
+                t = id[i], id[i] = id[--gt], id[gt] = t;
+            } else {
+                i++;
+            }
+        }
+        if (m < lt)
+            hi = lt;
+        else if (m >= gt)
+            lo = gt;
+        else
+            break;
+    }
+    for (i = 0; i < n; i++)
+        if (rank[i] == big)
+            rank[i] = next++;
+    free(id);
+}
+
+/* Rows in an order that defeats the k-d tree's pivots give the same
+ * estimates as the same rows shuffled: bit for bit where the sums run over
+ * q (searches of p's tree), to the rounding of a sum in another order
+ * where they run over p. */
+Test(samples, knn_tree_built_from_a_killer_order)
+{
+    const size_t n = 20000, nq = 3000;
+    double *rank = malloc(n * sizeof *rank), *p = malloc(2 * n * sizeof *p),
+           *ps = malloc(2 * n * sizeof *ps), *q = malloc(2 * nq * sizeof *q);
+    uint64_t seed = 77;
+    loss_samples_out a, b;
+    size_t i, j;
+
+    cr_assert(rank && p && ps && q);
+    median3_killer(rank, n);
+    for (i = 0; i < n; i++) {
+        p[2 * i] = rank[i];
+        p[2 * i + 1] = (double)(i % 7);
+    }
+    memcpy(ps, p, 2 * n * sizeof *p);
+    for (i = n - 1; i > 0; i--) {
+        j = (size_t)(rng_next(&seed) % (i + 1));
+        double t0 = ps[2 * i], t1 = ps[2 * i + 1];
+        ps[2 * i] = ps[2 * j];
+        ps[2 * i + 1] = ps[2 * j + 1];
+        ps[2 * j] = t0;
+        ps[2 * j + 1] = t1;
+    }
+    for (i = 0; i < 2 * nq; i++)
+        q[i] = (double)n * rng_unit(&seed);
+    a = knn_estimate(p, n, q, nq, 2, 3);
+    b = knn_estimate(ps, n, q, nq, 2, 3);
+    cr_expect_eq(a.kl_qp, b.kl_qp);
+    cr_expect_eq(a.entropy_q, b.entropy_q);
+    cr_expect_leq(fabs(a.kl_pq - b.kl_pq), 1e-12 * fabs(b.kl_pq), "%.17g %.17g",
+                  a.kl_pq, b.kl_pq);
+    cr_expect_leq(fabs(a.entropy_p - b.entropy_p), 1e-12 * fabs(b.entropy_p),
+                  "%.17g %.17g", a.entropy_p, b.entropy_p);
+    cr_expect(isfinite(a.kl_qp) && isfinite(a.entropy_p));
+    free(rank);
+    free(p);
+    free(ps);
+    free(q);
 }
