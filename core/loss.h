@@ -36,7 +36,8 @@
 /* ---- Status codes ---------------------------------------------------------
  * One X-macro gives the enum, the contract's error code string and a default
  * message.  Every error is a 422 in the HTTP contract except LOSS_E_NOMEM,
- * which the server reports as 503, and LOSS_E_STOPPED, a 413.
+ * which the server reports as 503, and LOSS_E_STOPPED, a 413 (a 503 when
+ * the server stops the loss to shut down).
  */
 #define LOSS_STATUS_MAP(X)                                                     \
     X(OK, 0, "ok", "Success.")                                                 \

@@ -62,6 +62,11 @@ int srv_divergence_exists(const char *name)
     return srv_divergence_find(name) != NULL;
 }
 
+int srv_endpoint_exists(const char *name)
+{
+    return srv_endpoint_find(name) != NULL;
+}
+
 /* ---- Outputs ------------------------------------------------------------- */
 
 static double *alloc_doubles(size_t n)
@@ -155,17 +160,21 @@ void srv_compute_abort(void)
     atomic_store(&compute_aborted, 1);
 }
 
-/* The loss_deadline of srv_request_compute: ctx is the time it ends. */
+/* The loss_deadline of srv_request_compute: ctx is its srv_result, which
+ * keeps why it expired, so that the answer says what stopped the loss. */
 static int deadline_expired(void *ctx)
 {
-    return atomic_load_explicit(&compute_aborted, memory_order_relaxed) ||
-           now_s() >= *(const double *)ctx;
+    srv_result *rs = ctx;
+
+    if (atomic_load_explicit(&compute_aborted, memory_order_relaxed))
+        return rs->aborted = 1;
+    return now_s() >= rs->deadline_end;
 }
 
 /* A core status as a client error: 422 with the contract's code and the
  * path of the element, 503 when out of memory or stopped by shutdown, 413
  * past --max-compute, 500 for a status outside loss.h's enum. */
-static void loss_fail(int rc, const loss_error *err, srv_fail *f)
+static void loss_fail(int rc, const loss_error *err, int aborted, srv_fail *f)
 {
     char path[256];
 
@@ -174,7 +183,7 @@ static void loss_fail(int rc, const loss_error *err, srv_fail *f)
                      "the server is out of memory; retry later");
         return;
     }
-    if (rc == LOSS_E_STOPPED && atomic_load(&compute_aborted)) {
+    if (rc == LOSS_E_STOPPED && aborted) {
         srv_fail_set(f, 503, "shutting_down", NULL,
                      "The server is shutting down and stopped this "
                      "computation; retry on another replica.");
@@ -273,14 +282,14 @@ int srv_request_compute(const srv_request *rq, srv_result *rs, srv_fail *f)
     memset(&err, 0, sizeof err);
     rs->deadline_end = compute_limit > 0 ? now_s() + compute_limit : INFINITY;
     rs->deadline.expired = deadline_expired;
-    rs->deadline.ctx = &rs->deadline_end;
+    rs->deadline.ctx = rs;
     if (result_alloc(rq, rs) != 0)
         rc = LOSS_E_NOMEM;
     else
         rc = rq->loss->run(rq, rs, &err);
     if (rc == LOSS_OK)
         return result_overflows(rq, rs, f);
-    loss_fail(rc, &err, f);
+    loss_fail(rc, &err, rs->aborted, f);
     return -1;
 }
 

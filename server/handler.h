@@ -26,7 +26,8 @@ typedef struct srv_reply {
 /* Runs POST /loss/<name> (or POST /divergence/<d>, with name
  * "divergence/<d>") on a complete body: parse, validate, compute,
  * encode.  Always fills *out (status 200, 400, 404, 422, 413 past
- * --max-compute or 503 for out of memory) with a body; free it with
+ * --max-compute, 503 for out of memory or a loss stopped by
+ * srv_compute_abort) with a body; free it with
  * srv_reply_cleanup.  (A core status outside loss.h's enum, which would be a
  * bug, is a 500 "internal_error".) */
 void srv_loss_run(const char *name, const char *body, size_t len,
@@ -85,6 +86,10 @@ char *srv_divergences_json(const char *name, size_t *len);
 
 /* 1 when name is a divergence of GET /divergences ("samples"). */
 int srv_divergence_exists(const char *name);
+
+/* 1 when name is a loss or "divergence/<a divergence>", as srv_loss_run
+ * takes it; 0 for NULL. */
+int srv_endpoint_exists(const char *name);
 
 /* Fills *out with an error body {"error": {"code", "message", "field"}}.
  * field may be NULL.  On out-of-memory the body is a static fallback that

@@ -552,7 +552,7 @@ static enum MHD_Result http_begin(struct MHD_Connection *conn, const char *url,
     head_gather(rq, &h);
     route = srv_route_head(&h, &a, &loss);
     if (route == SRV_ROUTE_ANSWER) {
-        rq->loss = loss != NULL && srv_loss_exists(loss) ? loss : NULL;
+        rq->loss = srv_endpoint_exists(loss) ? loss : NULL;
         return http_answer_early(rq, &h, &a);
     }
     rq->loss = loss;

@@ -14,8 +14,8 @@ void srv_signals_block(void);
 int srv_signals_wait(void);
 
 /* Waits until no admitted loss request is left (srv_http_busy), until
- * grace seconds have passed, or until another SIGTERM/SIGINT asks to stop
- * at once.  Returns the number still left (0 after a clean drain).
+ * grace seconds have passed, or until another SIGTERM/SIGINT asks not to
+ * wait.  Returns the number still left (0 after a clean drain).
  * Requests answered at once (service endpoints, 503s) are not waited for:
  * under steady traffic they never run out. */
 long srv_signals_wait_idle(unsigned grace);

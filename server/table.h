@@ -129,8 +129,9 @@ typedef struct srv_result {
     double *work;
     void *extra;
     const char *method; /* an estimate: the method it used, or NULL */
-    loss_deadline deadline; /* for the losses that take one */
-    double deadline_end;    /* its ctx: when it expires, in now_s() time */
+    loss_deadline deadline; /* for the losses that take one; ctx is this */
+    double deadline_end;    /* when it expires, in now_s() time */
+    int aborted;            /* it expired for srv_compute_abort */
 } srv_result;
 
 typedef int (*srv_adapter)(const srv_request *rq, srv_result *rs,

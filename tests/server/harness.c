@@ -368,6 +368,31 @@ char *softmax_body(size_t n, size_t k, uint64_t seed, const char *extra)
     return b;
 }
 
+double metric_scrape(unsigned port, const char *series)
+{
+    hresp r;
+    double v;
+
+    http_get(port, "/metrics", &r);
+    cr_assert_eq(r.status, 200);
+    v = metric_value(r.body, series);
+    hresp_free(&r);
+    return v;
+}
+
+double metric_until(unsigned port, const char *series, double want)
+{
+    const struct timespec tick = {0, 10 * 1000 * 1000};
+    double v = metric_scrape(port, series);
+    int i;
+
+    for (i = 0; i < 200 && v < want; i++) {
+        nanosleep(&tick, NULL);
+        v = metric_scrape(port, series);
+    }
+    return v;
+}
+
 double metric_value(const char *text, const char *series)
 {
     size_t n = strlen(series);

@@ -81,4 +81,13 @@ char *softmax_body(size_t n, size_t k, uint64_t seed, const char *extra);
  * from GET /metrics; 0 when absent. */
 double metric_value(const char *text, const char *series);
 
+/* That value, from a GET /metrics of the daemon on port. */
+double metric_scrape(unsigned port, const char *series);
+
+/* metric_scrape until the value reaches want, for up to 2 s; returns the
+ * last value.  A request is counted when its connection completes, which
+ * can trail its response by a moment (and the scrape may be served by the
+ * other HTTP thread first). */
+double metric_until(unsigned port, const char *series, double want);
+
 #endif

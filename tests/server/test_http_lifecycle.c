@@ -124,47 +124,19 @@ Test(http_lifecycle, service_endpoints)
     cr_assert_eq(lossd_stop(&d), 0);
 }
 
-static double scrape(unsigned port, const char *series)
-{
-    hresp r;
-    double v;
-
-    http_get(port, "/metrics", &r);
-    cr_assert_eq(r.status, 200);
-    v = metric_value(r.body, series);
-    hresp_free(&r);
-    return v;
-}
-
 /* lossd_in_flight once the previous scrape's completion, which can trail
  * its response by a moment, has been counted. */
 static double settled_in_flight(unsigned port)
 {
     const struct timespec tick = {0, 10 * 1000 * 1000};
-    double n = scrape(port, "lossd_in_flight");
+    double n = metric_scrape(port, "lossd_in_flight");
     int i;
 
     for (i = 0; i < 200 && n > 1; i++) {
         nanosleep(&tick, NULL);
-        n = scrape(port, "lossd_in_flight");
+        n = metric_scrape(port, "lossd_in_flight");
     }
     return n;
-}
-
-/* A counter once it has reached want: a request is counted when it
- * completes, which can trail its response by a moment (and the scrape may
- * be served by the other HTTP thread first). */
-static double scrape_until(unsigned port, const char *series, double want)
-{
-    const struct timespec tick = {0, 10 * 1000 * 1000};
-    double v = scrape(port, series);
-    int i;
-
-    for (i = 0; i < 200 && v < want; i++) {
-        nanosleep(&tick, NULL);
-        v = scrape(port, series);
-    }
-    return v;
 }
 
 Test(http_lifecycle, metrics_counters_move)
@@ -179,27 +151,27 @@ Test(http_lifecycle, metrics_counters_move)
     hresp r;
 
     lossd_start(&d, NULL);
-    before = scrape(d.port, ok200);
-    in_before = scrape(d.port, "lossd_bytes_received_total");
-    out_before = scrape(d.port, "lossd_bytes_sent_total");
+    before = metric_scrape(d.port, ok200);
+    in_before = metric_scrape(d.port, "lossd_bytes_received_total");
+    out_before = metric_scrape(d.port, "lossd_bytes_sent_total");
     http_post_json(d.port, "softmax", body, &r);
     hresp_free(&r);
     http_post_json(d.port, "softmax", body, &r);
     hresp_free(&r);
     http_post_json(d.port, "softmax", "{\"logits\":[[1]],\"labels\":[3]}", &r);
     hresp_free(&r);
-    cr_assert_eq(scrape_until(d.port, ok200, before + 2), before + 2);
-    cr_assert_eq(scrape_until(d.port, bad422, 1), 1);
-    cr_assert_geq(scrape(d.port, "lossd_bytes_received_total"),
+    cr_assert_eq(metric_until(d.port, ok200, before + 2), before + 2);
+    cr_assert_eq(metric_until(d.port, bad422, 1), 1);
+    cr_assert_geq(metric_scrape(d.port, "lossd_bytes_received_total"),
                   in_before + 2 * (double)strlen(body));
-    cr_assert_gt(scrape(d.port, "lossd_bytes_sent_total"), out_before);
-    cr_assert_geq(scrape_until(d.port,
+    cr_assert_gt(metric_scrape(d.port, "lossd_bytes_sent_total"), out_before);
+    cr_assert_geq(metric_until(d.port,
                                "lossd_request_duration_seconds_count{loss="
                                "\"softmax\"}",
                                3),
                   3);
     cr_assert_eq(settled_in_flight(d.port), 1); /* the scrape */
-    cr_assert_eq(scrape(d.port, "lossd_queue_depth"), 0);
+    cr_assert_eq(metric_scrape(d.port, "lossd_queue_depth"), 0);
     free(body);
     cr_assert_eq(lossd_stop(&d), 0);
 }
@@ -307,7 +279,7 @@ static void wait_in_flight(unsigned port, double n)
     int i;
 
     for (i = 0; i < 5000; i++) {
-        if (scrape(port, "lossd_in_flight") >= n + 1)
+        if (metric_scrape(port, "lossd_in_flight") >= n + 1)
             return;
         nanosleep(&tick, NULL);
     }

@@ -86,25 +86,13 @@ static char *sock_read_all(int fd, int wait_ms)
     return out;
 }
 
-static double scrape(unsigned port, const char *series)
-{
-    hresp r;
-    double v;
-
-    http_get(port, "/metrics", &r);
-    cr_assert_eq(r.status, 200);
-    v = metric_value(r.body, series);
-    hresp_free(&r);
-    return v;
-}
-
 /* Polls /metrics until series >= want (up to about 20 s). */
 static void wait_metric(unsigned port, const char *series, double want)
 {
     int i;
 
     for (i = 0; i < 4000; i++) {
-        if (scrape(port, series) >= want)
+        if (metric_scrape(port, series) >= want)
             return;
         sleep_ms(5);
     }
@@ -119,7 +107,7 @@ static void wait_metric_zero(unsigned port, const char *series)
     int i;
 
     for (i = 0; i < 4000; i++) {
-        if (scrape(port, series) == 0.0)
+        if (metric_scrape(port, series) == 0.0)
             return;
         sleep_ms(5);
     }
@@ -232,8 +220,9 @@ Test(http_resilience, full_queue_refuses_at_once_and_recovers)
     http_get(d.port, "/healthz", &r);
     cr_assert_eq(r.status, 200);
     hresp_free(&r);
-    cr_assert_geq(scrape(d.port, "lossd_rejected_total{reason=\"overloaded\"}"),
-                  1);
+    cr_assert_geq(
+        metric_scrape(d.port, "lossd_rejected_total{reason=\"overloaded\"}"),
+        1);
     for (i = 0; i < 2; i++) {
         out = sock_read_all(i ? b : a, 60000);
         cr_expect_eq(strncmp(out, "HTTP/1.1 200 ", 13), 0,
@@ -379,10 +368,13 @@ Test(http_resilience, long_computations_are_stopped)
     cr_expect(strstr(r.body, "--max-compute") != NULL, "%s", r.body);
     hresp_free(&r);
     cr_expect_eq(
-        scrape(d.port, "lossd_rejected_total{reason=\"compute_timeout\"}"),
+        metric_until(d.port, "lossd_rejected_total{reason=\"compute_timeout\"}",
+                     1.0),
         1.0);
     cr_expect_eq(
-        scrape(d.port, "lossd_requests_total{loss=\"triplet\",status=\"413\"}"),
+        metric_until(d.port,
+                     "lossd_requests_total{loss=\"triplet\",status=\"413\"}",
+                     1.0),
         1.0);
     cr_assert_gt(strlen(next), 16384, "a body for the worker, not inline");
     http_post_json(d.port, "softmax", next, &r);
@@ -437,7 +429,8 @@ Test(http_resilience, bodies_in_flight_are_bounded)
     cr_expect_eq(hresp_header(&r, "Retry-After", head, sizeof head), 0);
     hresp_free(&r);
     /* The gauge shows the holder's body, and the refused one's is gone. */
-    cr_expect_eq(scrape(d.port, "lossd_body_bytes_held"), (double)(big + 1));
+    cr_expect_eq(metric_scrape(d.port, "lossd_body_bytes_held"),
+                 (double)(big + 1));
     /* Chunked: its buffer doubles as pieces arrive, and is refused once
      * it would pass the room left; the answer comes when the body ends. */
     fd = sock_open(d.port);
@@ -538,10 +531,11 @@ Test(http_resilience, client_gone_during_compute)
     hresp_free(&r);
     /* Each scrape's own completion can trail its response, so the value
      * asserted is the one that ended the wait. */
-    for (i = 0; i < 2000 && (left = scrape(d.port, "lossd_in_flight")) > 1; i++)
+    for (i = 0;
+         i < 2000 && (left = metric_scrape(d.port, "lossd_in_flight")) > 1; i++)
         sleep_ms(10);
     cr_assert_eq(left, 1, "only the scrape");
-    cr_assert_eq(scrape(d.port, "lossd_queue_depth"), 0);
+    cr_assert_eq(metric_scrape(d.port, "lossd_queue_depth"), 0);
     free(body);
     cr_assert_eq(lossd_stop(&d), 0);
 }
@@ -582,7 +576,8 @@ Test(http_resilience, hang_ups_mid_body_are_let_go_at_once)
         pthread_create(&tids[i], NULL, hang_up_run, &d.port);
     for (i = 0; i < HANGERS; i++)
         pthread_join(tids[i], NULL);
-    for (i = 0; i < 2000 && (left = scrape(d.port, "lossd_in_flight")) > 1; i++)
+    for (i = 0;
+         i < 2000 && (left = metric_scrape(d.port, "lossd_in_flight")) > 1; i++)
         sleep_ms(10);
     cr_assert_eq(left, 1, "%g connections still held", left - 1);
     cr_assert_eq(lossd_stop(&d), 0);
