@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "handler.h"
 #include "metrics.h"
 #include "table.h"
 
@@ -39,19 +38,11 @@ static size_t nreasons;
 
 void srv_metrics_init(void)
 {
-    const char *p = srv_loss_names();
     size_t i;
 
     nnames = 0;
-    while (*p != '\0' && nnames < MAX_LOSSES - 1) {
-        size_t n = strcspn(p, ", ");
-        if (n > 0 && n < sizeof names[0]) {
-            memcpy(names[nnames], p, n);
-            names[nnames++][n] = '\0';
-        }
-        p += n;
-        p += strspn(p, ", ");
-    }
+    for (i = 0; i < srv_nlosses && nnames < MAX_LOSSES - 1; i++)
+        snprintf(names[nnames++], sizeof names[0], "%s", srv_losses[i].name);
     for (i = 0; i < srv_ndivergences && nnames < MAX_LOSSES - 1; i++)
         snprintf(names[nnames++], sizeof names[0], "divergence/%s",
                  srv_divergences[i].name);
