@@ -288,16 +288,21 @@ static int max_scaled_exp(size_t d)
     return (1018 - ilogb((double)d)) / 2;
 }
 
+/* 2^e, e at most 1022 (2^1022, which stays finite and whose inverse is
+ * normal). */
+static double pow2(int e)
+{
+    return ldexp(1.0, e < DBL_MAX_EXP - 2 ? e : DBL_MAX_EXP - 2);
+}
+
 /* 2^-e for x in [2^e, 2^(e+1)), so that x times it is in [1, 2): scaling
  * by a power of two is exact, so a computation in scaled units rounds as
  * the unscaled one does wherever that one neither overflows nor
- * underflows.  At most 2^1022, which stays finite: a subnormal x scales
- * to [2^-52, 1) instead.  1 for x = 0. */
+ * underflows.  At most 2^1022 (pow2): a subnormal x scales to [2^-52, 1)
+ * instead.  1 for x = 0. */
 static double pow2_scale(double x)
 {
-    int e = x > 0 ? -ilogb(x) : 0;
-
-    return ldexp(1.0, e < DBL_MAX_EXP - 2 ? e : DBL_MAX_EXP - 2);
+    return pow2(x > 0 ? -ilogb(x) : 0);
 }
 
 /* The smallest and largest sample of both sets (D = 1). */
@@ -1109,7 +1114,7 @@ static double knn_scale(const loss_samples_args *a)
     e = -(ilogb(hi) + ilogb(lo)) / 2;
     if (ilogb(hi) + e > top)
         e = top - ilogb(hi);
-    return ldexp(1.0, e < DBL_MAX_EXP - 2 ? e : DBL_MAX_EXP - 2);
+    return pow2(e);
 }
 
 static int samp_knn(const loss_samples_args *a, loss_samples_out *o,
