@@ -9,8 +9,8 @@
 #include "json_out.h"
 
 static const char oom_body[] =
-    "{\"error\":{\"code\":\"out_of_memory\",\"message\":\"the server is out of "
-    "memory; retry later\",\"field\":null}}";
+    "{\"error\":{\"code\":\"out_of_memory\",\"message\":\"" SRV_OOM_MESSAGE
+    "\",\"field\":null}}";
 
 static void reply_oom(srv_reply *out)
 {

@@ -179,8 +179,7 @@ static void loss_fail(int rc, const loss_error *err, int aborted, srv_fail *f)
     char path[256];
 
     if (rc == LOSS_E_NOMEM) {
-        srv_fail_set(f, 503, "out_of_memory", NULL,
-                     "the server is out of memory; retry later");
+        srv_fail_set(f, 503, "out_of_memory", NULL, SRV_OOM_MESSAGE);
         return;
     }
     if (rc == LOSS_E_STOPPED && aborted) {
@@ -236,8 +235,7 @@ static void reply_result(srv_reply *out, const srv_request *rq,
     srv_buf_init_in(&b, response_hint(rq, rs), spare);
     if (srv_response_write(&b, rq, rs) != 0) {
         srv_buf_free(&b);
-        srv_reply_error(out, 503, "out_of_memory", NULL,
-                        "the server is out of memory; retry later");
+        srv_reply_error(out, 503, "out_of_memory", NULL, SRV_OOM_MESSAGE);
         return;
     }
     out->status = 200;

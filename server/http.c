@@ -448,8 +448,7 @@ static enum MHD_Result http_receive(request *rq, const char *data, size_t *size)
         return MHD_YES;
     }
     if (rc != 0) {
-        srv_answer_error(&a, 503, "out_of_memory",
-                         "The server is out of memory; retry later.");
+        srv_answer_error(&a, 503, "out_of_memory", SRV_OOM_MESSAGE);
         return http_answer(rq, &a, NULL);
     }
     memcpy(rq->body + rq->len, data, n);
@@ -570,8 +569,7 @@ static enum MHD_Result http_begin(struct MHD_Connection *conn, const char *url,
         }
         rq->body = srv_huge_malloc(rq->cap);
         if (rq->body == NULL) {
-            srv_answer_error(&a, 503, "out_of_memory",
-                             "The server is out of memory; retry later.");
+            srv_answer_error(&a, 503, "out_of_memory", SRV_OOM_MESSAGE);
             return http_answer(rq, &a, NULL);
         }
     }

@@ -31,8 +31,7 @@ int srv_fail_set(srv_fail *f, int status, const char *code, const char *field,
 
 static int fail_oom(srv_fail *f)
 {
-    return srv_fail_set(f, 503, "out_of_memory", NULL,
-                        "the server is out of memory; retry later");
+    return srv_fail_set(f, 503, "out_of_memory", NULL, SRV_OOM_MESSAGE);
 }
 
 /* ---- Bracket scanner ----------------------------------------------------- */
@@ -364,8 +363,7 @@ static cJSON *parse_body(const srv_loss *L, const char *body, size_t len,
     case SRV_TREE_OK:
         break;
     case SRV_TREE_NOMEM:
-        srv_fail_set(f, 503, "out_of_memory", NULL,
-                     "the server is out of memory; retry later");
+        fail_oom(f);
         return NULL;
     case SRV_TREE_DECLINED:
         /* Not strict JSON lossd's reader takes: cJSON reads it (and words
@@ -1298,8 +1296,7 @@ int srv_request_parse(const srv_loss *L, const char *body, size_t len,
     srv_arena_leave();
     if (arena.failed) {
         srv_arena_cleanup(&arena);
-        return srv_fail_set(f, 503, "out_of_memory", NULL,
-                            "the server is out of memory; retry later");
+        return fail_oom(f);
     }
     if (root == NULL) {
         srv_arena_cleanup(&arena);

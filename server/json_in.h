@@ -52,6 +52,9 @@ int srv_request_field(srv_request *rq, const struct cJSON *item,
                       unsigned *seen, srv_fail *f);
 int srv_request_check(srv_request *rq, srv_fail *f);
 
+/* The message of every 503 out_of_memory answer. */
+#define SRV_OOM_MESSAGE "the server is out of memory; retry later"
+
 /* Fills *f and returns -1: the helper every validation step reports with.
  * field may be NULL. */
 int srv_fail_set(srv_fail *f, int status, const char *code, const char *field,

@@ -83,8 +83,7 @@ static void answer_malloced(srv_answer *a, const char *type, char *body,
                             size_t len)
 {
     if (body == NULL) {
-        srv_answer_error(a, 503, "out_of_memory",
-                         "The server is out of memory; retry later.");
+        srv_answer_error(a, 503, "out_of_memory", SRV_OOM_MESSAGE);
         return;
     }
     answer_static(a, 200, type, body, len);

@@ -58,8 +58,7 @@ static void v2_reply_error(srv_reply *out, int status, const char *fmt, ...)
     srv_buf_puts(&b, "}");
     if (b.oom) {
         srv_buf_free(&b);
-        srv_reply_error(out, 503, "out_of_memory", NULL,
-                        "the server is out of memory; retry later");
+        srv_reply_error(out, 503, "out_of_memory", NULL, SRV_OOM_MESSAGE);
         return;
     }
     out->status = status;
@@ -241,7 +240,7 @@ static void answer_buf(srv_answer *a, srv_buf *b)
 {
     if (b->oom) {
         srv_buf_free(b);
-        v2_answer_error(a, 503, "the server is out of memory; retry later");
+        v2_answer_error(a, 503, SRV_OOM_MESSAGE);
         return;
     }
     memset(a, 0, sizeof *a);
@@ -741,7 +740,7 @@ static int tensor_shape(v2_ctx *c, size_t i, srv_tensor *t)
         t->width = calloc(t->dim[0] ? t->dim[0] : 1, sizeof *t->width);
         if (t->width == NULL)
             return srv_fail_set(&c->f, 503, "out_of_memory", NULL,
-                                "the server is out of memory; retry later");
+                                SRV_OOM_MESSAGE);
         for (l = 0; l < t->dim[0]; l++)
             t->width[l] = t->dim[2];
     }
@@ -763,8 +762,7 @@ static int tensor_alloc(v2_ctx *c, size_t i, srv_tensor *t, size_t count)
     else
         t->v = srv_huge_malloc(count * elem);
     if (t->iv == NULL && t->v == NULL)
-        return srv_fail_set(&c->f, 503, "out_of_memory", NULL,
-                            "the server is out of memory; retry later");
+        return srv_fail_set(&c->f, 503, "out_of_memory", NULL, SRV_OOM_MESSAGE);
     return tensor_shape(c, i, t);
 }
 
@@ -1303,7 +1301,7 @@ static void infer(const char *name, const char *header, const char *body,
 
     memset(out, 0, sizeof *out);
     if (c == NULL) {
-        v2_reply_error(out, 503, "the server is out of memory; retry later");
+        v2_reply_error(out, 503, SRV_OOM_MESSAGE);
         return;
     }
     c->L = srv_loss_find(name != NULL ? name : "");
