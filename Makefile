@@ -152,7 +152,7 @@ test-api: $(LOSSD) $(B)/gen/openapi.json $(B)/gen/docs.html
 	  node --test --test-concurrency=1 tests/api/
 
 asan:
-	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(MAKE) test B=build/asan SAN=1
 
 # ThreadSanitizer on the daemon (build/tsan/lossd) while the C suites run
@@ -166,7 +166,7 @@ tsan: all $(TESTS)
 	  OPT="-O1 -g" build/tsan/lossd
 	@for t in $(TESTS); do \
 	  echo "== $$t (daemon: build/tsan/lossd)"; \
-	  TSAN_OPTIONS="halt_on_error=0 exitcode=66 second_deadlock_stack=1" \
+	  TSAN_OPTIONS="halt_on_error=0 exitcode=66 second_deadlock_stack=1 allocator_may_return_null=1" \
 	  LOSSD_BIN=$(abspath build/tsan/lossd) LOSSD_VECTORS=$(abspath tests/vectors) \
 	    ./$$t --jobs 2 || exit 1; \
 	done

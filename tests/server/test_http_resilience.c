@@ -3,8 +3,8 @@
  * service resumes afterwards; trickling clients are dropped after
  * --timeout; hundreds of idle sockets do not starve others; a client gone
  * during compute costs nothing, and one gone half-way through its body
- * is let go at once; headers over the limit get 431; a computation past
- * --max-compute is stopped with 413;
+ * is let go at once; headers over the limit get 431; a body memory cannot
+ * hold gets 503; a computation past --max-compute is stopped with 413;
  * --max-connections caps connections; SIGTERM with 100 requests in flight
  * answers every one, and --grace bounds the wait, stopping the
  * computations still running. */
@@ -612,6 +612,53 @@ Test(http_resilience, oversized_headers_get_431)
     cr_assert_eq(r.status, 200);
     hresp_free(&r);
     free(req);
+    cr_assert_eq(lossd_stop(&d), 0);
+}
+
+/* The kernel's overcommit mode (/proc/sys/vm/overcommit_memory); -1 when
+ * unknown. */
+static int overcommit_mode(void)
+{
+    FILE *f = fopen("/proc/sys/vm/overcommit_memory", "r");
+    int mode = -1;
+
+    if (f != NULL) {
+        if (fscanf(f, "%d", &mode) != 1)
+            mode = -1;
+        fclose(f);
+    }
+    return mode;
+}
+
+/* A body the limits allow but memory cannot hold (700 GiB) gets 503
+ * out_of_memory with Retry-After at once, from its headers, and the daemon
+ * serves the next request.  Needs a kernel that refuses the allocation
+ * (overcommit mode 0 or 2, on a machine with less memory than that). */
+Test(http_resilience, body_beyond_memory_gets_503)
+{
+    static const char *const args[] = {"--max-body", "1024G",
+                                       "--max-body-total", "1024G", NULL};
+    static const char req[] =
+        "POST /loss/softmax HTTP/1.1\r\nHost: t\r\n"
+        "Content-Type: application/json\r\n"
+        "Content-Length: 751619276800\r\n\r\n{";
+    char *out;
+    lossd d;
+    hresp r;
+
+    if (overcommit_mode() == 1)
+        cr_skip_test("overcommit_memory is 1: the allocation would succeed");
+    lossd_start(&d, args);
+    out = raw_exchange(d.port, req, sizeof req - 1, 3000);
+    cr_expect_eq(strncmp(out, "HTTP/1.1 503 ", 13), 0, "%.200s", out);
+    cr_expect(strstr(out, "\r\nRetry-After: ") != NULL, "%.300s", out);
+    cr_expect(strstr(out, "\"code\":\"out_of_memory\"") != NULL, "%.300s",
+              out);
+    free(out);
+    wait_metric_zero(d.port, "lossd_body_bytes_held");
+    http_post_json(d.port, "hinge", tiny, &r);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    hresp_free(&r);
     cr_assert_eq(lossd_stop(&d), 0);
 }
 
