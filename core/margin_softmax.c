@@ -17,9 +17,11 @@
 static const double margin_pi = 3.14159265358979323846;
 
 /* The target logit f_y of one sample and its partial derivatives, written so
- * that df_y/dx = s*w + tx*x and df_y/dw = s*x + tw*w (w the target row). */
+ * that df_y/dx = s*w + qa*(x/b) and df_y/dw = s*x + qb*(w/a), w the target
+ * row, a = |w| and b = |x|.  x/b and w/a are unit vectors: a ratio such as
+ * a/b, which overflows for a subnormal x, is never formed. */
 typedef struct target_logit {
-    double f, s, tx, tw;
+    double f, s, qa, qb, a, b;
 } target_logit;
 
 /* T_m(c) and its derivative T_m'(c) = m*U_{m-1}(c), by the three-term
@@ -61,7 +63,7 @@ static int angle_interval(int m, double c)
 static target_logit target_logit_eval(const double *w, const double *x,
                                       size_t d, int m, double beta)
 {
-    target_logit t = {0.0, 0.0, 0.0, 0.0};
+    target_logit t = {0.0, 0.0, 0.0, 0.0, 1.0, 1.0};
     double a = loss_vec_norm(w, d), b = loss_vec_norm(x, d),
            wx = loss_vec_dot(w, x, d);
     double c, tm, dtm, sign, psi, dpsi, q;
@@ -78,8 +80,10 @@ static target_logit target_logit_eval(const double *w, const double *x,
     q = (psi - c * dpsi) / (1.0 + beta);
     t.f = (beta * wx + a * b * psi) / (1.0 + beta);
     t.s = (beta + dpsi) / (1.0 + beta);
-    t.tx = q * (a / b);
-    t.tw = q * (b / a);
+    t.qa = q * a;
+    t.qb = q * b;
+    t.a = a;
+    t.b = b;
     return t;
 }
 
@@ -95,7 +99,7 @@ static void sample_backward(const loss_margin_softmax_args *a, const double *w,
     double *gw;
 
     for (l = 0; gx && l < a->d; l++)
-        gx[l] = g[y] * (t->s * w[y * a->d + l] + t->tx * x[l]);
+        gx[l] = g[y] * (t->s * w[y * a->d + l] + t->qa * (x[l] / t->b));
     for (j = 0; j < a->k; j++) {
         if (j == y)
             continue;
@@ -106,7 +110,7 @@ static void sample_backward(const loss_margin_softmax_args *a, const double *w,
     }
     gw = loss_row(o->grad_weights, y, a->d);
     for (l = 0; gw && l < a->d; l++)
-        gw[l] += g[y] * (t->s * x[l] + t->tw * w[y * a->d + l]);
+        gw[l] += g[y] * (t->s * x[l] + t->qb * (w[y * a->d + l] / t->a));
 }
 
 /* The per-sample loss of sample i with logits taken against the rows of w;

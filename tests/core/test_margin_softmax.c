@@ -487,6 +487,48 @@ Test(margin_softmax, zero_feature_vector)
     zero_feature(&a_softmax);
 }
 
+/* A subnormal feature vector (|x| near 1e-310, where 1/|x| overflows) has
+ * the gradient of the same direction at 1e-290: both are the limit at
+ * |x| -> 0 to within the subnormal's precision (about 5e-14 relative). */
+static void tiny_feature(const margin_loss *loss)
+{
+    double g[4], gw[3 * 4], scale[2] = {1e-290, 1e-310}, u[4];
+    size_t i, l, r;
+    problem p;
+
+    random_problem(&p, loss, 3, 0.5, LOSS_REDUCE_MEAN, 11);
+    memcpy(u, p.x, sizeof u);
+    p.a.n = 1;
+    for (r = 0; r < 2; r++) {
+        for (l = 0; l < 4; l++)
+            p.x[l] = u[l] * scale[r];
+        run_ok(&p);
+        cr_expect(fabs(p.o.loss - log(3.0)) < 1e-15, "%s: loss %.17g",
+                  loss->name, p.o.loss);
+        for (i = 0; i < 4 && r == 0; i++)
+            g[i] = p.o.grad_features[i];
+        for (i = 0; i < 12 && r == 0; i++)
+            gw[i] = p.o.grad_weights[i] / scale[0];
+    }
+    for (i = 0; i < 4; i++)
+        cr_expect(fabs(p.o.grad_features[i] - g[i]) < 1e-11,
+                  "%s: grad features[%zu] = %.17g at 1e-310, %.17g at 1e-290",
+                  loss->name, i, p.o.grad_features[i], g[i]);
+    /* The weights' gradients scale with x: compare them relative. */
+    for (i = 0; i < 12; i++)
+        cr_expect(fabs(p.o.grad_weights[i] / scale[1] - gw[i]) <
+                      1e-11 * (1.0 + fabs(gw[i])),
+                  "%s: grad weights[%zu] = %.17g, want %.17g x 1e-310",
+                  loss->name, i, p.o.grad_weights[i], gw[i]);
+    problem_free(&p);
+}
+
+Test(margin_softmax, subnormal_feature_vector)
+{
+    tiny_feature(&l_softmax);
+    tiny_feature(&a_softmax);
+}
+
 /* l_softmax with a zero target row: f_y = 0 and the row gets no gradient. */
 Test(margin_softmax, l_softmax_zero_target_row)
 {
