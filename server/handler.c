@@ -4,6 +4,7 @@
  * stage. */
 #include "handler.h"
 
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -271,6 +272,71 @@ static int result_overflows(const srv_request *rq, const srv_result *rs,
     return 0;
 }
 
+/* The JSON path of element k of input t, named name: name[i], name[i][j]
+ * or name[l][i][j] (layers of their own widths). */
+static void element_path(const srv_tensor *t, const char *name, size_t k,
+                         char *path, size_t cap)
+{
+    size_t l, size;
+
+    if (t->rank == 1) {
+        snprintf(path, cap, "%s[%zu]", name, k);
+        return;
+    }
+    if (t->rank == 2) {
+        snprintf(path, cap, "%s[%zu][%zu]", name, k / t->dim[1], k % t->dim[1]);
+        return;
+    }
+    for (l = 0; l + 1 < t->dim[0]; l++, k -= size)
+        if (k < (size = t->dim[1] * t->width[l]))
+            break;
+    snprintf(path, cap, "%s[%zu][%zu][%zu]", name, l, k / t->width[l],
+             k % t->width[l]);
+}
+
+/* A gradient past double precision (from finite inputs: the centre of
+ * embeddings of 1e308, a product of two 1e200 vectors) is an overflowing
+ * number as the loss is: a 422 naming the element, not a null.  Only the
+ * divergences document infinite gradient components as null. */
+static int gradient_overflows(const srv_request *rq, const double *g, size_t in,
+                              const char *what, srv_fail *f)
+{
+    const srv_tensor *t = &rq->in[in];
+    char path[256];
+    size_t k;
+    int bad = 0;
+
+    for (k = 0; k < t->count; k++) /* one pass, no early exit: vectorises */
+        bad |= !(fabs(g[k]) <= DBL_MAX);
+    if (!bad)
+        return 0;
+    for (k = 0; isfinite(g[k]); k++)
+        ;
+    element_path(t, rq->loss->inputs[in].name, k, path, sizeof path);
+    return srv_fail_set(f, 422, "non_finite", path,
+                        "%s has a %s that overflows double precision.", path,
+                        what);
+}
+
+static int gradients_overflow(const srv_request *rq, const srv_result *rs,
+                              srv_fail *f)
+{
+    const srv_loss *L = rq->loss;
+    size_t i;
+
+    if (L->flags & SRV_L_INFINITE_GRADIENTS)
+        return 0;
+    for (i = 0; i < L->ninputs; i++)
+        if (rs->grad[i] != NULL &&
+            gradient_overflows(rq, rs->grad[i], i, "gradient", f) != 0)
+            return -1;
+    if (rs->gen_grad == NULL)
+        return 0;
+    return gradient_overflows(rq, rs->gen_grad,
+                              input_index(L, L->generator_grad),
+                              "generator gradient", f);
+}
+
 int srv_request_compute(const srv_request *rq, srv_result *rs, srv_fail *f)
 {
     loss_error err;
@@ -286,7 +352,8 @@ int srv_request_compute(const srv_request *rq, srv_result *rs, srv_fail *f)
     else
         rc = rq->loss->run(rq, rs, &err);
     if (rc == LOSS_OK)
-        return result_overflows(rq, rs, f);
+        return result_overflows(rq, rs, f) != 0 ? -1
+                                                : gradients_overflow(rq, rs, f);
     loss_fail(rc, &err, rs->aborted, f);
     return -1;
 }

@@ -142,6 +142,10 @@ typedef int (*srv_adapter)(const srv_request *rq, srv_result *rs,
  * (precision only), and the response is {"method", "metrics", "parameters",
  * "n_<input>"...} instead of a loss. */
 #define SRV_L_ESTIMATE 1u
+/* SRV_L_INFINITE_GRADIENTS: a gradient component may be infinite (null
+ * in JSON), as the contract documents for the divergences; for every
+ * other loss a non-finite gradient is a 422 non_finite. */
+#define SRV_L_INFINITE_GRADIENTS 2u
 
 typedef struct srv_loss {
     const char *name;

@@ -500,6 +500,32 @@ Test(handler_errors, losses_that_overflow_are_422)
     cJSON_Delete(resp);
 }
 
+/* A gradient that overflows double precision is a 422 naming its element,
+ * never a null (coupled_cluster's centre of 1e308s, a_softmax's 1e308
+ * product), unless no gradient is asked for.  The divergences keep their
+ * documented null for an infinite component. */
+Test(handler_errors, gradients_that_overflow_are_422)
+{
+#define CC "\"positives\":[[1e308],[1e308]],\"negatives\":[[1e308],[1e308]]"
+    cJSON *resp, *g;
+
+    expect_error("coupled_cluster", "{" CC "}", 422, "non_finite",
+                 "positives[0][0]");
+    expect_error("a_softmax",
+                 "{\"features\":[[1e308]],\"weights\":[[1e308]],"
+                 "\"labels\":[0]}",
+                 422, "non_finite", "weights[0][0]");
+    resp = run_ok("coupled_cluster", "{\"gradients\":false," CC "}");
+    cr_expect_eq(cJSON_GetObjectItem(resp, "loss")->valuedouble, 0.0);
+    cJSON_Delete(resp);
+#undef CC
+    resp = run_ok("kl", "{\"p\":[[1,0]],\"q\":[[1e-320,1]]}");
+    g = cJSON_GetObjectItem(cJSON_GetObjectItem(resp, "gradients"), "q");
+    g = cJSON_GetArrayItem(cJSON_GetArrayItem(g, 0), 0);
+    cr_expect(cJSON_IsNull(g), "kl: q's gradient at 1e-320 is not null");
+    cJSON_Delete(resp);
+}
+
 Test(handler_errors, conflicting_alternatives)
 {
     expect_error("softmax",
