@@ -97,11 +97,47 @@ void srv_buf_puts(srv_buf *b, const char *s)
     srv_buf_put(b, s, strlen(s));
 }
 
+/* The length of the well-formed UTF-8 sequence at u (RFC 3629: no
+ * overlong forms, surrogates or code points past U+10FFFF), 0 when there
+ * is none; u[0] >= 0x80 and the string is NUL-terminated. */
+static size_t utf8_length(const unsigned char *u)
+{
+    unsigned lo = 0x80, hi = 0xbf;
+    size_t n, i;
+
+    if (u[0] >= 0xc2 && u[0] <= 0xdf)
+        n = 2;
+    else if (u[0] >= 0xe0 && u[0] <= 0xef)
+        n = 3;
+    else if (u[0] >= 0xf0 && u[0] <= 0xf4)
+        n = 4;
+    else
+        return 0;
+    if (u[0] == 0xe0)
+        lo = 0xa0; /* overlong */
+    else if (u[0] == 0xed)
+        hi = 0x9f; /* surrogates */
+    else if (u[0] == 0xf0)
+        lo = 0x90; /* overlong */
+    else if (u[0] == 0xf4)
+        hi = 0x8f; /* past U+10FFFF */
+    if (u[1] < lo || u[1] > hi)
+        return 0;
+    for (i = 2; i < n; i++)
+        if (u[i] < 0x80 || u[i] > 0xbf)
+            return 0;
+    return n;
+}
+
+/* A JSON string of s; a byte that does not begin well-formed UTF-8 (an
+ * echoed key of raw bytes, a message cut inside a character) becomes
+ * U+FFFD, so that every body is valid UTF-8. */
 void srv_buf_string(srv_buf *b, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *u = (const unsigned char *)s;
     char e[6] = {'\\', 'u', '0', '0', 0, 0};
+    size_t n;
 
     srv_buf_put(b, "\"", 1);
     for (; *u; u++) {
@@ -113,8 +149,13 @@ void srv_buf_string(srv_buf *b, const char *s)
             e[4] = hex[*u >> 4];
             e[5] = hex[*u & 15];
             srv_buf_put(b, e, 6);
-        } else {
+        } else if (*u < 0x80) {
             srv_buf_put(b, (const char *)u, 1);
+        } else if ((n = utf8_length(u)) == 0) {
+            srv_buf_puts(b, "\\ufffd");
+        } else {
+            srv_buf_put(b, (const char *)u, n);
+            u += n - 1;
         }
     }
     srv_buf_put(b, "\"", 1);

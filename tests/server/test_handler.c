@@ -332,6 +332,10 @@ Test(handler_errors, unknown_field_is_rejected_by_name)
                  "{\"anchor\":[[1]],\"positive\":[[1]],\"negative\":[[1]],"
                  "\"negative2\":[[1]],\"swap\":true}",
                  422, "unknown_field", "swap");
+    /* A key of bytes that are not UTF-8 is echoed as U+FFFD (EF BF BD),
+     * so that the error body is valid UTF-8. */
+    expect_error("hinge", "{\"scores\":[1],\"labels\":[1],\"\xff\":1}", 422,
+                 "unknown_field", "\xef\xbf\xbd");
 }
 
 Test(handler_errors, missing_fields)

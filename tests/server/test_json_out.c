@@ -5,7 +5,8 @@
  * rule (at most nine digits, within 5e-8 relative, shortened one digit at
  * a time from the nine), checked against an independent restatement of
  * that rule on the exact decimal expansion of each double; the layout
- * (plain for exponents -5 .. 16, else d.ddde+-x) is as documented. */
+ * (plain for exponents -5 .. 16, else d.ddde+-x) is as documented; strings
+ * are escaped and written as well-formed UTF-8. */
 #include <criterion/criterion.h>
 #include <float.h>
 #include <math.h>
@@ -448,4 +449,36 @@ Test(json_out, unsigned_integers)
     expect_uint(12345678901234567890u);
     for (i = 0; i < 100000; i++)
         expect_uint(next_u64() >> (i % 64));
+}
+
+/* s as srv_buf_string writes it equals want. */
+static void expect_string(const char *s, const char *want)
+{
+    srv_buf b;
+
+    srv_buf_init(&b, 8);
+    srv_buf_string(&b, s);
+    srv_buf_put(&b, "", 1);
+    cr_assert(!b.oom);
+    cr_expect_str_eq(b.p, want, "%s", s);
+    srv_buf_free(&b);
+}
+
+/* Strings are escaped as JSON requires and come out as well-formed UTF-8:
+ * characters of 2, 3 and 4 bytes pass, and each byte that begins no
+ * well-formed sequence (stray continuation, overlong form, surrogate, past
+ * U+10FFFF, a character cut short) is U+FFFD. */
+Test(json_out, strings_are_escaped_and_valid_utf8)
+{
+    expect_string("a\"b\\c\n\x01", "\"a\\\"b\\\\c\\u000a\\u0001\"");
+    expect_string("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xf4\x8f\xbf\xbf",
+                  "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xf4\x8f\xbf\xbf\"");
+    expect_string("\xff\xfe", "\"\\ufffd\\ufffd\"");
+    expect_string("x\x80y", "\"x\\ufffdy\"");
+    expect_string("\xc0\x80", "\"\\ufffd\\ufffd\"");
+    expect_string("\xe0\x80\x80", "\"\\ufffd\\ufffd\\ufffd\"");
+    expect_string("\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\"");
+    expect_string("\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\"");
+    expect_string("\xe2\x82", "\"\\ufffd\\ufffd\"");
+    expect_string("\xe2\x82\xac\xe2", "\"\xe2\x82\xac\\ufffd\"");
 }
