@@ -216,6 +216,29 @@ static int prescan_unknown_key(const srv_loss *L, const scanner *sc,
     return unknown_key(L, key, f);
 }
 
+/* The known top-level key the scanner stopped under, when it takes one
+ * value and no array (a parameter such as reduction): a wrong type, not a
+ * shape. */
+static int prescan_scalar_key(const srv_loss *L, const scanner *sc, srv_fail *f)
+{
+    const scan_frame *top = &sc->fr[0];
+    char key[70];
+    size_t slot;
+
+    if (sc->depth < 2 || top->array || top->key == NULL ||
+        top->keylen >= sizeof key || memchr(top->key, '\\', top->keylen))
+        return 0;
+    memcpy(key, top->key, top->keylen);
+    key[top->keylen] = '\0';
+    slot = key_slot(L, key);
+    if (slot == SIZE_MAX || slot < L->ninputs ||
+        (slot < L->ninputs + L->nparams &&
+         L->params[slot - L->ninputs].type == SRV_P_ARRAY))
+        return 0;
+    return srv_fail_set(f, 400, "wrong_type", key,
+                        "%s takes a single value, not an array", key);
+}
+
 static int prescan_depth(const srv_loss *L, const char *body, size_t len,
                          srv_fail *f)
 {
@@ -224,7 +247,11 @@ static int prescan_depth(const srv_loss *L, const char *body, size_t len,
 
     if (scan(&sc, body, len, SRV_MAX_DEPTH) == SIZE_MAX)
         return 0;
-    if (prescan_unknown_key(L, &sc, f) != 0)
+    if (sc.depth > 0 && sc.fr[0].array)
+        return srv_fail_set(f, 400, "wrong_type", NULL,
+                            "the body must be a JSON object");
+    if (prescan_unknown_key(L, &sc, f) != 0 ||
+        prescan_scalar_key(L, &sc, f) != 0)
         return -1;
     scan_path(&sc, path, sizeof path);
     return srv_fail_set(f, 422, "shape_mismatch", path,
@@ -333,14 +360,20 @@ static int parse_fail(const char *body, size_t len, const char *end,
                         "the body is not valid JSON (error at byte %zu)", pos);
 }
 
-static int trailing_garbage(const char *body, size_t len, const char *end,
-                            srv_fail *f)
+/* The first byte at or after pos that is not JSON whitespace, or len. */
+static size_t skip_space(const char *body, size_t len, size_t pos)
 {
-    size_t pos = (size_t)(end - body);
-
     while (pos < len && (body[pos] == ' ' || body[pos] == '\t' ||
                          body[pos] == '\n' || body[pos] == '\r'))
         pos++;
+    return pos;
+}
+
+static int trailing_garbage(const char *body, size_t len, const char *end,
+                            srv_fail *f)
+{
+    size_t pos = skip_space(body, len, (size_t)(end - body));
+
     if (pos == len)
         return 0;
     return srv_fail_set(f, 400, "invalid_json", NULL,
@@ -355,8 +388,10 @@ static cJSON *parse_body(const srv_loss *L, const char *body, size_t len,
     const char *end = NULL;
     cJSON *root;
 
-    if (len == 0) {
-        srv_fail_set(f, 400, "invalid_json", NULL, "the body is empty");
+    if (skip_space(body, len, 0) == len) {
+        srv_fail_set(f, 400, "invalid_json", NULL,
+                     len ? "the body holds only whitespace"
+                         : "the body is empty");
         return NULL;
     }
     switch (srv_json_tree_parse_packed(body, len, SRV_MAX_DEPTH, &root, &end)) {

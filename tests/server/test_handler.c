@@ -595,6 +595,7 @@ Test(handler_errors, invalid_json_and_nesting)
               error_field(resp, "message"));
     cJSON_Delete(resp);
     expect_error("softmax", "", 400, "invalid_json", NULL);
+    expect_error("softmax", " \r\n", 400, "invalid_json", NULL);
     expect_error("softmax", "{" LOGITS ",\"labels\":[0,1]} {}", 400,
                  "invalid_json", NULL);
     expect_error("softmax", "{\"logits\":[[[[1]]]],\"labels\":[0]}", 422,
@@ -610,6 +611,12 @@ Test(handler_errors, invalid_json_and_nesting)
     /* Too deep under a key the loss does not have: the key is the error. */
     expect_error("hinge", "{\"scores\":[1],\"labels\":[1],\"x\":[[[[1]]]]}",
                  422, "unknown_field", "x");
+    /* Too deep under a field of one value, or as the body itself: the
+     * type is the error, not the nesting. */
+    expect_error("softmax",
+                 "{" LOGITS ",\"labels\":[0,1],\"reduction\":[[[[\"sum\"]]]]}",
+                 400, "wrong_type", "reduction");
+    expect_error("softmax", "[[[[[[[[1]]]]]]]]", 400, "wrong_type", NULL);
     expect_error("nope", "{}", 404, "unknown_loss", NULL);
 }
 
