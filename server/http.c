@@ -762,6 +762,18 @@ static void tls_free(void)
     http.tls_cert = http.tls_key = NULL;
 }
 
+/* libmicrohttpd's unescaping of the path, except that a path holding
+ * %00 is left as sent: decoded, the NUL would end the C string early and
+ * "/loss/hinge%00x" would be routed to hinge. */
+static size_t http_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    if (strstr(s, "%00") != NULL)
+        return strlen(s);
+    return MHD_http_unescape(s);
+}
+
 /* TLS 1.2 and 1.3 only, GnuTLS's default ciphers otherwise. */
 #define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
@@ -783,7 +795,8 @@ static struct MHD_Daemon *http_daemon_start(const srv_config *cfg, int fd,
         MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
         cfg->timeout, MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
         MHD_OPTION_NOTIFY_COMPLETED, http_completed, NULL,
-        MHD_OPTION_NOTIFY_CONNECTION, srv_watch_notify, NULL, MHD_OPTION_ARRAY,
+        MHD_OPTION_NOTIFY_CONNECTION, srv_watch_notify, NULL,
+        MHD_OPTION_UNESCAPE_CALLBACK, http_unescape, NULL, MHD_OPTION_ARRAY,
         http.tls_cert != NULL ? tls : none, MHD_OPTION_END);
 }
 

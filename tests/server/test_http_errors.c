@@ -85,6 +85,15 @@ Test(http_errors, unknown_loss_is_404_listing_names)
     http_get(d.port, "/losses/nosuchloss", &r);
     expect_error(&r, 404, NULL);
     hresp_free(&r);
+    /* %00 is no end of the name: hinge%00x is not hinge. */
+    http_post_json(d.port, "hinge%00x", "{\"scores\":[1],\"labels\":[1]}",
+                   &r);
+    expect_error(&r, 404, "unknown_loss");
+    cr_assert_not_null(strstr(r.body, "'hinge%00x'"), "%s", r.body);
+    hresp_free(&r);
+    http_post_json(d.port, "hin%67e", "{\"scores\":[1],\"labels\":[1]}", &r);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    hresp_free(&r);
 }
 
 Test(http_errors, wrong_method_is_405_with_allow)
