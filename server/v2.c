@@ -809,9 +809,54 @@ static int data_mismatch(v2_ctx *c, size_t i, size_t k, size_t count)
                         c->L->inputs[i].name, k, count);
 }
 
-/* One member of "inputs": {name, shape, datatype, data | parameters:
+/* 0 when every key of the object o is one of the NULL-terminated keys,
+ * else the 422 unknown_field for the first that is not; where names o
+ * ("inputs[2]") and what lists the keys for the message. */
+static int keys_known(v2_ctx *c, const cJSON *o, const char *const *keys,
+                      const char *where, const char *what)
+{
+    const cJSON *e;
+    char path[128];
+    size_t i;
+
+    cJSON_ArrayForEach(e, o)
+    {
+        for (i = 0; keys[i] && strcmp(e->string, keys[i]) != 0; i++)
+            ;
+        if (keys[i] != NULL)
+            continue;
+        snprintf(path, sizeof path, "%s.%.64s", where, e->string);
+        return srv_fail_set(&c->f, 422, "unknown_field", path,
+                            "%s is not a field lossd knows; %s", path, what);
+    }
+    return 0;
+}
+
+/* The keys of a member of "inputs" and of its parameters. */
+static int input_keys(v2_ctx *c, const cJSON *o, const cJSON *par, size_t k)
+{
+    static const char *const keys[] = {"name", "shape",      "datatype",
+                                       "data", "parameters", NULL};
+    static const char *const pkeys[] = {"binary_data_size", NULL};
+    char where[64];
+
+    snprintf(where, sizeof where, "inputs[%zu]", k);
+    if (keys_known(c, o, keys, where,
+                   "an input has name, shape, datatype, and data or "
+                   "parameters") != 0)
+        return -1;
+    if (par != NULL && !cJSON_IsObject(par))
+        return srv_fail_set(&c->f, 400, "wrong_type", where,
+                            "%s: parameters must be an object", where);
+    snprintf(where + strlen(where), sizeof where - strlen(where),
+             ".parameters");
+    return keys_known(c, par, pkeys, where,
+                      "an input's parameters are binary_data_size");
+}
+
+/* Member at of "inputs": {name, shape, datatype, data | parameters:
  * {binary_data_size}}. */
-static int input_parse(v2_ctx *c, const cJSON *o, unsigned *seen)
+static int input_parse(v2_ctx *c, const cJSON *o, size_t at, unsigned *seen)
 {
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(o, "data");
     const cJSON *par = cJSON_GetObjectItemCaseSensitive(o, "parameters");
@@ -823,7 +868,8 @@ static int input_parse(v2_ctx *c, const cJSON *o, unsigned *seen)
     if (!cJSON_IsObject(o))
         return srv_fail_set(&c->f, 400, "wrong_type", "inputs",
                             "every member of inputs must be an object");
-    if (input_index(c, cJSON_GetObjectItemCaseSensitive(o, "name"), &i) != 0)
+    if (input_keys(c, o, par, at) != 0 ||
+        input_index(c, cJSON_GetObjectItemCaseSensitive(o, "name"), &i) != 0)
         return -1;
     if (*seen & (1u << i))
         return srv_fail_set(&c->f, 422, "conflicting_fields",
@@ -890,6 +936,7 @@ static int inputs_parse(v2_ctx *c, const cJSON *in)
 {
     const cJSON *e;
     unsigned seen = 0;
+    size_t k = 0;
 
     if (in == NULL)
         return srv_fail_set(&c->f, 422, "missing_field", "inputs",
@@ -899,7 +946,7 @@ static int inputs_parse(v2_ctx *c, const cJSON *in)
                             "inputs must be an array");
     cJSON_ArrayForEach(e, in)
     {
-        if (input_parse(c, e, &seen) != 0)
+        if (input_parse(c, e, k++, &seen) != 0)
             return -1;
     }
     if (c->bin_at != c->bin_len)
@@ -945,13 +992,35 @@ static void outputs_list(v2_ctx *c)
     }
 }
 
-static int output_select(v2_ctx *c, const cJSON *o)
+/* The keys of member at of "outputs" and of its parameters. */
+static int output_keys(v2_ctx *c, const cJSON *o, const cJSON *par, size_t at)
+{
+    static const char *const keys[] = {"name", "parameters", NULL};
+    static const char *const pkeys[] = {"binary_data", NULL};
+    char where[64];
+
+    snprintf(where, sizeof where, "outputs[%zu]", at);
+    if (keys_known(c, o, keys, where, "an output has name and parameters") != 0)
+        return -1;
+    if (par != NULL && !cJSON_IsObject(par))
+        return srv_fail_set(&c->f, 400, "wrong_type", where,
+                            "%s: parameters must be an object", where);
+    snprintf(where + strlen(where), sizeof where - strlen(where),
+             ".parameters");
+    return keys_known(c, par, pkeys, where,
+                      "an output's parameters are binary_data");
+}
+
+/* Member at of "outputs": {name, parameters: {binary_data}}. */
+static int output_select(v2_ctx *c, const cJSON *o, size_t at)
 {
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(o, "name");
     const cJSON *par = cJSON_GetObjectItemCaseSensitive(o, "parameters");
     const cJSON *bin = cJSON_GetObjectItemCaseSensitive(par, "binary_data");
     size_t i;
 
+    if (cJSON_IsObject(o) && output_keys(c, o, par, at) != 0)
+        return -1;
     if (!cJSON_IsString(name))
         return srv_fail_set(&c->f, 400, "wrong_type", "outputs",
                             "every member of outputs needs a name (a "
@@ -995,9 +1064,10 @@ static int outputs_choose(v2_ctx *c)
     }
     if (c->outputs == NULL)
         return 0;
+    i = 0;
     cJSON_ArrayForEach(e, c->outputs)
     {
-        if (output_select(c, e) != 0)
+        if (output_select(c, e, i++) != 0)
             return -1;
     }
     for (i = 0; i < c->nout; i++) {

@@ -1086,6 +1086,22 @@ Test(v2, every_request_error)
               "\"datatype\":\"INT64\",\"shape\":[2],\"data\":[0,1]}]}",
               400, "U+0000");
     json_case(d.port, "softmax", "{}", 422, "inputs is required");
+    /* Unknown keys in an input, an output or their parameters. */
+    json_case(d.port, "softmax",
+              "{\"inputs\":[" LOGITS ",{\"name\":\"labels\",\"datatype\":"
+              "\"INT64\",\"shape\":[2],\"data\":[0,1],\"shap\":[2]}]}",
+              422, "inputs[1].shap is not a field");
+    json_case(d.port, "softmax",
+              "{\"inputs\":[" LOGITS ",{\"name\":\"labels\",\"datatype\":"
+              "\"INT64\",\"shape\":[2],\"data\":[0,1],\"parameters\":"
+              "{\"shared_memory_region\":\"r\"}}]}",
+              422, "inputs[1].parameters.shared_memory_region is not");
+    json_case(d.port, "softmax",
+              "{\"inputs\":[" LOGITS
+              "," LABELS("[0,1]") "],\"outputs\":["
+                                  "{\"name\":\"loss\",\"parameters\":{"
+                                  "\"classification\":2}}]}",
+              422, "outputs[0].parameters.classification is not");
     json_case(d.port, "softmax", "{\"inputs\":[" LOGITS "]}", 422, "labels");
     json_case(d.port, "softmax",
               "{\"inputs\":[" LOGITS "," LOGITS "," LABELS("[0,1]") "]}", 422,
