@@ -239,7 +239,7 @@ static const option options[] = {
     {"max-body", "LOSSD_MAX_BODY", "64M",
      "largest request body; k, M, G suffixes", parse_max_body},
     {"max-body-total", "LOSSD_MAX_BODY_TOTAL", "1G",
-     "request bodies held at once, in bytes; at least --max-body",
+     "request bodies held at once, in bytes; raised to --max-body if lower",
      parse_max_body_total},
     {"max-queue", "LOSSD_MAX_QUEUE", "64",
      "requests waiting for a worker before 503", parse_max_queue},
