@@ -8,6 +8,7 @@
 #include "json_tree.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -282,6 +283,67 @@ size_t srv_json_nul_escape(const char *s, size_t len)
     return SIZE_MAX;
 }
 
+/* The length of the strict JSON number (RFC 8259: -?(0|[1-9]d*)(.d+)?
+ * ([eE][+-]?d+)?) at s[0..n), or 0 when s does not start with one. */
+static size_t strict_number(const char *s, size_t n)
+{
+    size_t i = s[0] == '-', d;
+
+    if (i >= n || !isdigit((unsigned char)s[i]))
+        return 0;
+    if (s[i++] != '0')
+        while (i < n && isdigit((unsigned char)s[i]))
+            i++;
+    if (i < n && s[i] == '.') {
+        for (d = ++i; i < n && isdigit((unsigned char)s[i]); i++)
+            ;
+        if (i == d)
+            return 0;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i += i + 1 < n && (s[i + 1] == '+' || s[i + 1] == '-');
+        for (d = ++i; i < n && isdigit((unsigned char)s[i]); i++)
+            ;
+        if (i == d)
+            return 0;
+    }
+    return i;
+}
+
+/* Whether c may continue a number as cJSON reads one. */
+static int number_byte(char c)
+{
+    return isdigit((unsigned char)c) || c == '.' || c == 'e' || c == 'E' ||
+           c == '+' || c == '-';
+}
+
+size_t srv_json_strict_at(const char *s, size_t len)
+{
+    size_t i, n;
+    int in_str = 0, esc = 0;
+
+    for (i = 0; i < len; i++) {
+        if (in_str) {
+            if ((unsigned char)s[i] < 0x20)
+                return i;
+            in_str = esc || s[i] != '"';
+            esc = !esc && s[i] == '\\';
+        } else if (s[i] == '"') {
+            in_str = 1;
+        } else if ((unsigned char)s[i] <= 0x20 && s[i] != ' ' && s[i] != '\t' &&
+                   s[i] != '\n' && s[i] != '\r') {
+            return i;
+        } else if (s[i] == '-' || isdigit((unsigned char)s[i])) {
+            for (n = i; n < len && number_byte(s[n]); n++)
+                ;
+            if (strict_number(s + i, n - i) != n - i)
+                return i;
+            i = n - 1;
+        }
+    }
+    return SIZE_MAX;
+}
+
 /* A string holding U+0000, which cJSON's strings (C strings) would cut
  * there: "p\u0000junk" would be read as the field p.  No field or value
  * has that character, so the key is unknown (as is a top-level key whose
@@ -382,6 +444,18 @@ static int trailing_garbage(const char *body, size_t len, const char *end,
                         pos);
 }
 
+/* What cJSON takes but JSON is not (a number 01 or 1., a control
+ * character as white space or in a string): the 400 parse_fail gives. */
+static int strict_fail(const char *body, size_t len, srv_fail *f)
+{
+    size_t at = srv_json_strict_at(body, len);
+
+    if (at == SIZE_MAX)
+        return 0;
+    return srv_fail_set(f, 400, "invalid_json", NULL,
+                        "the body is not valid JSON (error at byte %zu)", at);
+}
+
 static cJSON *parse_body(const srv_loss *L, const char *body, size_t len,
                          srv_arena *arena, srv_fail *f)
 {
@@ -412,7 +486,8 @@ static cJSON *parse_body(const srv_loss *L, const char *body, size_t len,
             return NULL;
         }
         /* On valid JSON only: the scanner follows its structure. */
-        if (prescan_nul(L, body, len, f) != 0) {
+        if (prescan_nul(L, body, len, f) != 0 ||
+            strict_fail(body, len, f) != 0) {
             cJSON_Delete(root);
             return NULL;
         }

@@ -77,6 +77,13 @@ int srv_fail_empty(srv_fail *f, const char *name, size_t what);
  * there. */
 size_t srv_json_nul_escape(const char *s, size_t len);
 
+/* The offset of the first byte of s[0..len), a document cJSON has read,
+ * where it departs from strict JSON (RFC 8259) in a way cJSON allows: a
+ * number such as 01, 1. or 1.e5, a control character other than tab, CR
+ * and LF as white space, or any control character inside a string.
+ * SIZE_MAX when there is none. */
+size_t srv_json_strict_at(const char *s, size_t len);
+
 /* The JSON path of the element that starts at byte stop of body ("logits[3]
  * [1]", "margin"), written to path (always NUL-terminated).  Used to name
  * the place of a token cJSON cannot parse. */

@@ -1228,10 +1228,13 @@ static cJSON *header_parse(v2_ctx *c, const char *body, size_t n)
 {
     const char *end = NULL;
     cJSON *root = n ? cJSON_ParseWithLengthOpts(body, n, &end, 0) : NULL;
-    size_t at = end ? (size_t)(end - body) : 0;
+    size_t at = end ? (size_t)(end - body) : 0, lax;
 
-    while (root != NULL && at < n && strchr(" \t\r\n", body[at]) != NULL)
+    while (root != NULL && at < n && body[at] != '\0' &&
+           strchr(" \t\r\n", body[at]) != NULL)
         at++;
+    if (root != NULL && at == n && (lax = srv_json_strict_at(body, n)) < n)
+        at = lax; /* cJSON took what JSON does not allow */
     if (root == NULL || at != n)
         srv_fail_set(&c->f, 400, "invalid_json", NULL,
                      "the inference header is not valid JSON (error at byte "

@@ -596,6 +596,25 @@ Test(handler_errors, invalid_json_and_nesting)
     cJSON_Delete(resp);
     expect_error("softmax", "", 400, "invalid_json", NULL);
     expect_error("softmax", " \r\n", 400, "invalid_json", NULL);
+    /* What cJSON reads but JSON is not: leading zeros, a point without
+     * digits, a form feed as white space, a raw tab inside a string. */
+    expect_error("hinge", "{\"scores\":[01],\"labels\":[1]}", 400,
+                 "invalid_json", NULL);
+    expect_error("hinge", "{\"scores\":[-1.],\"labels\":[1]}", 400,
+                 "invalid_json", NULL);
+    expect_error("hinge", "{\"scores\":[1.e5],\"labels\":[1]}", 400,
+                 "invalid_json", NULL);
+    expect_error("hinge", "{\"scores\":[1],\"labels\":[1]\f}", 400,
+                 "invalid_json", NULL);
+    expect_error("hinge",
+                 "{\"scores\":[1],\"labels\":[1],\"reduction\":\"s\tum\"}", 400,
+                 "invalid_json", NULL);
+    /* The same numbers strict, beside an escape that sends the body to
+     * cJSON: read. */
+    resp = run_ok("hinge", "{\"scores\":[0.5e1,-0,1E+2,-2e-1],\"labels\":"
+                           "[1,1,1,1],\"reduction\":\"su\\u006d\"}");
+    cr_expect_eq(cJSON_GetObjectItem(resp, "loss")->valuedouble, 2.2);
+    cJSON_Delete(resp);
     expect_error("softmax", "{" LOGITS ",\"labels\":[0,1]} {}", 400,
                  "invalid_json", NULL);
     expect_error("softmax", "{\"logits\":[[[[1]]]],\"labels\":[0]}", 422,

@@ -1062,6 +1062,8 @@ static void json_case(unsigned port, const char *model, const char *body,
 
 Test(v2, every_request_error)
 {
+    static const char nul_tail[] =
+        "{\"inputs\":[" LOGITS "," LABELS("[0,1]") "]}\0\0";
     const char *nan_head =
         "{\"inputs\":[{\"name\":\"logits\",\"datatype\":\"FP64\",\"shape\":"
         "[1,2],\"parameters\":{\"binary_data_size\":16}},"
@@ -1086,6 +1088,15 @@ Test(v2, every_request_error)
               "\"datatype\":\"INT64\",\"shape\":[2],\"data\":[0,1]}]}",
               400, "U+0000");
     json_case(d.port, "softmax", "{}", 422, "inputs is required");
+    /* Not JSON, though cJSON takes it: a leading zero; NUL bytes after
+     * the header read as white space. */
+    json_case(d.port, "softmax",
+              "{\"inputs\":[" LOGITS "," LABELS("[00,1]") "]}", 400,
+              "not valid JSON");
+    http_call(d.port, "POST", "/v2/models/softmax/infer", "application/json",
+              nul_tail, sizeof nul_tail - 1, NULL, &r);
+    expect_v2_error(&r, 400, "not valid JSON");
+    hresp_free(&r);
     /* Unknown keys in an input, an output or their parameters. */
     json_case(d.port, "softmax",
               "{\"inputs\":[" LOGITS ",{\"name\":\"labels\",\"datatype\":"
