@@ -832,26 +832,35 @@ static int keys_known(v2_ctx *c, const cJSON *o, const char *const *keys,
     return 0;
 }
 
-/* The keys of a member of "inputs" and of its parameters. */
-static int input_keys(v2_ctx *c, const cJSON *o, const cJSON *par, size_t k)
+/* The keys of member at of "inputs" or "outputs" (list) and of its
+ * parameters: keys and pkeys, which what names for the message. */
+static int member_keys(v2_ctx *c, const cJSON *o, const char *list, size_t at,
+                       const char *const *keys, const char *const *pkeys,
+                       const char *what)
 {
-    static const char *const keys[] = {"name", "shape",      "datatype",
-                                       "data", "parameters", NULL};
-    static const char *const pkeys[] = {"binary_data_size", NULL};
+    const cJSON *par = cJSON_GetObjectItemCaseSensitive(o, "parameters");
     char where[64];
 
-    snprintf(where, sizeof where, "inputs[%zu]", k);
-    if (keys_known(c, o, keys, where,
-                   "an input has name, shape, datatype, and data or "
-                   "parameters") != 0)
+    snprintf(where, sizeof where, "%s[%zu]", list, at);
+    if (keys_known(c, o, keys, where, what) != 0)
         return -1;
     if (par != NULL && !cJSON_IsObject(par))
         return srv_fail_set(&c->f, 400, "wrong_type", where,
                             "%s: parameters must be an object", where);
     snprintf(where + strlen(where), sizeof where - strlen(where),
              ".parameters");
-    return keys_known(c, par, pkeys, where,
-                      "an input's parameters are binary_data_size");
+    return keys_known(c, par, pkeys, where, what);
+}
+
+static int input_keys(v2_ctx *c, const cJSON *o, size_t at)
+{
+    static const char *const keys[] = {"name", "shape",      "datatype",
+                                       "data", "parameters", NULL};
+    static const char *const pkeys[] = {"binary_data_size", NULL};
+
+    return member_keys(c, o, "inputs", at, keys, pkeys,
+                       "an input has name, shape, datatype, and data or "
+                       "parameters.binary_data_size");
 }
 
 /* Member at of "inputs": {name, shape, datatype, data | parameters:
@@ -868,7 +877,7 @@ static int input_parse(v2_ctx *c, const cJSON *o, size_t at, unsigned *seen)
     if (!cJSON_IsObject(o))
         return srv_fail_set(&c->f, 400, "wrong_type", "inputs",
                             "every member of inputs must be an object");
-    if (input_keys(c, o, par, at) != 0 ||
+    if (input_keys(c, o, at) != 0 ||
         input_index(c, cJSON_GetObjectItemCaseSensitive(o, "name"), &i) != 0)
         return -1;
     if (*seen & (1u << i))
@@ -992,23 +1001,13 @@ static void outputs_list(v2_ctx *c)
     }
 }
 
-/* The keys of member at of "outputs" and of its parameters. */
-static int output_keys(v2_ctx *c, const cJSON *o, const cJSON *par, size_t at)
+static int output_keys(v2_ctx *c, const cJSON *o, size_t at)
 {
     static const char *const keys[] = {"name", "parameters", NULL};
     static const char *const pkeys[] = {"binary_data", NULL};
-    char where[64];
 
-    snprintf(where, sizeof where, "outputs[%zu]", at);
-    if (keys_known(c, o, keys, where, "an output has name and parameters") != 0)
-        return -1;
-    if (par != NULL && !cJSON_IsObject(par))
-        return srv_fail_set(&c->f, 400, "wrong_type", where,
-                            "%s: parameters must be an object", where);
-    snprintf(where + strlen(where), sizeof where - strlen(where),
-             ".parameters");
-    return keys_known(c, par, pkeys, where,
-                      "an output's parameters are binary_data");
+    return member_keys(c, o, "outputs", at, keys, pkeys,
+                       "an output has name and parameters.binary_data");
 }
 
 /* Member at of "outputs": {name, parameters: {binary_data}}. */
@@ -1019,7 +1018,7 @@ static int output_select(v2_ctx *c, const cJSON *o, size_t at)
     const cJSON *bin = cJSON_GetObjectItemCaseSensitive(par, "binary_data");
     size_t i;
 
-    if (cJSON_IsObject(o) && output_keys(c, o, par, at) != 0)
+    if (cJSON_IsObject(o) && output_keys(c, o, at) != 0)
         return -1;
     if (!cJSON_IsString(name))
         return srv_fail_set(&c->f, 400, "wrong_type", "outputs",

@@ -1108,10 +1108,9 @@ Test(v2, every_request_error)
               "{\"shared_memory_region\":\"r\"}}]}",
               422, "inputs[1].parameters.shared_memory_region is not");
     json_case(d.port, "softmax",
-              "{\"inputs\":[" LOGITS
-              "," LABELS("[0,1]") "],\"outputs\":["
-                                  "{\"name\":\"loss\",\"parameters\":{"
-                                  "\"classification\":2}}]}",
+              "{\"outputs\":[{\"name\":\"loss\",\"parameters\":{"
+              "\"classification\":2}}],\"inputs\":[" LOGITS
+              "," LABELS("[0,1]") "]}",
               422, "outputs[0].parameters.classification is not");
     json_case(d.port, "softmax", "{\"inputs\":[" LOGITS "]}", 422, "labels");
     json_case(d.port, "softmax",
