@@ -486,6 +486,9 @@ static enum MHD_Result head_visit(void *cls, enum MHD_ValueKind kind,
         if (content_length_parse(value, &h->content_length) != 0)
             h->content_length_bad = 1;
     } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        /* libmicrohttpd reads a body in chunks only for this very value,
+         * and any other one until the peer closes. */
+        h->transfer_bad |= h->chunked || strcasecmp(value, "chunked") != 0;
         h->chunked = 1;
     }
     return MHD_YES;

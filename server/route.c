@@ -262,16 +262,19 @@ static int content_type_json(const char *ct)
     return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ' || ct[n] == '\t';
 }
 
+int srv_head_framing_bad(const srv_head *h)
+{
+    return h->content_length_count > 1 || h->content_length_bad ||
+           (h->content_length_count == 1 && h->chunked) || h->transfer_bad;
+}
+
 /* The header checks of a POST /loss/{name} (or /divergence/{name}, whose
  * name is known), in the order a client would want to hear about them. */
 static srv_route_result route_loss(const srv_head *h, srv_answer *a,
                                    const char *name, int known)
 {
-    if (h->content_length_count > 1 || h->content_length_bad ||
-        (h->content_length_count == 1 && h->chunked))
-        srv_answer_error(a, 400, "bad_request",
-                         "The request has duplicate, invalid or conflicting "
-                         "Content-Length and Transfer-Encoding headers.");
+    if (srv_head_framing_bad(h))
+        srv_answer_error(a, 400, "bad_request", SRV_FRAMING_MESSAGE);
     else if (!known)
         route_unknown_loss(a, name);
     else if (!content_type_json(h->content_type))

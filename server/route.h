@@ -24,6 +24,8 @@ typedef struct srv_head {
     int content_length_bad;        /* a Content-Length that is not a number */
     unsigned long long content_length; /* valid when count == 1 */
     int chunked;                       /* Transfer-Encoding present */
+    int transfer_bad; /* more than one Transfer-Encoding, or one other than
+                         chunked: the body cannot be framed */
     size_t max_body;
     int draining;     /* SIGTERM received */
     int auth_on;      /* API keys are configured */
@@ -64,6 +66,16 @@ srv_route_result srv_route_head(const srv_head *head, srv_answer *a,
                                 const char **loss);
 
 /* Fills *a with a JSON error (srv_reply_error) and its headers. */
+/* Whether the head frames its body in no way lossd takes: duplicate or
+ * invalid Content-Length, Content-Length with Transfer-Encoding, or a
+ * Transfer-Encoding other than chunked. */
+int srv_head_framing_bad(const srv_head *h);
+
+/* The message of the 400 for such a head. */
+#define SRV_FRAMING_MESSAGE                                                    \
+    "The request has duplicate, invalid or conflicting Content-Length and "    \
+    "Transfer-Encoding headers, or a Transfer-Encoding other than chunked."
+
 void srv_answer_error(srv_answer *a, int status, const char *code,
                       const char *fmt, ...)
 #if defined(__GNUC__)

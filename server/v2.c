@@ -373,11 +373,8 @@ static int content_type_ok(const char *ct)
 
 static srv_route_result infer_head(const srv_head *h, srv_answer *a)
 {
-    if (h->content_length_count > 1 || h->content_length_bad ||
-        (h->content_length_count == 1 && h->chunked))
-        v2_answer_error(a, 400, "The request has duplicate, invalid or "
-                                "conflicting Content-Length and "
-                                "Transfer-Encoding headers.");
+    if (srv_head_framing_bad(h))
+        v2_answer_error(a, 400, SRV_FRAMING_MESSAGE);
     else if (!content_type_ok(h->content_type))
         v2_answer_error(a, 415, "Content-Type must be application/json or "
                                 "application/octet-stream, not '%.100s'.",

@@ -1,8 +1,8 @@
 /* test_http_errors.c -- every error row of API.md's table over HTTP: 400,
  * 404, 405 with Allow, 413 (Content-Length, Expect: 100-continue, chunked),
  * 415, 422, and the framing errors (duplicate or conflicting
- * Content-Length) sent over a raw socket.  Each error is a JSON body with
- * code and message. */
+ * Content-Length, a Transfer-Encoding other than chunked) sent over a raw
+ * socket.  Each error is a JSON body with code and message. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -270,4 +270,9 @@ Test(http_errors, duplicate_or_conflicting_content_length_is_400)
     expect_framing_400("Content-Length: 2\r\nContent-Length: 7\r\n");
     expect_framing_400("Content-Length: 2\r\nTransfer-Encoding: chunked\r\n");
     expect_framing_400("Content-Length: 2x\r\n");
+    /* A coding other than chunked: at once, not when the peer closes. */
+    expect_framing_400("Transfer-Encoding: gzip, chunked\r\n");
+    expect_framing_400("Transfer-Encoding: identity\r\n");
+    expect_framing_400("Transfer-Encoding: chunked\r\n"
+                       "Transfer-Encoding: chunked\r\n");
 }
