@@ -15,6 +15,7 @@ static const char oom_body[] =
 static void reply_oom(srv_reply *out)
 {
     out->status = 503;
+    out->code = "out_of_memory";
     out->body = (char *)oom_body;
     out->len = sizeof oom_body - 1;
 }
@@ -46,6 +47,7 @@ void srv_reply_error(srv_reply *out, int status, const char *code,
         return;
     }
     out->status = status;
+    out->code = code;
     out->body = b.p;
     out->len = b.len;
 }

@@ -13,6 +13,8 @@
 
 typedef struct srv_reply {
     int status;     /* HTTP status code */
+    const char *code; /* an error's code ("overloaded"; a static string),
+                         NULL for a success */
     char *body;     /* JSON, malloc'd, owned by the reply; not NUL-terminated */
     size_t len;     /* bytes in body */
     double parse_s; /* seconds spent parsing and validating */

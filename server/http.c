@@ -155,21 +155,6 @@ static void response_headers(struct MHD_Response *r, const srv_answer *a,
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
 }
 
-/* The code of an error body, which errors.c always opens with
- * {"error":{"code":"...", copied into out; "other" for anything else. */
-static void answer_code(const srv_answer *a, char *out, size_t cap)
-{
-    static const char open[] = "{\"error\":{\"code\":\"";
-    size_t n = sizeof open - 1, i = 0;
-
-    if (a->body != NULL && a->len > n && memcmp(a->body, open, n) == 0)
-        while (i + 1 < cap && n + i < a->len && a->body[n + i] != '"')
-            out[i] = a->body[n + i], i++;
-    out[i] = '\0';
-    if (i == 0 || n + i >= a->len || a->body[n + i] != '"')
-        snprintf(out, cap, "other");
-}
-
 /* Queues the answer (taking its body) and marks the request answered. */
 static enum MHD_Result http_answer(request *rq, srv_answer *a,
                                    const char *timing)
@@ -178,13 +163,12 @@ static enum MHD_Result http_answer(request *rq, srv_answer *a,
     enum MHD_Result ret;
     int status = a->status;
     size_t len = a->len;
-    char code[32];
 
     rq->state = REQ_ANSWERED;
-    if (status >= 400) {
-        answer_code(a, code, sizeof code);
-        srv_metrics_rejected(code);
-    }
+    if (status >= 400)
+        srv_metrics_rejected(a->kind == SRV_BODY_REPLY && a->reply.code
+                                 ? a->reply.code
+                                 : "other");
     r = response_new(a);
     if (r == NULL)
         return MHD_NO;

@@ -37,13 +37,17 @@ static double now_s(void)
 /* ---- Errors -------------------------------------------------------------- */
 
 /* {"error": "<message>"}; a static contract error when out of memory. */
-static void v2_reply_error(srv_reply *out, int status, const char *fmt, ...)
+static void v2_reply_error(srv_reply *out, int status, const char *code,
+                           const char *fmt, ...)
 #if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
+    __attribute__((format(printf, 4, 5)))
 #endif
     ;
 
-static void v2_reply_error(srv_reply *out, int status, const char *fmt, ...)
+/* {"error": message}: the v2 shape, without the code, which the answer
+ * keeps for the metrics. */
+static void v2_reply_error(srv_reply *out, int status, const char *code,
+                           const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
@@ -62,6 +66,7 @@ static void v2_reply_error(srv_reply *out, int status, const char *fmt, ...)
         return;
     }
     out->status = status;
+    out->code = code;
     out->body = b.p;
     out->len = b.len;
     out->header_len = 0;
@@ -74,18 +79,20 @@ static void v2_reply_fail(srv_reply *out, const srv_fail *f)
     size_t n = strlen(f->field);
 
     if (n > 0 && strncmp(f->message, f->field, n) != 0)
-        v2_reply_error(out, f->status, "%s: %s", f->field, f->message);
+        v2_reply_error(out, f->status, f->code, "%s: %s", f->field, f->message);
     else
-        v2_reply_error(out, f->status, "%s", f->message);
+        v2_reply_error(out, f->status, f->code, "%s", f->message);
 }
 
-static void v2_answer_error(srv_answer *a, int status, const char *fmt, ...)
+static void v2_answer_error(srv_answer *a, int status, const char *code,
+                            const char *fmt, ...)
 #if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
+    __attribute__((format(printf, 4, 5)))
 #endif
     ;
 
-static void v2_answer_error(srv_answer *a, int status, const char *fmt, ...)
+static void v2_answer_error(srv_answer *a, int status, const char *code,
+                            const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
@@ -94,7 +101,7 @@ static void v2_answer_error(srv_answer *a, int status, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     memset(a, 0, sizeof *a);
-    v2_reply_error(&a->reply, status, "%s", msg);
+    v2_reply_error(&a->reply, status, code, "%s", msg);
     srv_answer_from_reply(a, &a->reply);
 }
 
@@ -240,7 +247,7 @@ static void answer_buf(srv_answer *a, srv_buf *b)
 {
     if (b->oom) {
         srv_buf_free(b);
-        v2_answer_error(a, 503, SRV_OOM_MESSAGE);
+        v2_answer_error(a, 503, "out_of_memory", SRV_OOM_MESSAGE);
         return;
     }
     memset(a, 0, sizeof *a);
@@ -374,20 +381,24 @@ static int content_type_ok(const char *ct)
 static srv_route_result infer_head(const srv_head *h, srv_answer *a)
 {
     if (srv_head_framing_bad(h))
-        v2_answer_error(a, 400, SRV_FRAMING_MESSAGE);
+        v2_answer_error(a, 400, "bad_request", SRV_FRAMING_MESSAGE);
     else if (!content_type_ok(h->content_type))
-        v2_answer_error(a, 415, "Content-Type must be application/json or "
-                                "application/octet-stream, not '%.100s'.",
+        v2_answer_error(a, 415, "unsupported_media_type",
+                        "Content-Type must be application/json or "
+                        "application/octet-stream, not '%.100s'.",
                         h->content_type);
     else if (h->content_length_count == 1 && h->content_length > h->max_body)
-        v2_answer_error(a, 413, "The body has %llu bytes; the limit is %zu.",
+        v2_answer_error(a, 413, "body_too_large",
+                        "The body has %llu bytes; the limit is %zu.",
                         h->content_length, h->max_body);
     else if (h->draining)
-        v2_answer_error(a, 503, "The server is shutting down and takes no "
-                                "new work.");
+        v2_answer_error(a, 503, "shutting_down",
+                        "The server is shutting down and takes no "
+                        "new work.");
     else if (srv_pool_full())
-        v2_answer_error(a, 503, "Every worker is busy and the queue is full; "
-                                "retry shortly.");
+        v2_answer_error(a, 503, "overloaded",
+                        "Every worker is busy and the queue is full; "
+                        "retry shortly.");
     else
         return SRV_ROUTE_V2;
     return SRV_ROUTE_ANSWER;
@@ -395,8 +406,8 @@ static srv_route_result infer_head(const srv_head *h, srv_answer *a)
 
 static void bad_method(srv_answer *a, const char *method, const char *allow)
 {
-    v2_answer_error(a, 405, "Method %.20s is not allowed here; use %s.",
-                    method, allow);
+    v2_answer_error(a, 405, "method_not_allowed",
+                    "Method %.20s is not allowed here; use %s.", method, allow);
     a->allow = allow;
 }
 
@@ -412,8 +423,9 @@ static void answer_get(const srv_head *h, srv_answer *a,
         break;
     case V2_READY:
         if (h->draining)
-            v2_answer_error(a, 503, "The server is shutting down and takes "
-                                    "no new work.");
+            v2_answer_error(a, 503, "shutting_down",
+                            "The server is shutting down and takes "
+                            "no new work.");
         else
             answer_text(a, "{\"ready\":true}");
         break;
@@ -435,20 +447,23 @@ srv_route_result srv_v2_route(const srv_head *h, srv_answer *a,
     *loss = NULL;
     path_parse(h->path, &p);
     if (p.kind == V2_INFER && h->auth_on && !h->authorized) {
-        v2_answer_error(a, 401, "This endpoint needs an API key: send "
-                                "'Authorization: Bearer <key>'.");
+        v2_answer_error(a, 401, "unauthorized",
+                        "This endpoint needs an API key: send "
+                        "'Authorization: Bearer <key>'.");
         a->www_authenticate = "Bearer realm=\"lossd\"";
         return SRV_ROUTE_ANSWER;
     }
     if (p.kind == V2_NOT_FOUND)
-        v2_answer_error(a, 404, "No endpoint at '%.200s'. Endpoints: GET /v2, "
-                                "/v2/health/live, /v2/health/ready, "
-                                "/v2/models/{name}, /v2/models/{name}/ready; "
-                                "POST /v2/models/{name}/infer.",
+        v2_answer_error(a, 404, "not_found",
+                        "No endpoint at '%.200s'. Endpoints: GET /v2, "
+                        "/v2/health/live, /v2/health/ready, "
+                        "/v2/models/{name}, /v2/models/{name}/ready; "
+                        "POST /v2/models/{name}/infer.",
                         h->path);
     else if (p.name != NULL && p.loss == NULL)
-        v2_answer_error(a, 404, "There is no model named '%.*s'. Valid "
-                                "names: %s.",
+        v2_answer_error(a, 404, "unknown_loss",
+                        "There is no model named '%.*s'. Valid "
+                        "names: %s.",
                         (int)(p.name_len > 100 ? 100 : p.name_len), p.name,
                         srv_loss_names());
     else if (p.kind == V2_INFER && strcmp(h->method, "POST") != 0)
@@ -1346,8 +1361,7 @@ static void infer_compute(v2_ctx *c, srv_reply *out, double t1, srv_buf *spare)
         srv_buf_init_in(&b, response_hint(c, &rs), spare);
         if (response_write(&b, c, &rs, &header_len) != 0) {
             srv_buf_free(&b);
-            v2_reply_error(out, 503, "the server is out of memory; retry "
-                                     "later");
+            v2_reply_error(out, 503, "out_of_memory", SRV_OOM_MESSAGE);
         } else {
             out->status = 200;
             out->body = b.p;
@@ -1370,13 +1384,13 @@ static void infer(const char *name, const char *header, const char *body,
 
     memset(out, 0, sizeof *out);
     if (c == NULL) {
-        v2_reply_error(out, 503, SRV_OOM_MESSAGE);
+        v2_reply_error(out, 503, "out_of_memory", SRV_OOM_MESSAGE);
         return;
     }
     c->L = srv_loss_find(name != NULL ? name : "");
     if (c->L == NULL) {
-        v2_reply_error(out, 404, "There is no model named '%.64s'.",
-                       name ? name : "");
+        v2_reply_error(out, 404, "unknown_loss",
+                       "There is no model named '%.64s'.", name ? name : "");
         free(c);
         return;
     }

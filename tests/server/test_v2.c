@@ -954,6 +954,21 @@ Test(v2, api_keys_guard_infer_and_metrics_count_v2)
         nanosleep(&(struct timespec){0, 10000000}, NULL);
     }
     cr_assert_eq(counted, 1.0, "v2 requests are counted by loss");
+    /* Refusals by their code, though v2 bodies do not carry it. */
+    cr_expect_eq(metric_until(d.port,
+                              "lossd_rejected_total{reason=\"unauthorized\"}",
+                              2),
+                 2.0);
+    v2_post(d.port, "softmax", "application/json", "{\"inputz\":[]}", 13, key,
+            &r);
+    cr_assert_eq(r.status, 422, "%s", r.body);
+    hresp_free(&r);
+    cr_expect_eq(metric_until(d.port,
+                              "lossd_rejected_total{reason=\"unknown_field\"}",
+                              1),
+                 1.0);
+    cr_expect_eq(
+        metric_scrape(d.port, "lossd_rejected_total{reason=\"other\"}"), 0.0);
     cr_assert_eq(lossd_stop(&d), 0);
     unlink(path);
 }
