@@ -403,21 +403,29 @@ static int nonfinite_token(const char *s, size_t n)
            starts_with_word(s, n, "infinity") || starts_with_word(s, n, "inf");
 }
 
+int srv_json_nonfinite_fail(const char *body, size_t len, size_t pos,
+                            srv_fail *f)
+{
+    char path[256];
+
+    if (pos > len || !nonfinite_token(body + pos, len - pos))
+        return 0;
+    srv_json_path_at(body, len, pos, path, sizeof path);
+    return srv_fail_set(f, 422, "non_finite", path,
+                        "%s is NaN or infinite; only finite numbers are "
+                        "accepted",
+                        path[0] ? path : "a value");
+}
+
 static int parse_fail(const char *body, size_t len, const char *end,
                       srv_fail *f)
 {
     size_t pos = end && end >= body ? (size_t)(end - body) : 0;
-    char path[256];
 
     if (pos > len)
         pos = len;
-    if (nonfinite_token(body + pos, len - pos)) {
-        srv_json_path_at(body, len, pos, path, sizeof path);
-        return srv_fail_set(f, 422, "non_finite", path,
-                            "%s is NaN or infinite; only finite numbers "
-                            "are accepted",
-                            path[0] ? path : "a value");
-    }
+    if (srv_json_nonfinite_fail(body, len, pos, f) != 0)
+        return -1;
     return srv_fail_set(f, 400, "invalid_json", NULL,
                         "the body is not valid JSON (error at byte %zu)", pos);
 }

@@ -1103,6 +1103,12 @@ Test(v2, every_request_error)
               "\"datatype\":\"INT64\",\"shape\":[2],\"data\":[0,1]}]}",
               400, "U+0000");
     json_case(d.port, "softmax", "{}", 422, "inputs is required");
+    /* NaN is no JSON number, but a non-finite value as at /loss. */
+    json_case(d.port, "softmax",
+              "{\"inputs\":[" LOGITS
+              "," LABELS("[0,1]") "],\"id\":\"a\","
+                                  "\"parameters\":{\"margin\":NaN}}",
+              422, "parameters.margin is NaN or infinite");
     /* Not JSON, though cJSON takes it: a leading zero; NUL bytes after
      * the header read as white space. */
     json_case(d.port, "softmax",
