@@ -649,7 +649,9 @@ static int data_walk(v2_ctx *c, size_t i, srv_tensor *t, v2_dtype dt,
         x = (double)(float)x;
     if (dt == V2_FP32 || dt == V2_FP64)
         return store(c, i, t, (*k)++, x, 0, 0);
-    if (x != floor(x) || fabs(x) >= (dt == V2_INT32 ? 2147483648.0 : 9.2e18))
+    /* -2^31 <= x < 2^31, or -2^63 <= x < 2^63: x is in the type's range */
+    if (x != floor(x) || x < -(dt == V2_INT32 ? 0x1p31 : 0x1p63) ||
+        x >= (dt == V2_INT32 ? 0x1p31 : 0x1p63))
         return srv_fail_set(&c->f, 400, "wrong_type", name,
                             "%s[%zu] must be an %s, got %.17g", name, *k,
                             dtype_names[dt], x);

@@ -1179,6 +1179,15 @@ Test(v2, every_request_error)
     json_case(d.port, "softmax",
               "{\"inputs\":[" LOGITS "," LABELS("[0,1.5]") "]}", 400,
               "must be an INT64");
+    /* The ends of INT32: -2^31 is one (a label out of range), 2^31 not. */
+    json_case(d.port, "softmax",
+              "{\"inputs\":[" LOGITS ",{\"name\":\"labels\",\"datatype\":"
+              "\"INT32\",\"shape\":[2],\"data\":[0,-2147483648]}]}",
+              422, "labels[1] is -2147483648, outside");
+    json_case(d.port, "softmax",
+              "{\"inputs\":[" LOGITS ",{\"name\":\"labels\",\"datatype\":"
+              "\"INT32\",\"shape\":[2],\"data\":[0,2147483648]}]}",
+              400, "must be an INT32");
     json_case(d.port, "softmax",
               "{\"inputs\":[{\"name\":\"logits\",\"datatype\":\"FP32\","
               "\"shape\":[1,2],\"data\":[1,1e300]}," LABELS("[0]") "]}",
