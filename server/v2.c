@@ -824,8 +824,10 @@ static int data_mismatch(v2_ctx *c, size_t i, size_t k, size_t count)
 }
 
 /* 0 when every key of the object o is one of the NULL-terminated keys,
- * else the 422 unknown_field for the first that is not; where names o
- * ("inputs[2]") and what lists the keys for the message. */
+ * given once, else the 422 unknown_field for the first that is not one
+ * (or conflicting_fields for the second of a pair); where names o
+ * ("inputs[2]") and what lists the keys for the message.  Quadratic only
+ * in the known keys: the first unknown one ends the walk. */
 static int keys_known(v2_ctx *c, const cJSON *o, const char *const *keys,
                       const char *where, const char *what)
 {
@@ -837,9 +839,13 @@ static int keys_known(v2_ctx *c, const cJSON *o, const char *const *keys,
     {
         for (i = 0; keys[i] && strcmp(e->string, keys[i]) != 0; i++)
             ;
+        snprintf(path, sizeof path, "%s.%.64s", where, e->string);
+        if (keys[i] != NULL &&
+            cJSON_GetObjectItemCaseSensitive(o, keys[i]) != e)
+            return srv_fail_set(&c->f, 422, "conflicting_fields", path,
+                                "%s is given more than once", path);
         if (keys[i] != NULL)
             continue;
-        snprintf(path, sizeof path, "%s.%.64s", where, e->string);
         return srv_fail_set(&c->f, 422, "unknown_field", path,
                             "%s is not a field lossd knows; %s", path, what);
     }
@@ -1277,6 +1283,9 @@ static int members_parse(v2_ctx *c, const cJSON *root)
 
     cJSON_ArrayForEach(e, root)
     {
+        if (cJSON_GetObjectItemCaseSensitive(root, e->string) != e)
+            return srv_fail_set(&c->f, 422, "conflicting_fields", e->string,
+                                "%.64s is given more than once", e->string);
         if (strcmp(e->string, "id") == 0 && cJSON_IsString(e))
             c->id = e;
         else if (strcmp(e->string, "parameters") == 0)

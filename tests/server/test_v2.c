@@ -1118,6 +1118,14 @@ Test(v2, every_request_error)
               nul_tail, sizeof nul_tail - 1, NULL, &r);
     expect_v2_error(&r, 400, "not valid JSON");
     hresp_free(&r);
+    /* A key given twice, at the top or in an input, as /loss refuses it. */
+    json_case(d.port, "softmax",
+              "{\"inputs\":[],\"inputs\":[" LOGITS "," LABELS("[0,1]") "]}",
+              422, "inputs is given more than once");
+    json_case(d.port, "softmax",
+              "{\"inputs\":[" LOGITS ",{\"name\":\"labels\",\"datatype\":"
+              "\"INT64\",\"shape\":[2],\"data\":[0,1],\"data\":[1,0]}]}",
+              422, "inputs[1].data is given more than once");
     /* Unknown keys in an input, an output or their parameters. */
     json_case(d.port, "softmax",
               "{\"inputs\":[" LOGITS ",{\"name\":\"labels\",\"datatype\":"
