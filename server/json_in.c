@@ -208,7 +208,7 @@ static int prescan_unknown_key(const srv_loss *L, const scanner *sc,
     const scan_frame *top = &sc->fr[0];
     char key[70]; /* up to 64 characters, as unknown_key shows */
 
-    if (sc->depth < 2 || top->array || top->key == NULL ||
+    if (sc->depth < 1 || top->array || top->key == NULL ||
         memchr(top->key, '\\', top->keylen) != NULL)
         return 0;
     raw_key(top->key, top->key + top->keylen, key, sizeof key);
@@ -417,13 +417,21 @@ int srv_json_nonfinite_fail(const char *body, size_t len, size_t pos,
                         path[0] ? path : "a value");
 }
 
-static int parse_fail(const char *body, size_t len, const char *end,
-                      srv_fail *f)
+/* cJSON stopped at end: a NaN (under a known key; under an unknown one
+ * the key is the error) or invalid JSON. */
+static int parse_fail(const srv_loss *L, const char *body, size_t len,
+                      const char *end, srv_fail *f)
 {
     size_t pos = end && end >= body ? (size_t)(end - body) : 0;
+    scanner sc;
 
     if (pos > len)
         pos = len;
+    if (nonfinite_token(body + pos, len - pos)) {
+        scan(&sc, body, pos, SIZE_MAX);
+        if (prescan_unknown_key(L, &sc, f) != 0)
+            return -1;
+    }
     if (srv_json_nonfinite_fail(body, len, pos, f) != 0)
         return -1;
     return srv_fail_set(f, 400, "invalid_json", NULL,
@@ -490,7 +498,7 @@ static cJSON *parse_body(const srv_loss *L, const char *body, size_t len,
             return NULL;
         root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
         if (root == NULL) {
-            parse_fail(body, len, end, f);
+            parse_fail(L, body, len, end, f);
             return NULL;
         }
         /* On valid JSON only: the scanner follows its structure. */

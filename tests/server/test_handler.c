@@ -336,6 +336,9 @@ Test(handler_errors, unknown_field_is_rejected_by_name)
      * so that the error body is valid UTF-8. */
     expect_error("hinge", "{\"scores\":[1],\"labels\":[1],\"\xff\":1}", 422,
                  "unknown_field", "\xef\xbf\xbd");
+    /* A typo is the error, whatever its value: not NaN's non_finite. */
+    expect_error("hinge", "{\"scores\":[1],\"labels\":[1],\"margn\":NaN}", 422,
+                 "unknown_field", "margn");
 }
 
 Test(handler_errors, missing_fields)
