@@ -237,7 +237,27 @@ static int prescan_scalar_key(const srv_loss *L, const scanner *sc, srv_fail *f)
          L->params[slot - L->ninputs].type == SRV_P_ARRAY))
         return 0;
     return srv_fail_set(f, 400, "wrong_type", key,
-                        "%s takes a single value, not an array", key);
+                        "%s takes a single value, not %s", key,
+                        sc->fr[1].array ? "an array" : "an object");
+}
+
+/* An object inside an input's value, where only arrays and numbers go:
+ * its type, not its depth, is the error. */
+static int prescan_object(const scanner *sc, srv_fail *f)
+{
+    scanner at = *sc;
+    char path[256];
+    size_t d;
+
+    for (d = 1; d < sc->depth && sc->fr[d].array; d++)
+        ;
+    if (d == sc->depth)
+        return 0;
+    at.depth = d;
+    scan_path(&at, path, sizeof path);
+    return srv_fail_set(f, 400, "wrong_type", path,
+                        "%s must be %s, not an object", path,
+                        d == 1 ? "an array" : "a number or an array");
 }
 
 static int prescan_depth(const srv_loss *L, const char *body, size_t len,
@@ -252,7 +272,7 @@ static int prescan_depth(const srv_loss *L, const char *body, size_t len,
         return srv_fail_set(f, 400, "wrong_type", NULL,
                             "the body must be a JSON object");
     if (prescan_unknown_key(L, &sc, f) != 0 ||
-        prescan_scalar_key(L, &sc, f) != 0)
+        prescan_scalar_key(L, &sc, f) != 0 || prescan_object(&sc, f) != 0)
         return -1;
     scan_path(&sc, path, sizeof path);
     return srv_fail_set(f, 422, "shape_mismatch", path,

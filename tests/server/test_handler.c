@@ -628,8 +628,12 @@ Test(handler_errors, invalid_json_and_nesting)
         "shape_mismatch", "logits[0][0][0]");
     expect_error("softmax", "{\"a\":{\"b\":{\"c\":{\"d\":{}}}}}", 422,
                  "unknown_field", "a");
-    expect_error("softmax", "{\"logits\":{\"b\":{\"c\":{\"d\":{}}}}}", 422,
-                 "shape_mismatch", "logits.b.c.d");
+    /* Objects, however deep, where arrays of numbers go: their type. */
+    expect_error("softmax", "{\"logits\":{\"b\":{\"c\":{\"d\":{}}}}}", 400,
+                 "wrong_type", "logits");
+    expect_error("softmax",
+                 "{\"logits\":[{\"b\":{\"c\":{\"d\":{}}}}],\"labels\":[0]}",
+                 400, "wrong_type", "logits[0]");
     /* Too deep under a key the loss does not have: the key is the error. */
     expect_error("hinge", "{\"scores\":[1],\"labels\":[1],\"x\":[[[[1]]]]}",
                  422, "unknown_field", "x");
