@@ -762,6 +762,10 @@ static int run_samples(const srv_request *rq, srv_result *rs, loss_error *err)
                                         : (loss_bandwidth_rule)rq->p[3].idx;
     a.bandwidth = rq->p[3].num;
     a.k = (size_t)rq->p[4].inum;
+    /* The default k, 5, yields to sets too small for it (2 samples or
+     * more, the core checks, so k >= 1); a k given is checked as given. */
+    if (!rq->p[4].given && a.k + 1 > (a.np < a.nq ? a.np : a.nq))
+        a.k = (a.np < a.nq ? a.np : a.nq) - 1;
     a.base = rq->p[5].num;
     WORK(loss_samples_divergence_work, a);
     rs->method = sample_methods[a.method];
