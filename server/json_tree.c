@@ -147,24 +147,38 @@ static uint64_t load8(const char *p)
     return v;
 }
 
-/* 1 when all eight bytes of v are ASCII digits. */
-static int eight_digits(uint64_t v)
+/* Zero in the bytes of v that are ASCII digits, up to the first that is
+ * not one (non-zero there; the bytes after it may be anything: a carry
+ * out of it can reach them). */
+static uint64_t non_digits(uint64_t v)
 {
     return ((v & 0xf0f0f0f0f0f0f0f0u) |
-            (((v + 0x0606060606060606u) & 0xf0f0f0f0f0f0f0f0u) >> 4)) ==
+            (((v + 0x0606060606060606u) & 0xf0f0f0f0f0f0f0f0u) >> 4)) ^
            0x3333333333333333u;
 }
 
-/* The value of eight ASCII digits, the first the most significant: pairs,
- * then fours, then the eight, each step one multiply. */
-static uint32_t eight_value(uint64_t v)
+/* 1 when all eight bytes of v are ASCII digits. */
+static int eight_digits(uint64_t v)
 {
-    v -= 0x3030303030303030u;
+    return non_digits(v) == 0;
+}
+
+/* The value of eight digit values (0..9) in the bytes of v, the first the
+ * most significant: pairs, then fours, then the eight, each step one
+ * multiply. */
+static uint32_t digit_values(uint64_t v)
+{
     v = v * 10 + (v >> 8);
     v = (((v & 0x000000ff000000ffu) * (100 + (1000000ull << 32))) +
          (((v >> 16) & 0x000000ff000000ffu) * (1 + (10000ull << 32)))) >>
         32;
     return (uint32_t)v;
+}
+
+/* The value of eight ASCII digits. */
+static uint32_t eight_value(uint64_t v)
+{
+    return digit_values(v - 0x3030303030303030u);
 }
 #endif
 
@@ -263,6 +277,99 @@ static int number_value(const char *s, size_t len, uint64_t m, long e,
     *out = strtod(copy, NULL);
     return 0;
 }
+
+static int number_char(char c)
+{
+    return (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.' ||
+           c == 'e' || c == 'E';
+}
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* 10^k, k <= 8. */
+static const uint32_t pow10_u32[] = {
+    1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000,
+};
+
+/* The digits at p (24 bytes readable there) appended to *m; returns their
+ * count, 24 when there are more (*m is then meaningless).  Whole words of
+ * eight digits are taken while they last; in the word where the run ends,
+ * the count is the position of the first byte that is not a digit
+ * (non_digits), and the digit values, shifted up to the top of the word,
+ * drop what follows them (with any borrow from it) and get zeros below,
+ * leading zeros.  The shift, 8 * (8 - count) bits, is made in two steps:
+ * 64 is not a valid count. */
+static inline size_t digit_run(const char *p, uint64_t *m)
+{
+    uint64_t v, t, d;
+    size_t n = 0, k;
+
+    while ((t = non_digits(v = load8(p + n))) == 0) {
+        *m = *m * 100000000u + eight_value(v);
+        if ((n += 8) == 24)
+            return n;
+    }
+    k = (size_t)__builtin_ctzll(t) >> 3;
+    d = (v - 0x3030303030303030u) << (8 * (7 - k)) << 8;
+    *m = *m * pow10_u32[k] + digit_values(d);
+    return n + k;
+}
+
+/* The common number read in one pass, without number_scan's digit
+ * counting and second look at the digits: an optional '-', an integer
+ * part (one digit, as a rule) and an optional fraction, no exponent, at
+ * most DIGITS_MAX digits in all, a lone integer 0 aside (so m holds them
+ * all, exactly), and 48 bytes of text from s on to read words from (the
+ * sign, 19 digits and the point, then the fraction's 24 and the byte
+ * after them).  Its value is m / 10^f for
+ * f fraction digits, by Clinger's fast path or Eisel-Lemire, as
+ * scale_exact finds it.  Returns the length, or 0 when the number is not
+ * of this kind (or not a number): number_scan reads it then. */
+static inline size_t number_fast(const char *s, const char *end,
+                                 double *out)
+{
+    const char *p;
+    uint64_t m = 0;
+    size_t n, f = 0;
+    double x;
+
+    if (end - s < 48)
+        return 0;
+    p = *s == '-' ? s + 1 : s;
+    if (is_digit(p[0]) && !is_digit(p[1])) {
+        m = (uint64_t)(p[0] - '0');
+        n = m != 0;
+        p++;
+    } else {
+        /* No digit, a leading zero or too many: number_scan's. */
+        n = digit_run(p, &m);
+        if (n < 2 || *p == '0' || n > DIGITS_MAX)
+            return 0;
+        p += n;
+    }
+    if (*p == '.') {
+        if ((f = digit_run(++p, &m)) == 0)
+            return 0;
+        p += f;
+    }
+    /* An exponent, or what cJSON reads its own way ("1.5.3"), is left to
+     * number_scan; a comma, the usual end, is tested first. */
+    if (n + f > DIGITS_MAX || (*p != ',' && number_char(*p)))
+        return 0;
+    x = (double)m;
+    if (__builtin_expect(m <= (uint64_t)1 << 53, 1))
+        x = x / pow10_d[f];
+    else
+        x = eisel_lemire(m, -(long)f);
+    *out = *s == '-' ? -x : x;
+    return (size_t)(p - s);
+}
+#else
+static size_t number_fast(const char *s, const char *end, double *out)
+{
+    (void)s, (void)end, (void)out;
+    return 0;
+}
+#endif
 
 int srv_json_number(const char *s, size_t len, double *out)
 {
@@ -375,12 +482,6 @@ static void skip_space(reader *r)
         r->p++;
 }
 
-static int number_char(char c)
-{
-    return (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.' ||
-           c == 'e' || c == 'E';
-}
-
 /* valueint as cJSON sets it: saturated at INT_MIN and INT_MAX. */
 static int number_int(double d)
 {
@@ -391,9 +492,9 @@ static int number_int(double d)
     return (int)d;
 }
 
-/* The number at r->p into *d; -1 (stopped) when it is not one this
- * reader takes. */
-static int read_double(reader *r, double *d)
+/* read_double for the numbers number_fast leaves, kept out of line so
+ * that the common path stays short. */
+__attribute__((noinline)) static int read_double_scan(reader *r, double *d)
 {
     const char *s = r->p;
     uint64_t m;
@@ -407,6 +508,18 @@ static int read_double(reader *r, double *d)
         stop(r, SRV_TREE_DECLINED);
         return -1;
     }
+    r->p += n;
+    return 0;
+}
+
+/* The number at r->p into *d; -1 (stopped) when it is not one this
+ * reader takes. */
+static inline int read_double(reader *r, double *d)
+{
+    size_t n = number_fast(r->p, r->end, d);
+
+    if (__builtin_expect(n == 0, 0))
+        return read_double_scan(r, d);
     r->p += n;
     return 0;
 }

@@ -39,7 +39,36 @@ static double strtod_len(const char *s, size_t len)
     return strtod(buf, NULL);
 }
 
-/* Asserts that s converts to exactly strtod's double. */
+/* Asserts that the tree reader reads s, in a packed array and in a plain
+ * one, followed by text enough for reading it eight bytes at a time (as
+ * most numbers of a body are read), as want. */
+static void expect_number_in_arrays(const char *s, double want)
+{
+    char doc[256];
+    const char *end;
+    const double *v;
+    cJSON *root = NULL;
+
+    snprintf(doc, sizeof doc, "[%s,%s]%64s", s, s, "");
+    cr_assert_eq(srv_json_tree_parse_packed(doc, strlen(doc), 4, &root, &end),
+                 SRV_TREE_OK, "%s: declined in an array", s);
+    v = srv_json_packed_values(root);
+    cr_assert(srv_json_packed(root) && srv_json_packed_len(root) == 2);
+    cr_assert(memcmp(&v[0], &want, sizeof want) == 0 &&
+                  memcmp(&v[1], &want, sizeof want) == 0,
+              "%s: %a in an array, strtod gives %a", s, v[0], want);
+    cJSON_Delete(root);
+    root = NULL;
+    cr_assert_eq(srv_json_tree_parse(doc, strlen(doc), 4, &root, &end),
+                 SRV_TREE_OK, "%s: declined", s);
+    cr_assert(memcmp(&root->child->valuedouble, &want, sizeof want) == 0,
+              "%s: %a in a tree, strtod gives %a", s,
+              root->child->valuedouble, want);
+    cJSON_Delete(root);
+}
+
+/* Asserts that s converts to exactly strtod's double, alone and (up to
+ * the 63 characters the reader takes) in arrays. */
 static void expect_number(const char *s)
 {
     double got, want = strtod_len(s, strlen(s));
@@ -47,6 +76,8 @@ static void expect_number(const char *s)
     cr_assert_eq(srv_json_number(s, strlen(s), &got), 0, "%s: rejected", s);
     cr_assert(memcmp(&got, &want, sizeof got) == 0, "%s: %a, strtod gives %a",
               s, got, want);
+    if (strlen(s) <= 63)
+        expect_number_in_arrays(s, want);
 }
 
 /* When the reader accepts text, cJSON must read the same tree and stop at
