@@ -694,6 +694,11 @@ static int read_run(reader *r, cJSON *arr, cJSON **last)
         if (read_double(r, &r->run[n]) != 0)
             return -1;
         n++;
+        /* The common case first: a comma, and the next number after it. */
+        if (r->end - r->p > 1 && r->p[0] == ',' && number_start(r->p[1])) {
+            r->p++;
+            continue;
+        }
         if ((more = next_element(r, ']')) < 0)
             return -1;
         if (more == 1)
