@@ -17,11 +17,12 @@
 static const double margin_pi = 3.14159265358979323846;
 
 /* The target logit f_y of one sample and its partial derivatives, written so
- * that df_y/dx = s*w + qa*(x/b) and df_y/dw = s*x + qb*(w/a), w the target
- * row, a = |w| and b = |x|.  x/b and w/a are unit vectors: a ratio such as
- * a/b, which overflows for a subnormal x, is never formed. */
+ * that df_y/dx = s*w + (q*(x/b))*a and df_y/dw = s*x + (q*(w/a))*b, w the
+ * target row, a = |w| and b = |x|.  x/b and w/a are unit vectors, so no
+ * factor is formed that the whole term does not reach: not a/b (past
+ * DBL_MAX for a subnormal x), nor q*b (for an x near DBL_MAX). */
 typedef struct target_logit {
-    double f, s, qa, qb, a, b;
+    double f, s, q, a, b;
 } target_logit;
 
 /* T_m(c) and its derivative T_m'(c) = m*U_{m-1}(c), by the three-term
@@ -55,6 +56,20 @@ static int angle_interval(int m, double c)
     return k > (double)(m - 1) ? m - 1 : (int)k;
 }
 
+/* The cosine of w and x (norms a, b > 0) from the unit vectors: w.x / a / b
+ * would lose w.x to underflow for norms near 1e-200, or to overflow near
+ * 1e200. */
+static double unit_dot(const double *w, const double *x, double a, double b,
+                       size_t d)
+{
+    double c = 0.0;
+    size_t l;
+
+    for (l = 0; l < d; l++)
+        c += (w[l] / a) * (x[l] / b);
+    return c;
+}
+
 /* f_y = (beta*w.x + |w||x|*psi(c)) / (1 + beta) with
  * psi(c) = (-1)^k T_m(c) - 2k.  Writing r = |w||x| and a = |w|, b = |x|:
  *   d(r psi)/dx = psi'(c) w + (a/b)(psi - c psi') x,
@@ -63,15 +78,15 @@ static int angle_interval(int m, double c)
 static target_logit target_logit_eval(const double *w, const double *x,
                                       size_t d, int m, double beta)
 {
-    target_logit t = {0.0, 0.0, 0.0, 0.0, 1.0, 1.0};
+    target_logit t = {0.0, 0.0, 0.0, 1.0, 1.0};
     double a = loss_vec_norm(w, d), b = loss_vec_norm(x, d),
            wx = loss_vec_dot(w, x, d);
     double c, tm, dtm, sign, psi, dpsi, q;
     int k;
 
-    if (a * b == 0.0)
+    if (a == 0.0 || b == 0.0) /* not a * b: that underflows for 1e-200s */
         return t;
-    c = wx / a / b;
+    c = unit_dot(w, x, a, b, d);
     k = angle_interval(m, c);
     chebyshev(m, c, &tm, &dtm);
     sign = (k & 1) ? -1.0 : 1.0;
@@ -80,8 +95,7 @@ static target_logit target_logit_eval(const double *w, const double *x,
     q = (psi - c * dpsi) / (1.0 + beta);
     t.f = (beta * wx + a * b * psi) / (1.0 + beta);
     t.s = (beta + dpsi) / (1.0 + beta);
-    t.qa = q * a;
-    t.qb = q * b;
+    t.q = q;
     t.a = a;
     t.b = b;
     return t;
@@ -97,9 +111,11 @@ static void sample_backward(const loss_margin_softmax_args *a, const double *w,
     size_t y = (size_t)a->labels[i], j, l;
     double *gx = loss_row(o->grad_features, i, a->d);
     double *gw;
+    /* g[y] first: a g[y] of 0 (one class) then makes 0, not 0 * inf */
+    double gs = g[y] * t->s, gq = g[y] * t->q;
 
     for (l = 0; gx && l < a->d; l++)
-        gx[l] = g[y] * (t->s * w[y * a->d + l] + t->qa * (x[l] / t->b));
+        gx[l] = gs * w[y * a->d + l] + gq * (x[l] / t->b) * t->a;
     for (j = 0; j < a->k; j++) {
         if (j == y)
             continue;
@@ -110,7 +126,7 @@ static void sample_backward(const loss_margin_softmax_args *a, const double *w,
     }
     gw = loss_row(o->grad_weights, y, a->d);
     for (l = 0; gw && l < a->d; l++)
-        gw[l] += g[y] * (t->s * x[l] + t->qb * (w[y * a->d + l] / t->a));
+        gw[l] += gs * x[l] + gq * (w[y * a->d + l] / t->a) * t->b;
 }
 
 /* The per-sample loss of sample i with logits taken against the rows of w;

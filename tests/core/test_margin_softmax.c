@@ -529,6 +529,42 @@ Test(margin_softmax, subnormal_feature_vector)
     tiny_feature(&a_softmax);
 }
 
+/* Norms whose product underflows (a target row and a feature near 1e-200)
+ * still carry the target logit's gradient: that of w_y does not depend on
+ * |w_y|, so rows of 1e-200 and 1e-100 in the same direction get the same
+ * one (it was 0 for the first, taken as a zero row). */
+static void tiny_norms(const margin_loss *loss)
+{
+    double gw[4], scale[2] = {1e-100, 1e-200};
+    size_t l, r;
+    problem p;
+
+    random_problem(&p, loss, 2, 0.0, LOSS_REDUCE_SUM, 12);
+    p.a.n = 1;
+    p.y[0] = 0;
+    for (l = 0; l < 4; l++)
+        p.x[l] *= 1e-200;
+    for (r = 0; r < 2; r++) {
+        for (l = 0; l < 4; l++)
+            p.w[l] = (double)(l + 1) * scale[r];
+        run_ok(&p);
+        for (l = 0; l < 4 && r == 0; l++)
+            gw[l] = p.o.grad_weights[l];
+    }
+    for (l = 0; l < 4; l++)
+        cr_expect(gw[l] != 0.0 &&
+                      fabs(p.o.grad_weights[l] - gw[l]) <= 1e-12 * fabs(gw[l]),
+                  "%s: grad weights[0][%zu] = %.17g with a row of 1e-200, "
+                  "%.17g with 1e-100",
+                  loss->name, l, p.o.grad_weights[l], gw[l]);
+    problem_free(&p);
+}
+
+Test(margin_softmax, norms_whose_product_underflows)
+{
+    tiny_norms(&l_softmax);
+}
+
 /* l_softmax with a zero target row: f_y = 0 and the row gets no gradient. */
 Test(margin_softmax, l_softmax_zero_target_row)
 {
