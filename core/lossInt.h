@@ -222,7 +222,8 @@ void loss_log_array(const double *x, double *y, size_t n);
 double loss_sum_exp(const double *x, size_t n, double m);
 
 /* The hinge max(0, z)^p for p in {1, 2}; *dz receives its derivative, taken
- * as 0 at the kink z = 0: a hinge is active only when z > 0. */
+ * as 0 at the kink z = 0: a hinge is active only when z > 0.  A NaN z
+ * (inf - inf, from values past DBL_MAX) gives NaN, never a silent 0. */
 double loss_hinge_term(double z, int p, double *dz);
 
 /* log1p(x) for -1 <= x <= 1 from a single call to log, which is table

@@ -233,7 +233,21 @@ static int coupled_cluster_check(const loss_coupled_cluster_args *a,
     return loss_check_finite(err, "negatives", a->negatives, a->nn, a->d);
 }
 
-/* c = the mean of the positives, into c[0..d-1]. */
+/* The mean of column j of the positives as the sum of p/np: slower and
+ * rounded once more per term, but finite whenever the inputs are. */
+static double column_mean_scaled(const loss_coupled_cluster_args *a, size_t j)
+{
+    double m = 0.0, n = (double)a->np;
+    size_t i;
+
+    for (i = 0; i < a->np; i++)
+        m += a->positives[i * a->d + j] / n;
+    return m;
+}
+
+/* c = the mean of the positives, into c[0..d-1]: the sum divided by np,
+ * or, where that sum passes DBL_MAX (positives near 1e308), the sum of
+ * each divided by np. */
 static void cluster_center(const loss_coupled_cluster_args *a, double *c)
 {
     size_t i, j, d = a->d;
@@ -242,8 +256,11 @@ static void cluster_center(const loss_coupled_cluster_args *a, double *c)
     for (i = 0; i < a->np; i++)
         for (j = 0; j < d; j++)
             c[j] += a->positives[i * d + j];
-    for (j = 0; j < d; j++)
+    for (j = 0; j < d; j++) {
         c[j] /= (double)a->np;
+        if (!isfinite(c[j]))
+            c[j] = column_mean_scaled(a, j);
+    }
 }
 
 /* Index of the negative nearest to c (lowest index on ties); *sq its d^2. */

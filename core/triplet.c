@@ -546,12 +546,14 @@ static double quad_one(const loss_quadruplet_args *a, loss_quadruplet_out *o,
     double dnn = loss_vec_distance(n1, n2, d, k), l = 0.0;
     double z1 = dap - dan + a->margin, z2 = dap - dnn + a->margin2;
 
-    if (z1 > 0.0) {
+    /* A NaN z (two distances past DBL_MAX) is kept, and the row's loss
+     * with it, for the server's overflow answer. */
+    if (!(z1 <= 0.0)) {
         l += z1;
         loss_vec_dist_grad(ga, gp, x, p, d, dap, 1.0, k);
         loss_vec_dist_grad(ga, gn, x, n1, d, dan, -1.0, k);
     }
-    if (z2 > 0.0) {
+    if (!(z2 <= 0.0)) {
         l += z2;
         loss_vec_dist_grad(ga, gp, x, p, d, dap, 1.0, k);
         loss_vec_dist_grad(gn, loss_row(o->grad_negative2, i, d), n1, n2, d,

@@ -373,7 +373,7 @@ double loss_lse(const double *z, size_t k)
 
 double loss_hinge_term(double z, int p, double *dz)
 {
-    if (!(z > 0.0)) {
+    if (z <= 0.0) { /* a NaN, from distances past DBL_MAX, stays NaN */
         *dz = 0.0;
         return 0.0;
     }

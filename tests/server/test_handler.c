@@ -501,6 +501,14 @@ Test(handler_errors, losses_that_overflow_are_422)
                     "{\"logits\":[[1e308,-1e308]],\"labels\":[0],"
                     "\"label_smoothing\":0.1}",
                     "row 0");
+    /* inf - inf between two distances past DBL_MAX: no silent 0 */
+    expect_overflow(
+        "coupled_cluster",
+        "{\"positives\":[[1e200],[-1e200]],\"negatives\":[[1e200]]}", "row 0");
+    expect_overflow("quadruplet",
+                    "{\"anchor\":[[1e200]],\"positive\":[[-1e200]],"
+                    "\"negative\":[[-1e200]],\"negative2\":[[1e200]]}",
+                    "row 0");
     resp = run_ok("softmax", "{\"logits\":[[1e308,-1e308]],\"labels\":[0]}");
     cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(resp, "loss")));
     cr_expect_eq(cJSON_GetObjectItem(resp, "loss")->valuedouble, 0.0);
@@ -508,24 +516,44 @@ Test(handler_errors, losses_that_overflow_are_422)
 }
 
 /* A gradient that overflows double precision is a 422 naming its element,
- * never a null (coupled_cluster's centre of 1e308s, a_softmax's 1e308
- * product), unless no gradient is asked for.  The divergences keep their
- * documented null for an infinite component. */
+ * never a null, unless no gradient is asked for: eight features of 1.7e308
+ * give weights[0] a true gradient of 1.3e309 under sum, with a finite loss
+ * (8 (3.4 + log1p(e^-3.4))).  Values near DBL_MAX whose true gradient is
+ * finite compute it: coupled_cluster's centre of 1e308s, a_softmax with
+ * one class.  The divergences keep their documented null for an infinite
+ * component. */
 Test(handler_errors, gradients_that_overflow_are_422)
 {
-#define CC "\"positives\":[[1e308],[1e308]],\"negatives\":[[1e308],[1e308]]"
+#define F8 "[1.7e308,0],[1.7e308,0],[1.7e308,0],[1.7e308,0]"
+#define LS                                                                     \
+    "\"features\":[" F8 "," F8 "],\"weights\":[[1e-308,0],[-1e-308,0]],"       \
+    "\"labels\":[1,1,1,1,1,1,1,1],\"margin\":1,\"reduction\":\"sum\""
     cJSON *resp, *g;
+    double want = 8.0 * (3.4 + log1p(exp(-3.4)));
 
-    expect_error("coupled_cluster", "{" CC "}", 422, "non_finite",
-                 "positives[0][0]");
-    expect_error("a_softmax",
-                 "{\"features\":[[1e308]],\"weights\":[[1e308]],"
-                 "\"labels\":[0]}",
-                 422, "non_finite", "weights[0][0]");
-    resp = run_ok("coupled_cluster", "{\"gradients\":false," CC "}");
-    cr_expect_eq(cJSON_GetObjectItem(resp, "loss")->valuedouble, 0.0);
+    expect_error("l_softmax", "{" LS "}", 422, "non_finite", "weights[0][0]");
+    resp = run_ok("l_softmax", "{\"gradients\":false," LS "}");
+    cr_expect(fabs(cJSON_GetObjectItem(resp, "loss")->valuedouble - want) <
+                  1e-6 * want,
+              "loss %.9g, want %.9g",
+              cJSON_GetObjectItem(resp, "loss")->valuedouble, want);
     cJSON_Delete(resp);
-#undef CC
+#undef LS
+#undef F8
+    resp = run_ok("coupled_cluster", "{\"positives\":[[1e308],[1e308]],"
+                                     "\"negatives\":[[1e308],[1e308]]}");
+    cr_expect_eq(cJSON_GetObjectItem(resp, "loss")->valuedouble, 0.5);
+    g = cJSON_GetObjectItem(cJSON_GetObjectItem(resp, "gradients"),
+                            "positives");
+    cr_expect_eq(cJSON_GetArrayItem(cJSON_GetArrayItem(g, 1), 0)->valuedouble,
+                 0.0);
+    cJSON_Delete(resp);
+    resp = run_ok("a_softmax", "{\"features\":[[1e308]],\"weights\":[[1e308]],"
+                               "\"labels\":[0]}");
+    g = cJSON_GetObjectItem(cJSON_GetObjectItem(resp, "gradients"), "weights");
+    cr_expect_eq(cJSON_GetArrayItem(cJSON_GetArrayItem(g, 0), 0)->valuedouble,
+                 0.0);
+    cJSON_Delete(resp);
     resp = run_ok("kl", "{\"p\":[[1,0]],\"q\":[[1e-320,1]]}");
     g = cJSON_GetObjectItem(cJSON_GetObjectItem(resp, "gradients"), "q");
     g = cJSON_GetArrayItem(cJSON_GetArrayItem(g, 0), 0);
