@@ -65,7 +65,6 @@ typedef enum srv_route_result {
 srv_route_result srv_route_head(const srv_head *head, srv_answer *a,
                                 const char **loss);
 
-/* Fills *a with a JSON error (srv_reply_error) and its headers. */
 /* Whether the head frames its body in no way lossd takes: duplicate or
  * invalid Content-Length, Content-Length with Transfer-Encoding, or a
  * Transfer-Encoding other than chunked. */
@@ -76,6 +75,7 @@ int srv_head_framing_bad(const srv_head *h);
     "The request has duplicate, invalid or conflicting Content-Length and "    \
     "Transfer-Encoding headers, or a Transfer-Encoding other than chunked."
 
+/* Fills *a with a JSON error (srv_reply_error) and its headers. */
 void srv_answer_error(srv_answer *a, int status, const char *code,
                       const char *fmt, ...)
 #if defined(__GNUC__)
