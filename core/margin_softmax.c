@@ -70,17 +70,16 @@ static double unit_dot(const double *w, const double *x, double a, double b,
     return c;
 }
 
-/* f_y = (beta*w.x + |w||x|*psi(c)) / (1 + beta) with
+/* f_y = (beta*w.x + |w||x|*psi(c)) / (1 + beta), wx = w.x, with
  * psi(c) = (-1)^k T_m(c) - 2k.  Writing r = |w||x| and a = |w|, b = |x|:
  *   d(r psi)/dx = psi'(c) w + (a/b)(psi - c psi') x,
  *   d(r psi)/dw = psi'(c) x + (b/a)(psi - c psi') w,
  * with k held constant.  A zero w or x gives f_y = 0 and no gradient. */
 static target_logit target_logit_eval(const double *w, const double *x,
-                                      size_t d, int m, double beta)
+                                      double wx, size_t d, int m, double beta)
 {
     target_logit t = {0.0, 0.0, 0.0, 1.0, 1.0};
-    double a = loss_vec_norm(w, d), b = loss_vec_norm(x, d),
-           wx = loss_vec_dot(w, x, d);
+    double a = loss_vec_norm(w, d), b = loss_vec_norm(x, d);
     double c, tm, dtm, sign, psi, dpsi, q;
     int k;
 
@@ -142,7 +141,8 @@ static double sample_loss(const loss_margin_softmax_args *a, const double *w,
 
     for (j = 0; j < a->k; j++)
         f[j] = loss_vec_dot(w + j * a->d, x, a->d);
-    t = target_logit_eval(w + y * a->d, x, a->d, a->margin, a->beta);
+    /* f[y] is w_y.x, as the target logit takes it */
+    t = target_logit_eval(w + y * a->d, x, f[y], a->d, a->margin, a->beta);
     f[y] = t.f;
     lse = loss_lse(f, a->k);
     loss = lse - f[y];
