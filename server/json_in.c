@@ -8,7 +8,6 @@
 #include "json_tree.h"
 
 #include <cjson/cJSON.h>
-#include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -303,40 +302,6 @@ size_t srv_json_nul_escape(const char *s, size_t len)
     return SIZE_MAX;
 }
 
-/* The length of the strict JSON number (RFC 8259: -?(0|[1-9]d*)(.d+)?
- * ([eE][+-]?d+)?) at s[0..n), or 0 when s does not start with one. */
-static size_t strict_number(const char *s, size_t n)
-{
-    size_t i = s[0] == '-', d;
-
-    if (i >= n || !isdigit((unsigned char)s[i]))
-        return 0;
-    if (s[i++] != '0')
-        while (i < n && isdigit((unsigned char)s[i]))
-            i++;
-    if (i < n && s[i] == '.') {
-        for (d = ++i; i < n && isdigit((unsigned char)s[i]); i++)
-            ;
-        if (i == d)
-            return 0;
-    }
-    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        i += i + 1 < n && (s[i + 1] == '+' || s[i + 1] == '-');
-        for (d = ++i; i < n && isdigit((unsigned char)s[i]); i++)
-            ;
-        if (i == d)
-            return 0;
-    }
-    return i;
-}
-
-/* Whether c may continue a number as cJSON reads one. */
-static int number_byte(char c)
-{
-    return isdigit((unsigned char)c) || c == '.' || c == 'e' || c == 'E' ||
-           c == '+' || c == '-';
-}
-
 size_t srv_json_strict_at(const char *s, size_t len)
 {
     size_t i, n;
@@ -353,10 +318,10 @@ size_t srv_json_strict_at(const char *s, size_t len)
         } else if ((unsigned char)s[i] <= 0x20 && s[i] != ' ' && s[i] != '\t' &&
                    s[i] != '\n' && s[i] != '\r') {
             return i;
-        } else if (s[i] == '-' || isdigit((unsigned char)s[i])) {
-            for (n = i; n < len && number_byte(s[n]); n++)
+        } else if (s[i] == '-' || (s[i] >= '0' && s[i] <= '9')) {
+            for (n = i; n < len && srv_json_number_char(s[n]); n++)
                 ;
-            if (strict_number(s + i, n - i) != n - i)
+            if (srv_json_number_length(s + i, n - i) != n - i)
                 return i;
             i = n - 1;
         }

@@ -278,12 +278,6 @@ static int number_value(const char *s, size_t len, uint64_t m, long e,
     return 0;
 }
 
-static int number_char(char c)
-{
-    return (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.' ||
-           c == 'e' || c == 'E';
-}
-
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 /* 10^k, k <= 8. */
 static const uint32_t pow10_u32[] = {
@@ -353,7 +347,7 @@ static inline size_t number_fast(const char *s, const char *end,
     }
     /* An exponent, or what cJSON reads its own way ("1.5.3"), is left to
      * number_scan; a comma, the usual end, is tested first. */
-    if (n + f > DIGITS_MAX || (*p != ',' && number_char(*p)))
+    if (n + f > DIGITS_MAX || (*p != ',' && srv_json_number_char(*p)))
         return 0;
     x = (double)m;
     if (__builtin_expect(m <= (uint64_t)1 << 53, 1))
@@ -370,6 +364,15 @@ static size_t number_fast(const char *s, const char *end, double *out)
     return 0;
 }
 #endif
+
+size_t srv_json_number_length(const char *s, size_t len)
+{
+    uint64_t m;
+    long e;
+    int exact;
+
+    return number_scan(s, len, &m, &e, &exact);
+}
 
 int srv_json_number(const char *s, size_t len, double *out)
 {
@@ -503,7 +506,8 @@ __attribute__((noinline)) static int read_double_scan(reader *r, double *d)
     size_t n = number_scan(s, (size_t)(r->end - s), &m, &e, &exact);
 
     /* cJSON reads "01" or "1.5.3" its own way: leave those to it. */
-    if (n == 0 || n > NUMBER_MAX || (s + n < r->end && number_char(s[n])) ||
+    if (n == 0 || n > NUMBER_MAX ||
+        (s + n < r->end && srv_json_number_char(s[n])) ||
         number_value(s, n, m, e, exact, d) != 0) {
         stop(r, SRV_TREE_DECLINED);
         return -1;

@@ -77,6 +77,19 @@ static inline size_t srv_json_packed_len(const cJSON *a)
     return (size_t)a->valueint;
 }
 
+/* Whether c may continue a number as cJSON reads one (a digit, sign,
+ * point or exponent mark). */
+static inline int srv_json_number_char(char c)
+{
+    return (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.' ||
+           c == 'e' || c == 'E';
+}
+
+/* The length of the strict JSON number (RFC 8259: -?(0|[1-9]d*)(.d+)?
+ * ([eE][+-]?d+)?) that s[0..len) starts with, 0 when it starts with
+ * none. */
+size_t srv_json_number_length(const char *s, size_t len);
+
 /* The number that the JSON number text s[0..len) denotes, as strtod would
  * round it; 0 on success, -1 when s is not a strict JSON number. */
 int srv_json_number(const char *s, size_t len, double *out);
