@@ -165,15 +165,6 @@ static size_t scan(scanner *sc, const char *s, size_t stop, size_t limit)
     return SIZE_MAX;
 }
 
-void srv_json_path_at(const char *body, size_t len, size_t stop, char *path,
-                      size_t cap)
-{
-    scanner sc;
-
-    scan(&sc, body, stop < len ? stop : len, SIZE_MAX);
-    scan_path(&sc, path, cap);
-}
-
 static size_t key_slot(const srv_loss *L, const char *key);
 static int unknown_key(const srv_loss *L, const char *key, srv_fail *f);
 
@@ -388,36 +379,33 @@ static int nonfinite_token(const char *s, size_t n)
            starts_with_word(s, n, "infinity") || starts_with_word(s, n, "inf");
 }
 
-int srv_json_nonfinite_fail(const char *body, size_t len, size_t pos,
-                            srv_fail *f)
+int srv_json_nonfinite_fail(const srv_loss *L, const char *body, size_t len,
+                            size_t pos, srv_fail *f)
 {
     char path[256];
+    scanner sc;
 
     if (pos > len || !nonfinite_token(body + pos, len - pos))
         return 0;
-    srv_json_path_at(body, len, pos, path, sizeof path);
+    scan(&sc, body, pos, SIZE_MAX);
+    if (L != NULL && prescan_unknown_key(L, &sc, f) != 0)
+        return -1;
+    scan_path(&sc, path, sizeof path);
     return srv_fail_set(f, 422, "non_finite", path,
                         "%s is NaN or infinite; only finite numbers are "
                         "accepted",
                         path[0] ? path : "a value");
 }
 
-/* cJSON stopped at end: a NaN (under a known key; under an unknown one
- * the key is the error) or invalid JSON. */
+/* cJSON stopped at end: a NaN or invalid JSON. */
 static int parse_fail(const srv_loss *L, const char *body, size_t len,
                       const char *end, srv_fail *f)
 {
     size_t pos = end && end >= body ? (size_t)(end - body) : 0;
-    scanner sc;
 
     if (pos > len)
         pos = len;
-    if (nonfinite_token(body + pos, len - pos)) {
-        scan(&sc, body, pos, SIZE_MAX);
-        if (prescan_unknown_key(L, &sc, f) != 0)
-            return -1;
-    }
-    if (srv_json_nonfinite_fail(body, len, pos, f) != 0)
+    if (srv_json_nonfinite_fail(L, body, len, pos, f) != 0)
         return -1;
     return srv_fail_set(f, 400, "invalid_json", NULL,
                         "the body is not valid JSON (error at byte %zu)", pos);

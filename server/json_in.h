@@ -86,14 +86,9 @@ size_t srv_json_strict_at(const char *s, size_t len);
 
 /* When body[pos..len), where a parser stopped, starts with NaN or
  * Infinity (which JSON does not have): fills *f with the 422 non_finite
- * naming its path and returns -1; else 0. */
-int srv_json_nonfinite_fail(const char *body, size_t len, size_t pos,
-                            srv_fail *f);
-
-/* The JSON path of the element that starts at byte stop of body ("logits[3]
- * [1]", "margin"), written to path (always NUL-terminated).  Used to name
- * the place of a token cJSON cannot parse. */
-void srv_json_path_at(const char *body, size_t len, size_t stop, char *path,
-                      size_t cap);
+ * naming its path, or, when it lies under a top-level key that L (if not
+ * NULL) has not, with that key's unknown_field, and returns -1; else 0. */
+int srv_json_nonfinite_fail(const srv_loss *L, const char *body, size_t len,
+                            size_t pos, srv_fail *f);
 
 #endif

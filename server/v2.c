@@ -1254,7 +1254,7 @@ static cJSON *header_parse(v2_ctx *c, const char *body, size_t n)
         at++;
     if (root != NULL && at == n && (lax = srv_json_strict_at(body, n)) < n)
         at = lax; /* cJSON took what JSON does not allow */
-    if (root == NULL && srv_json_nonfinite_fail(body, n, at, &c->f) != 0)
+    if (root == NULL && srv_json_nonfinite_fail(NULL, body, n, at, &c->f) != 0)
         return NULL;
     if (root == NULL || at != n)
         srv_fail_set(&c->f, 400, "invalid_json", NULL,
