@@ -415,6 +415,104 @@ Test(json_out, arrays_of_numbers)
     srv_buf_free(&b);
 }
 
+/* A double for the float32 array test, from one of six kinds: any bits;
+ * random significands over 2^-120 .. 2^120; nine-digit decimals and a
+ * half (ties of the first rounding), and the shortened x_j times 1 +- 5e-8
+ * (edges of the tolerance), each moved by up to four ulps; special
+ * values, among them some whose digits round up to 10^9 (written 1, one
+ * place up); integers and their multiples by powers of ten. */
+static double float32_array_value(int kind)
+{
+    static const double special[] = {0,
+                                     -0.0,
+                                     1,
+                                     -3,
+                                     NAN,
+                                     INFINITY,
+                                     -INFINITY,
+                                     1e300,
+                                     5e-324,
+                                     0x1p53,
+                                     0x1p53 + 2,
+                                     1e9,
+                                     999999999.5,
+                                     1e8,
+                                     0.1,
+                                     1e-32,
+                                     1e28,
+                                     1e29,
+                                     1e-33,
+                                     123456789012.0,
+                                     2.5e-7,
+                                     0.99999999,
+                                     9.9999999e-7,
+                                     99999999.7,
+                                     9.99999996e20};
+    uint64_t r = next_u64(), bits;
+    double x, m;
+    int e = (int)(next_u64() % 80) - 40;
+
+    switch (kind) {
+    case 0:
+        return from_bits(r);
+    case 1:
+        return ldexp(rng_unit(&rng), (int)(r % 240) - 120);
+    case 2:
+        m = (double)(100000000 + r % 900000000) + 0.5;
+        break;
+    case 3:
+        r = 100000000 + r % 900000000;
+        r = next_u64() & 1 ? (r + 5) / 10 * 10 : (r + 50) / 100 * 100;
+        m = (double)r / (next_u64() & 1 ? 1 + 5e-8 : 1 - 5e-8);
+        break;
+    case 4:
+        return special[r % (sizeof special / sizeof special[0])];
+    default:
+        return (double)(r % 1000000000) * pow(10, e);
+    }
+    x = m * pow(10, e - 8);
+    memcpy(&bits, &x, sizeof bits);
+    return from_bits(bits + (uint64_t)((int64_t)(next_u64() % 9) - 4));
+}
+
+/* A float32 array is written as its numbers one at a time, whichever way
+ * srv_buf_numbers takes (four at a time where the CPU has AVX2): arrays
+ * of every length up to 40 and random ones up to 1000, over the kinds
+ * above, both signs. */
+Test(json_out, float32_arrays_match_single_numbers)
+{
+    static double x[1000];
+    char one[64];
+    srv_buf b, want;
+    size_t len, i;
+    int t;
+
+    for (t = 0; t < 3000; t++) {
+        len = t < 40 ? (size_t)t : 1 + next_u64() % 1000;
+        for (i = 0; i < len; i++) {
+            x[i] = float32_array_value((int)(next_u64() % 6));
+            if (next_u64() & 1)
+                x[i] = -x[i];
+        }
+        srv_buf_init(&b, 1);
+        srv_buf_init(&want, 1);
+        srv_buf_numbers(&b, x, len, 0);
+        srv_buf_put(&b, "", 1);
+        srv_buf_put(&want, "[", 1);
+        for (i = 0; i < len; i++) {
+            written(x[i], 0, one);
+            if (i)
+                srv_buf_put(&want, ",", 1);
+            srv_buf_puts(&want, one);
+        }
+        srv_buf_put(&want, "]", 2);
+        cr_assert(!b.oom && !want.oom);
+        cr_assert_str_eq(b.p, want.p, "array %d of %zu numbers", t, len);
+        srv_buf_free(&b);
+        srv_buf_free(&want);
+    }
+}
+
 /* srv_put_uint against printf, at every length and on both sides of the
  * 17-digit split, plus random values; nothing stored past its room. */
 static void expect_uint(uint64_t v)
