@@ -858,7 +858,42 @@ sum_exp_avx2(const double *x, size_t n, double m, double *s)
     _mm256_storeu_pd(s, acc);
     return i;
 }
+
+/* loss_exp_array's fours; returns how many elements it did.  A four with
+ * an |x| > 708 goes through loss_exp, which leaves it to libm. */
+__attribute__((target("avx2"))) static size_t exp_avx2(const double *x,
+                                                       double *y, size_t n)
+{
+    const __m256d big = _mm256_set1_pd(708.0);
+    const __m256d mag = _mm256_castsi256_pd(_mm256_set1_epi64x(INT64_MAX));
+    __m256d t;
+    size_t i, j;
+
+    for (i = 0; i + 4 <= n; i += 4) {
+        t = _mm256_loadu_pd(x + i);
+        if (_mm256_movemask_pd(
+                _mm256_cmp_pd(_mm256_and_pd(t, mag), big, _CMP_LE_OQ)) == 0xf) {
+            _mm256_storeu_pd(y + i, exp4(t));
+            continue;
+        }
+        for (j = 0; j < 4; j++)
+            y[i + j] = loss_exp(x[i + j]);
+    }
+    return i;
+}
 #endif
+
+void loss_exp_array(const double *x, double *y, size_t n)
+{
+    size_t i = 0;
+
+#ifdef LOSS_LOG_AVX2
+    if (__builtin_cpu_supports("avx2"))
+        i = exp_avx2(x, y, n);
+#endif
+    for (; i < n; i++)
+        y[i] = loss_exp(x[i]);
+}
 
 double loss_sum_exp(const double *x, size_t n, double m)
 {

@@ -6,7 +6,8 @@
  * loss_vec_dot and loss_vec_sqdist within their stated error bound of a
  * double-double reference, counting every term, in the documented order;
  * loss_sum_exp with the scalar sum's bits, in its documented order;
- * loss_sort_doubles in qsort's order. */
+ * loss_exp_array with loss_exp's bits; loss_sort_doubles in qsort's
+ * order. */
 #include <criterion/criterion.h>
 #include <float.h>
 #include <math.h>
@@ -421,6 +422,38 @@ Test(sum_exp, lanes_add_in_the_documented_order)
     cr_expect_eq(loss_sum_exp(x, 88, 0.0), want);
     cr_expect_eq(loss_sum_exp(x, 0, 0.0), 0.0);
     cr_expect_eq(loss_sum_exp(x + 1, 3, 0.0), 3.0);
+}
+
+/* ---- loss_exp_array ------------------------------------------------------ */
+
+/* Every element the scalar loss_exp's bits, at every length to 41 and in
+ * arrays of 1,000, for each kind of sum_exp_draw (fours past 708 among
+ * them, and NaN and infinities put in), and exactly n elements written. */
+Test(exp_array, same_bits_as_loss_exp)
+{
+    static const double special[] = {NAN,    INFINITY, -INFINITY, 709.0,
+                                     -745.2, 0.0,      -0.0,      708.0};
+    uint64_t state = 5;
+    double x[1001], y[1001], want;
+    size_t n, r, i;
+    int kind;
+
+    for (kind = 0; kind < 3; kind++)
+        for (r = 0; r < 142; r++) {
+            n = r < 42 ? r : 1000;
+            sum_exp_draw(x, n, kind, &state);
+            if (n > 0 && r % 3 == 0)
+                x[rng_next(&state) % n] = special[r / 3 % 8];
+            y[n] = 12345.0;
+            loss_exp_array(x, y, n);
+            for (i = 0; i < n; i++) {
+                want = loss_exp(x[i]);
+                cr_assert(memcmp(&y[i], &want, sizeof want) == 0,
+                          "kind %d n %zu: e^%.17g = %.17g, want %.17g", kind, n,
+                          x[i], y[i], want);
+            }
+            cr_assert_eq(y[n], 12345.0, "n %zu: wrote past the end", n);
+        }
 }
 
 /* ---- Sorting ------------------------------------------------------------ */
