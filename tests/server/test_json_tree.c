@@ -854,8 +854,9 @@ Test(arena, rewind_returns_to_the_first_buffer)
 Test(arena, huge_malloc_aligns_large_buffers)
 {
     const size_t huge = (size_t)2 << 20;
-    /* 2 MiB - 1, 2 MiB, 5 MiB + 3 */
-    static const size_t sizes[] = {0, 1, 4096, 2097151, 2097152, 5242883};
+    /* 1 MiB - 1, 1 MiB, 2 MiB - 1, 2 MiB, 5 MiB + 3 */
+    static const size_t sizes[] = {0,       1,       4096,    1048575,
+                                   1048576, 2097151, 2097152, 5242883};
     size_t i;
     char *p;
 
