@@ -216,8 +216,9 @@ double loss_lse(const double *z, size_t k);
  * with AVX2 and FMA; libm's own log on others.  See vecmath.c. */
 void loss_log_array(const double *x, double *y, size_t n);
 
-/* y[i] = loss_exp(x[i]) for i < n, with the same bits (x and y do not
- * overlap); four at a time on processors with AVX2.  See vecmath.c. */
+/* y[i] = loss_exp(x[i]) for i < n, with the same bits (x and y are the
+ * same array or do not overlap); four at a time on processors with AVX2.
+ * See vecmath.c. */
 void loss_exp_array(const double *x, double *y, size_t n);
 
 /* sum_i loss_exp(x[i] - m) for i < n, term i added to running sum i % 4

@@ -354,11 +354,12 @@ double loss_lse_exps(const double *z, size_t k, size_t *top, double *e,
     size_t j, t = loss_vec_argmax(z, k);
     double rest = 0.0, m = z[t];
 
+    for (j = 0; j < k; j++)
+        e[j] = z[j] - m;
+    loss_exp_array(e, e, k);
     /* exp(0) = 1 at the arg-max, which the sum leaves out: no branch. */
-    for (j = 0; j < k; j++) {
-        e[j] = loss_exp(z[j] - m);
+    for (j = 0; j < k; j++)
         rest += j == t ? 0.0 : e[j];
-    }
     *top = t;
     *sum = 1.0 + rest;
     return log1p(rest);
@@ -794,7 +795,7 @@ __attribute__((target("avx2,fma"))) static size_t log_avx2(const double *x,
 /* loss_exp of four doubles, every operation as in loss_exp (lossInt.h) in
  * the same order and without fused multiply-adds, so each lane has the
  * same bits; the caller checks that every |x| <= 708. */
-__attribute__((target("avx2"))) static __m256d exp4(__m256d x)
+__attribute__((target("avx2"))) static inline __m256d exp4(__m256d x)
 {
     const __m256d shift = _mm256_set1_pd(0x1.8p52);
     const __m256d c2 = _mm256_set1_pd(0x1.ffffffffffdbdp-2);

@@ -428,13 +428,14 @@ Test(sum_exp, lanes_add_in_the_documented_order)
 
 /* Every element the scalar loss_exp's bits, at every length to 41 and in
  * arrays of 1,000, for each kind of sum_exp_draw (fours past 708 among
- * them, and NaN and infinities put in), and exactly n elements written. */
+ * them, and NaN and infinities put in), exactly n elements written, and
+ * the same in place. */
 Test(exp_array, same_bits_as_loss_exp)
 {
     static const double special[] = {NAN,    INFINITY, -INFINITY, 709.0,
                                      -745.2, 0.0,      -0.0,      708.0};
     uint64_t state = 5;
-    double x[1001], y[1001], want;
+    double x[1001], y[1001], same[1001], want;
     size_t n, r, i;
     int kind;
 
@@ -453,6 +454,10 @@ Test(exp_array, same_bits_as_loss_exp)
                           x[i], y[i], want);
             }
             cr_assert_eq(y[n], 12345.0, "n %zu: wrote past the end", n);
+            memcpy(same, x, n * sizeof x[0]);
+            loss_exp_array(same, same, n);
+            cr_assert(memcmp(same, y, n * sizeof y[0]) == 0,
+                      "kind %d n %zu: in place differs", kind, n);
         }
 }
 
