@@ -449,11 +449,10 @@ static size_t gan_terms(const loss_gan_args *a, const double *x, size_t count,
             t[j] = gan_from_prob(x[j]);
         return n;
     }
-    for (j = 0; j < n; j++)
-        u[j] = -fabs(x[j]);
-    loss_exp_array(u, e, n);
-    for (j = 0; j < n; j++)
+    for (j = 0; j < n; j++) {
+        e[j] = loss_exp(-fabs(x[j]));
         u[j] = 1.0 + e[j];
+    }
     loss_log_array(u, log_u, n);
     for (j = 0; j < n; j++)
         t[j] = gan_from_logit(x[j], e[j], u[j], log_u[j]);
