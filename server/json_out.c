@@ -241,14 +241,8 @@ static void store8(char *p, uint64_t v)
 /* 16 bytes at p, the lowest byte of v first. */
 static void store16(char *p, u128 v)
 {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    memcpy(p, &v, sizeof v);
-#else
-    int i;
-
-    for (i = 0; i < 16; i++)
-        p[i] = (char)(v >> (8 * i));
-#endif
+    store8(p, (uint64_t)v);
+    store8(p + 8, (uint64_t)(v >> 64));
 }
 
 /* The significant digits of an integer 0 < f < 10^17, built in
