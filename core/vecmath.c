@@ -794,7 +794,7 @@ __attribute__((target("avx2,fma"))) static size_t log_avx2(const double *x,
 #ifdef LOSS_LOG_AVX2
 /* loss_exp of four doubles, every operation as in loss_exp (lossInt.h) in
  * the same order and without fused multiply-adds, so each lane has the
- * same bits; the caller checks that every |x| <= 708. */
+ * same bits; for |x| <= 708 (exp4_any checks). */
 __attribute__((target("avx2"))) static inline __m256d exp4(__m256d x)
 {
     const __m256d shift = _mm256_set1_pd(0x1.8p52);
@@ -833,53 +833,47 @@ __attribute__((target("avx2"))) static inline __m256d exp4(__m256d x)
     return _mm256_add_pd(s, _mm256_mul_pd(s, tmp));
 }
 
-/* loss_sum_exp's fours into the lanes of s; returns how many it did.
- * A four with an |x - m| > 708 goes through loss_exp, which leaves it to
- * libm. */
+/* loss_exp of each lane of x: exp4 when every |x| <= 708, else one lane
+ * at a time through loss_exp, which leaves those past it to libm. */
+__attribute__((target("avx2"))) static inline __m256d exp4_any(__m256d x)
+{
+    const __m256d big = _mm256_set1_pd(708.0);
+    const __m256d mag = _mm256_castsi256_pd(_mm256_set1_epi64x(INT64_MAX));
+    double v[4];
+    int j;
+
+    if (_mm256_movemask_pd(
+            _mm256_cmp_pd(_mm256_and_pd(x, mag), big, _CMP_LE_OQ)) == 0xf)
+        return exp4(x);
+    _mm256_storeu_pd(v, x);
+    for (j = 0; j < 4; j++)
+        v[j] = loss_exp(v[j]);
+    return _mm256_loadu_pd(v);
+}
+
+/* loss_sum_exp's fours into the lanes of s; returns how many it did. */
 __attribute__((target("avx2"))) static size_t
 sum_exp_avx2(const double *x, size_t n, double m, double *s)
 {
-    const __m256d mm = _mm256_set1_pd(m), big = _mm256_set1_pd(708.0);
-    const __m256d mag = _mm256_castsi256_pd(_mm256_set1_epi64x(INT64_MAX));
-    __m256d acc = _mm256_setzero_pd(), t;
-    double e[4];
-    size_t i, j;
+    const __m256d mm = _mm256_set1_pd(m);
+    __m256d acc = _mm256_setzero_pd();
+    size_t i;
 
-    for (i = 0; i + 4 <= n; i += 4) {
-        t = _mm256_sub_pd(_mm256_loadu_pd(x + i), mm);
-        if (_mm256_movemask_pd(
-                _mm256_cmp_pd(_mm256_and_pd(t, mag), big, _CMP_LE_OQ)) == 0xf) {
-            acc = _mm256_add_pd(acc, exp4(t));
-            continue;
-        }
-        for (j = 0; j < 4; j++)
-            e[j] = loss_exp(x[i + j] - m);
-        acc = _mm256_add_pd(acc, _mm256_loadu_pd(e));
-    }
+    for (i = 0; i + 4 <= n; i += 4)
+        acc = _mm256_add_pd(
+            acc, exp4_any(_mm256_sub_pd(_mm256_loadu_pd(x + i), mm)));
     _mm256_storeu_pd(s, acc);
     return i;
 }
 
-/* loss_exp_array's fours; returns how many elements it did.  A four with
- * an |x| > 708 goes through loss_exp, which leaves it to libm. */
+/* loss_exp_array's fours; returns how many elements it did. */
 __attribute__((target("avx2"))) static size_t exp_avx2(const double *x,
                                                        double *y, size_t n)
 {
-    const __m256d big = _mm256_set1_pd(708.0);
-    const __m256d mag = _mm256_castsi256_pd(_mm256_set1_epi64x(INT64_MAX));
-    __m256d t;
-    size_t i, j;
+    size_t i;
 
-    for (i = 0; i + 4 <= n; i += 4) {
-        t = _mm256_loadu_pd(x + i);
-        if (_mm256_movemask_pd(
-                _mm256_cmp_pd(_mm256_and_pd(t, mag), big, _CMP_LE_OQ)) == 0xf) {
-            _mm256_storeu_pd(y + i, exp4(t));
-            continue;
-        }
-        for (j = 0; j < 4; j++)
-            y[i + j] = loss_exp(x[i + j]);
-    }
+    for (i = 0; i + 4 <= n; i += 4)
+        _mm256_storeu_pd(y + i, exp4_any(_mm256_loadu_pd(x + i)));
     return i;
 }
 #endif
