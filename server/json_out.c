@@ -456,23 +456,22 @@ static inline size_t put_f32(char *p, int neg, unsigned first, uint64_t a,
     digit_str d;
     size_t n;
 
+    d.first = (char)('0' + first);
+    d.rest = (u128)zeros << 64 | (a + zeros);
+    d.n = 9;
+    d.nd = 9 - (a ? __builtin_clzll(a) >> 3 : 8);
     p[0] = '-';
     p += neg;
     if (e < -5 || e >= 17) {
-        p[0] = (char)('0' + first);
+        p[0] = d.first;
         p[1] = '.';
-        a += zeros;
-        store8(p + 2, a);
-        n = a != zeros ? (size_t)(10 - (__builtin_clzll(a - zeros) >> 3)) : 1;
+        store8(p + 2, a + zeros);
+        n = d.nd > 1 ? (size_t)d.nd + 1 : 1;
         p[n] = 'e';
         p[n + 1] = e < 0 ? '-' : '+';
         return (size_t)neg + n + 2 +
                put_exponent(p + n + 2, (unsigned)(e < 0 ? -e : e));
     }
-    d.first = (char)('0' + first);
-    d.rest = (u128)zeros << 64 | (a + zeros);
-    d.n = 9;
-    d.nd = 9 - (a ? __builtin_clzll(a) >> 3 : 8);
     return (size_t)neg + layout(p, &d, e);
 }
 
