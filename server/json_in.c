@@ -397,6 +397,13 @@ int srv_json_nonfinite_fail(const srv_loss *L, const char *body, size_t len,
                         path[0] ? path : "a value");
 }
 
+/* The 400 for a body that is not JSON from byte pos on. */
+static int invalid_json_at(srv_fail *f, size_t pos)
+{
+    return srv_fail_set(f, 400, "invalid_json", NULL,
+                        "the body is not valid JSON (error at byte %zu)", pos);
+}
+
 /* cJSON stopped at end: a NaN or invalid JSON. */
 static int parse_fail(const srv_loss *L, const char *body, size_t len,
                       const char *end, srv_fail *f)
@@ -407,8 +414,7 @@ static int parse_fail(const srv_loss *L, const char *body, size_t len,
         pos = len;
     if (srv_json_nonfinite_fail(L, body, len, pos, f) != 0)
         return -1;
-    return srv_fail_set(f, 400, "invalid_json", NULL,
-                        "the body is not valid JSON (error at byte %zu)", pos);
+    return invalid_json_at(f, pos);
 }
 
 /* The first byte at or after pos that is not JSON whitespace, or len. */
@@ -439,10 +445,7 @@ static int strict_fail(const char *body, size_t len, srv_fail *f)
 {
     size_t at = srv_json_strict_at(body, len);
 
-    if (at == SIZE_MAX)
-        return 0;
-    return srv_fail_set(f, 400, "invalid_json", NULL,
-                        "the body is not valid JSON (error at byte %zu)", at);
+    return at == SIZE_MAX ? 0 : invalid_json_at(f, at);
 }
 
 static cJSON *parse_body(const srv_loss *L, const char *body, size_t len,
