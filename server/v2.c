@@ -619,7 +619,7 @@ static int data_walk(v2_ctx *c, size_t i, srv_tensor *t, v2_dtype dt,
 {
     const char *name = c->L->inputs[i].name;
     const cJSON *e;
-    double x;
+    double x, lim;
 
     if (cJSON_IsArray(node)) {
         if (depth > SRV_MAX_RANK)
@@ -650,8 +650,8 @@ static int data_walk(v2_ctx *c, size_t i, srv_tensor *t, v2_dtype dt,
     if (dt == V2_FP32 || dt == V2_FP64)
         return store(c, i, t, (*k)++, x, 0, 0);
     /* -2^31 <= x < 2^31, or -2^63 <= x < 2^63: x is in the type's range */
-    if (x != floor(x) || x < -(dt == V2_INT32 ? 0x1p31 : 0x1p63) ||
-        x >= (dt == V2_INT32 ? 0x1p31 : 0x1p63))
+    lim = dt == V2_INT32 ? 0x1p31 : 0x1p63;
+    if (x != floor(x) || x < -lim || x >= lim)
         return srv_fail_set(&c->f, 400, "wrong_type", name,
                             "%s[%zu] must be an %s, got %.17g", name, *k,
                             dtype_names[dt], x);
@@ -839,13 +839,13 @@ static int keys_known(v2_ctx *c, const cJSON *o, const char *const *keys,
     {
         for (i = 0; keys[i] && strcmp(e->string, keys[i]) != 0; i++)
             ;
-        snprintf(path, sizeof path, "%s.%.64s", where, e->string);
         if (keys[i] != NULL &&
-            cJSON_GetObjectItemCaseSensitive(o, keys[i]) != e)
+            cJSON_GetObjectItemCaseSensitive(o, keys[i]) == e)
+            continue;
+        snprintf(path, sizeof path, "%s.%.64s", where, e->string);
+        if (keys[i] != NULL)
             return srv_fail_set(&c->f, 422, "conflicting_fields", path,
                                 "%s is given more than once", path);
-        if (keys[i] != NULL)
-            continue;
         return srv_fail_set(&c->f, 422, "unknown_field", path,
                             "%s is not a field lossd knows; %s", path, what);
     }
