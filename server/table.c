@@ -748,6 +748,7 @@ static int run_samples(const srv_request *rq, srv_result *rs, loss_error *err)
 {
     loss_samples_args a = {0};
     loss_samples_out o;
+    size_t fewer;
     int rc;
 
     a.np = rq->in[0].dim[0];
@@ -764,8 +765,9 @@ static int run_samples(const srv_request *rq, srv_result *rs, loss_error *err)
     a.k = (size_t)rq->p[4].inum;
     /* The default k, 5, yields to sets too small for it (2 samples or
      * more, the core checks, so k >= 1); a k given is checked as given. */
-    if (!rq->p[4].given && a.k + 1 > (a.np < a.nq ? a.np : a.nq))
-        a.k = (a.np < a.nq ? a.np : a.nq) - 1;
+    fewer = a.np < a.nq ? a.np : a.nq;
+    if (!rq->p[4].given && a.k + 1 > fewer)
+        a.k = fewer - 1;
     a.base = rq->p[5].num;
     WORK(loss_samples_divergence_work, a);
     rs->method = sample_methods[a.method];
