@@ -19,8 +19,9 @@
  * most max_depth deep (the body object counting as one).  On anything else
  * it declines, and the caller parses with cJSON as before, so every error
  * a client sees stays as cJSON words it (the caller then refuses what
- * cJSON takes but JSON does not, srv_json_strict_at).  For the documents it accepts, the tree equals cJSON's: same types,
- * order, keys (duplicates kept), valuedouble bit for bit and valueint.
+ * cJSON takes but JSON does not, srv_json_strict_at).  For the documents
+ * it accepts, the tree equals cJSON's: same types, order, keys
+ * (duplicates kept), valuedouble bit for bit and valueint.
  *
  * Thread-safety: reentrant. */
 #ifndef SRV_JSON_TREE_H

@@ -19,7 +19,7 @@
 
 #include <stddef.h>
 
-/* Reads the loss names (srv_loss_names) once.  Call before any thread. */
+/* Reads the loss and divergence names once.  Call before any thread. */
 void srv_metrics_init(void);
 
 /* A request has started (lossd_in_flight goes up). */
