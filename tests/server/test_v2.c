@@ -1123,18 +1123,15 @@ Test(v2, every_request_error)
               "{\"inputs\":[],\"inputs\":[" LOGITS "," LABELS("[0,1]") "]}",
               422, "inputs is given more than once");
     json_case(d.port, "softmax",
-              "{\"inputs\":[" LOGITS ",{\"name\":\"labels\",\"datatype\":"
-              "\"INT64\",\"shape\":[2],\"data\":[0,1],\"data\":[1,0]}]}",
+              "{\"inputs\":[" LOGITS "," LABELS("[0,1],\"data\":[1,0]") "]}",
               422, "inputs[1].data is given more than once");
     /* Unknown keys in an input, an output or their parameters. */
     json_case(d.port, "softmax",
-              "{\"inputs\":[" LOGITS ",{\"name\":\"labels\",\"datatype\":"
-              "\"INT64\",\"shape\":[2],\"data\":[0,1],\"shap\":[2]}]}",
-              422, "inputs[1].shap is not a field");
+              "{\"inputs\":[" LOGITS "," LABELS("[0,1],\"shap\":[2]") "]}", 422,
+              "inputs[1].shap is not a field");
     json_case(d.port, "softmax",
-              "{\"inputs\":[" LOGITS ",{\"name\":\"labels\",\"datatype\":"
-              "\"INT64\",\"shape\":[2],\"data\":[0,1],\"parameters\":"
-              "{\"shared_memory_region\":\"r\"}}]}",
+              "{\"inputs\":[" LOGITS "," LABELS(
+                  "[0,1],\"parameters\":{\"shared_memory_region\":\"r\"}") "]}",
               422, "inputs[1].parameters.shared_memory_region is not");
     json_case(d.port, "softmax",
               "{\"outputs\":[{\"name\":\"loss\",\"parameters\":{"
