@@ -1072,8 +1072,10 @@ static void json_case(unsigned port, const char *model, const char *body,
 #define LOGITS                                                                \
     "{\"name\":\"logits\",\"datatype\":\"FP64\",\"shape\":[2,3],\"data\":"    \
     "[1,2,3,4,5,6]}"
-#define LABELS(d)                                                             \
-    "{\"name\":\"labels\",\"datatype\":\"INT64\",\"shape\":[2],\"data\":" d "}"
+#define LABELS_AS(type, d)                                                     \
+    "{\"name\":\"labels\",\"datatype\":\"" type "\",\"shape\":[2],\"data\":" d \
+    "}"
+#define LABELS(d) LABELS_AS("INT64", d)
 
 Test(v2, every_request_error)
 {
@@ -1147,9 +1149,8 @@ Test(v2, every_request_error)
               "\"INT64\",\"shape\":[2],\"data\":[0,1]}]}",
               422, "not an input of model softmax");
     json_case(d.port, "softmax",
-              "{\"inputs\":[" LOGITS ",{\"name\":\"labels\",\"datatype\":"
-              "\"FP32\",\"shape\":[2],\"data\":[0,1]}]}",
-              400, "INT32 or INT64");
+              "{\"inputs\":[" LOGITS "," LABELS_AS("FP32", "[0,1]") "]}", 400,
+              "INT32 or INT64");
     json_case(d.port, "softmax",
               "{\"inputs\":[{\"name\":\"logits\",\"datatype\":\"FP16\","
               "\"shape\":[1,1],\"data\":[1]}]}",
@@ -1186,12 +1187,12 @@ Test(v2, every_request_error)
               "must be an INT64");
     /* The ends of INT32: -2^31 is one (a label out of range), 2^31 not. */
     json_case(d.port, "softmax",
-              "{\"inputs\":[" LOGITS ",{\"name\":\"labels\",\"datatype\":"
-              "\"INT32\",\"shape\":[2],\"data\":[0,-2147483648]}]}",
+              "{\"inputs\":[" LOGITS
+              "," LABELS_AS("INT32", "[0,-2147483648]") "]}",
               422, "labels[1] is -2147483648, outside");
     json_case(d.port, "softmax",
-              "{\"inputs\":[" LOGITS ",{\"name\":\"labels\",\"datatype\":"
-              "\"INT32\",\"shape\":[2],\"data\":[0,2147483648]}]}",
+              "{\"inputs\":[" LOGITS
+              "," LABELS_AS("INT32", "[0,2147483648]") "]}",
               400, "must be an INT32");
     json_case(d.port, "softmax",
               "{\"inputs\":[{\"name\":\"logits\",\"datatype\":\"FP32\","
