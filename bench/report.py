@@ -80,7 +80,9 @@ def core_rows(t, c):
     for name, r in c.items():
         unit = ("ns per call" if name.startswith(CALIBRATION)
                 else "ns per input element")
-        t.row("(c) core " + name, unit, lossd=r["ns_per_element"], digits=2)
+        t.row("(c) core " + name, "%s; median of the passes %.2f" % (
+            unit, r["median_ns_per_element"]), lossd=r["ns_per_element"],
+            digits=2)
 
 
 def memory_rows(t, d, peer_peak):
@@ -190,7 +192,9 @@ def other_targets(g, res):
                                                 for s in SUPERLINEAR):
             continue
         g.add("(c) core %s <= 20 ns per input element" % name,
-              "%.2f ns" % r["ns_per_element"], r["ns_per_element"] <= 20)
+              "%.2f ns (median of the passes %.2f)" % (
+                  r["ns_per_element"], r["median_ns_per_element"]),
+              r["ns_per_element"] <= 20)
 
 
 def chart(res, out_dir):
@@ -247,12 +251,17 @@ def write(res, out_dir):
         "defaults (mean, gradients, per_sample, float32 output). "
         "Each small-request figure (a) is the median of %d rounds of wrk, "
         "each round running it on every server in turn; each large-batch "
-        "figure (b) the median of %d requests, sent the same way. "
+        "figure (b) the median of %d requests, sent the same way; each "
+        "core figure (c) the best of %d passes over every case, a few "
+        "seconds apart, with their median beside it (a shared machine's speed "
+        "can change for seconds at a time; libm's own log and exp, timed in "
+        "the same passes, show it). "
         "Ratios are lossd's figure over the other's: above 1 is better for "
         "requests/s, below 1 for latencies and memory. Total run time %.0f s; "
         "load average %.2f at the start and %.2f at the end (anything else "
         "running on the machine shows in the small-request figures)."
-        % (os.cpu_count(), res["rounds"], res["runs"], res["seconds"],
+        % (os.cpu_count(), res["rounds"], res["runs"], res["passes"],
+           res["seconds"],
            *res["load"]), "",
         *t.lines, "", "## Targets", "", *g.lines, "",
         "Not measured by the run: the request body is copied once, from "
