@@ -265,15 +265,20 @@ bench: bench-deps all $(BENCH_BIN)
 vectors:
 	$(PYTHON) tests/vectors/gen.py
 
+# The C sources that .clang-format governs: `lint` fails when one of them
+# differs from what `make format` writes.
+FORMAT_SRC = $(wildcard core/*.[ch] server/*.[ch] tests/*/*.[ch] bench/*.[ch])
+
 lint: deps
 	@command -v cppcheck >/dev/null || apt-get install -y -qq cppcheck >/dev/null
+	@command -v clang-format >/dev/null || apt-get install -y -qq clang-format >/dev/null
 	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,portability \
 	  --inline-suppr -Icore -Iserver core server
+	clang-format --dry-run --Werror $(FORMAT_SRC)
 
 format:
 	@command -v clang-format >/dev/null || apt-get install -y -qq clang-format >/dev/null
-	clang-format -i core/*.c core/*.h $(wildcard server/*.c server/*.h) \
-	  $(wildcard tests/*/*.c tests/*/*.h)
+	clang-format -i $(FORMAT_SRC)
 
 # The deployment files (docker/), without a container engine: YAML lint, the
 # Kubernetes objects against the API schemas (kubernetes-models) and the

@@ -129,7 +129,7 @@ typedef struct loss_hinge_args {
     double margin;         /* default 1 */
     int p;                 /* 1 or 2 (squared hinge) */
     loss_reduction reduction;
-    double *work;          /* unused */
+    double *work; /* unused */
 } loss_hinge_args;
 
 typedef struct loss_hinge_out {
@@ -232,16 +232,16 @@ typedef enum loss_contrastive_variant {
 } loss_contrastive_variant;
 
 typedef struct loss_contrastive_args {
-    size_t layers;            /* L >= 1; a plain [N][D] request is L = 1 */
+    size_t layers; /* L >= 1; a plain [N][D] request is L = 1 */
     size_t n;
-    const size_t *d;          /* [L] width of each layer */
-    const double *const *x1;  /* [L] pointers, layer l is [n][d[l]] */
-    const double *const *x2;  /* [L] pointers, layer l is [n][d[l]] */
-    const int64_t *labels;    /* [n], 1 = matching pair, 0 = non-matching */
+    const size_t *d;         /* [L] width of each layer */
+    const double *const *x1; /* [L] pointers, layer l is [n][d[l]] */
+    const double *const *x2; /* [L] pointers, layer l is [n][d[l]] */
+    const int64_t *labels;   /* [n], 1 = matching pair, 0 = non-matching */
     loss_contrastive_variant variant;
-    double margin;            /* default 1 */
-    double pos_margin;        /* default 0 */
-    double neg_margin;        /* default 1 */
+    double margin;     /* default 1 */
+    double pos_margin; /* default 0 */
+    double neg_margin; /* default 1 */
     loss_reduction reduction;
     double *work;
 } loss_contrastive_args;
@@ -295,11 +295,11 @@ typedef struct loss_triplet_args {
 
 typedef struct loss_triplet_out {
     double loss;
-    double *per_sample;    /* [n] or NULL */
-    double *grad_anchor;   /* [n][d] or NULL */
-    double *grad_positive; /* [n][d] or NULL */
-    double *grad_negative; /* [n][d] or NULL */
-    double valid;          /* number of triplets (n) */
+    double *per_sample;     /* [n] or NULL */
+    double *grad_anchor;    /* [n][d] or NULL */
+    double *grad_positive;  /* [n][d] or NULL */
+    double *grad_negative;  /* [n][d] or NULL */
+    double valid;           /* number of triplets (n) */
     double active_fraction; /* fraction with a positive loss */
 } loss_triplet_out;
 
@@ -338,7 +338,8 @@ int loss_triplet_mined(const loss_triplet_mined_args *a,
 
 typedef struct loss_quadruplet_args {
     size_t n, d;
-    const double *anchor, *positive, *negative, *negative2; /* [n][d] */
+    /* [n][d] each */
+    const double *anchor, *positive, *negative, *negative2;
     double margin;          /* default 1 */
     double margin2;         /* default 0.5 */
     loss_distance distance; /* default squared_euclidean */
@@ -464,9 +465,9 @@ typedef struct loss_gan_args {
 } loss_gan_args;
 
 typedef struct loss_gan_out {
-    double loss;                /* discriminator loss */
-    double *grad_d_real;        /* [n] or NULL */
-    double *grad_d_fake;        /* [m] or NULL */
+    double loss;         /* discriminator loss */
+    double *grad_d_real; /* [n] or NULL */
+    double *grad_d_fake; /* [m] or NULL */
     double generator_loss;
     double *generator_grad_d_fake; /* [m] or NULL */
     double value, jsd_estimate, d_real_mean, d_fake_mean, accuracy;
@@ -484,7 +485,7 @@ typedef struct loss_gaussian_kl_args {
     const double *mu_q;     /* [n][d] means of q */
     const double *logvar_q; /* [n][d] log-variances of q */
     loss_reduction reduction;
-    double *work;           /* unused */
+    double *work; /* unused */
 } loss_gaussian_kl_args;
 
 typedef struct loss_gaussian_kl_out {
@@ -522,8 +523,8 @@ typedef struct loss_samples_args {
     const double *p; /* [np][d] samples of P */
     const double *q; /* [nq][d] samples of Q */
     loss_samples_method method;
-    size_t bins;     /* histogram: 1..LOSS_SAMPLES_MAX_BINS, 0 for "auto" */
-    double alpha;    /* histogram: pseudo-count added to every bin, >= 0 */
+    size_t bins;  /* histogram: 1..LOSS_SAMPLES_MAX_BINS, 0 for "auto" */
+    double alpha; /* histogram: pseudo-count added to every bin, >= 0 */
     loss_bandwidth_rule bandwidth_rule; /* kde */
     double bandwidth; /* kde, LOSS_BANDWIDTH_FIXED: kernel std. dev. > 0 */
     size_t k;         /* knn: 1 <= k < min(np, nq); default 5 */

@@ -40,8 +40,10 @@ static int key_add(const char *text, size_t len, const char *source)
     if (len == 0 || text[0] == '#')
         return 0;
     if (!key_valid(text, len)) {
-        fprintf(stderr, "lossd: %s: an API key must be 1 to %d printable "
-                        "characters without spaces\n", source, KEY_MAX);
+        fprintf(stderr,
+                "lossd: %s: an API key must be 1 to %d printable "
+                "characters without spaces\n",
+                source, KEY_MAX);
         return -1;
     }
     if (auth.n == auth.cap) {
@@ -91,8 +93,10 @@ static int keys_from_file(const char *path)
     }
     while (rc == 0 && fgets(line, sizeof line, f) != NULL) {
         if (strchr(line, '\n') == NULL && !feof(f)) {
-            fprintf(stderr, "lossd: --api-keys-file: a line of '%s' is "
-                            "longer than %d bytes\n", path, KEY_MAX);
+            fprintf(stderr,
+                    "lossd: --api-keys-file: a line of '%s' is "
+                    "longer than %d bytes\n",
+                    path, KEY_MAX);
             rc = -1;
         } else {
             rc = key_add(line, strlen(line), "--api-keys-file");

@@ -260,8 +260,8 @@ static const option options[] = {
      parse_api_keys_file},
     {"metrics-auth", "LOSSD_METRICS_AUTH", "off",
      "on: GET /metrics needs an API key too", parse_metrics_auth},
-    {"tls-cert", "LOSSD_TLS_CERT", "none", "PEM certificate chain; serves HTTPS",
-     parse_tls_cert},
+    {"tls-cert", "LOSSD_TLS_CERT", "none",
+     "PEM certificate chain; serves HTTPS", parse_tls_cert},
     {"tls-key", "LOSSD_TLS_KEY", "none", "PEM private key of --tls-cert",
      parse_tls_key},
 };

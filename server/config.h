@@ -14,15 +14,15 @@
 typedef enum srv_log_format { SRV_LOG_JSON, SRV_LOG_TEXT } srv_log_format;
 
 typedef struct srv_config {
-    char host[256];     /* address to listen on; "0.0.0.0" */
-    unsigned port;      /* 0 asks the kernel for an ephemeral port */
-    unsigned threads;   /* compute workers */
-    size_t max_body;    /* bytes */
+    char host[256];        /* address to listen on; "0.0.0.0" */
+    unsigned port;         /* 0 asks the kernel for an ephemeral port */
+    unsigned threads;      /* compute workers */
+    size_t max_body;       /* bytes */
     size_t max_body_total; /* bytes of bodies held at once (the larger of
                               it and max_body applies) */
-    unsigned max_queue; /* requests waiting for a worker before 503 */
-    unsigned timeout;   /* seconds a request may take to arrive; 0 off */
-    unsigned max_compute; /* seconds a request may compute; 0 off */
+    unsigned max_queue;    /* requests waiting for a worker before 503 */
+    unsigned timeout;      /* seconds a request may take to arrive; 0 off */
+    unsigned max_compute;  /* seconds a request may compute; 0 off */
     srv_log_format log_format;
     unsigned grace;           /* seconds SIGTERM waits for admitted work */
     unsigned max_connections; /* open connections at once */

@@ -12,7 +12,7 @@
 #include "json_in.h"
 
 typedef struct srv_reply {
-    int status;     /* HTTP status code */
+    int status;       /* HTTP status code */
     const char *code; /* an error's code ("overloaded"; a static string),
                          NULL for a success */
     char *body;     /* JSON, malloc'd, owned by the reply; not NUL-terminated */

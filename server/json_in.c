@@ -735,8 +735,7 @@ static int walk(walker *w, const cJSON *node, size_t depth)
         if (walk_row(w, node, depth, &n) != 0)
             return -1;
     } else {
-        cJSON_ArrayForEach(e, node)
-        {
+        cJSON_ArrayForEach(e, node) {
             w->idx[depth] = n++;
             if (walk(w, e, depth + 1) != 0)
                 return -1;
@@ -1404,8 +1403,7 @@ int srv_request_parse(const srv_loss *L, const char *body, size_t len,
         srv_arena_cleanup(&arena);
         return -1;
     }
-    cJSON_ArrayForEach(item, root)
-    {
+    cJSON_ArrayForEach(item, root) {
         if ((rc = srv_request_field(rq, item, &seen, f)) != 0)
             break;
     }

@@ -48,8 +48,8 @@ void srv_request_cleanup(srv_request *rq);
  * srv_request_cleanup. */
 struct cJSON;
 void srv_request_init(srv_request *rq, const srv_loss *loss);
-int srv_request_field(srv_request *rq, const struct cJSON *item,
-                      unsigned *seen, srv_fail *f);
+int srv_request_field(srv_request *rq, const struct cJSON *item, unsigned *seen,
+                      srv_fail *f);
 int srv_request_check(srv_request *rq, srv_fail *f);
 
 /* The message of every 503 out_of_memory answer. */

@@ -85,8 +85,8 @@ static double eisel_lemire(uint64_t w, long q)
     shift = upper + 9;
     mant = hi >> shift;
     /* The biased exponent: floor(log2(10^q)) + 63 - lz + upper, + 1023 */
-    p2 = (int)floor_shift((152170 + 65536) * (int64_t)q, 16) + 63 + upper -
-         lz + 1023;
+    p2 = (int)floor_shift((152170 + 65536) * (int64_t)q, 16) + 63 + upper - lz +
+         1023;
     if (p2 <= 0) {
         if (1 - p2 >= 64)
             return 0.0;
@@ -318,8 +318,7 @@ static inline size_t digit_run(const char *p, uint64_t *m)
  * f fraction digits, by Clinger's fast path or Eisel-Lemire, as
  * scale_exact finds it.  Returns the length, or 0 when the number is not
  * of this kind (or not a number): number_scan reads it then. */
-static inline size_t number_fast(const char *s, const char *end,
-                                 double *out)
+static inline size_t number_fast(const char *s, const char *end, double *out)
 {
     const char *p;
     uint64_t m = 0;

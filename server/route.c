@@ -46,8 +46,7 @@ void srv_answer_from_reply(srv_answer *a, srv_reply *r)
         r->len = 0;
     }
     a->status = a->reply.status;
-    a->content_type =
-        a->reply.header_len ? "application/octet-stream" : JSON;
+    a->content_type = a->reply.header_len ? "application/octet-stream" : JSON;
     a->kind = SRV_BODY_REPLY;
     a->body = a->reply.body;
     a->len = a->reply.len;

@@ -27,10 +27,10 @@ typedef struct srv_head {
     int transfer_bad; /* more than one Transfer-Encoding, or one other than
                          chunked: the body cannot be framed */
     size_t max_body;
-    int draining;     /* SIGTERM received */
-    int auth_on;      /* API keys are configured */
-    int authorized;   /* the request carries one of them */
-    int metrics_auth; /* GET /metrics needs a key too */
+    int draining;                 /* SIGTERM received */
+    int auth_on;                  /* API keys are configured */
+    int authorized;               /* the request carries one of them */
+    int metrics_auth;             /* GET /metrics needs a key too */
     const char *inference_header; /* Inference-Header-Content-Length, or
                                      NULL (v2 binary tensors) */
 } srv_head;
@@ -48,10 +48,10 @@ typedef struct srv_answer {
     srv_body_kind kind;
     const char *body;
     size_t len;
-    srv_reply reply;   /* when kind == SRV_BODY_REPLY */
-    const char *allow; /* Allow header (405), or NULL */
+    srv_reply reply;              /* when kind == SRV_BODY_REPLY */
+    const char *allow;            /* Allow header (405), or NULL */
     const char *www_authenticate; /* WWW-Authenticate header (401), or NULL */
-    int retry_after;   /* seconds for Retry-After, 0 for none */
+    int retry_after;              /* seconds for Retry-After, 0 for none */
 } srv_answer;
 
 typedef enum srv_route_result {

@@ -128,7 +128,7 @@ typedef struct srv_result {
     double *gen_grad;
     double *work;
     void *extra;
-    const char *method; /* an estimate: the method it used, or NULL */
+    const char *method;     /* an estimate: the method it used, or NULL */
     loss_deadline deadline; /* for the losses that take one; ctx is this */
     double deadline_end;    /* when it expires, in now_s() time */
     int aborted;            /* it expired for srv_compute_abort */

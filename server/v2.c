@@ -107,7 +107,13 @@ static void v2_answer_error(srv_answer *a, int status, const char *code,
 
 /* ---- Datatypes ----------------------------------------------------------- */
 
-typedef enum v2_dtype { V2_FP32, V2_FP64, V2_INT32, V2_INT64, V2_NONE } v2_dtype;
+typedef enum v2_dtype {
+    V2_FP32,
+    V2_FP64,
+    V2_INT32,
+    V2_INT64,
+    V2_NONE
+} v2_dtype;
 
 static const char *const dtype_names[] = {"FP32", "FP64", "INT32", "INT64"};
 static const size_t dtype_size[] = {4, 8, 4, 8};
@@ -219,8 +225,7 @@ static void path_parse(const char *p, v2_path_info *out)
         out->kind = V2_LIVE;
     else if (strcmp(p, "/v2/health/ready") == 0)
         out->kind = V2_READY;
-    if (out->kind != V2_NOT_FOUND ||
-        strncmp(p, MODELS, strlen(MODELS)) != 0)
+    if (out->kind != V2_NOT_FOUND || strncmp(p, MODELS, strlen(MODELS)) != 0)
         return;
     out->name = p + strlen(MODELS);
     out->name_len = strcspn(out->name, "/");
@@ -411,8 +416,7 @@ static void bad_method(srv_answer *a, const char *method, const char *allow)
     a->allow = allow;
 }
 
-static void answer_get(const srv_head *h, srv_answer *a,
-                       const v2_path_info *p)
+static void answer_get(const srv_head *h, srv_answer *a, const v2_path_info *p)
 {
     switch (p->kind) {
     case V2_SERVER:
@@ -561,11 +565,9 @@ static int shape_parse(v2_ctx *c, size_t i, const cJSON *s, size_t *count)
         lo = 1;
     if (!cJSON_IsArray(s))
         return srv_fail_set(&c->f, 400, "wrong_type", in->name,
-                            "%s: shape must be an array of integers",
-                            in->name);
+                            "%s: shape must be an array of integers", in->name);
     *count = 1;
-    cJSON_ArrayForEach(e, s)
-    {
+    cJSON_ArrayForEach(e, s) {
         double d = cJSON_IsNumber(e) ? e->valuedouble : -1;
         if (!(d >= 0 && d < 1e15 && d == floor(d)))
             return srv_fail_set(&c->f, 400, "wrong_type", in->name,
@@ -626,8 +628,7 @@ static int data_walk(v2_ctx *c, size_t i, srv_tensor *t, v2_dtype dt,
             return srv_fail_set(&c->f, 422, "shape_mismatch", name,
                                 "%s: data is nested deeper than any shape",
                                 name);
-        cJSON_ArrayForEach(e, node)
-        {
+        cJSON_ArrayForEach(e, node) {
             if (data_walk(c, i, t, dt, e, k, depth + 1) != 0)
                 return -1;
         }
@@ -734,7 +735,8 @@ static size_t data_count(const cJSON *node)
 
     if (!cJSON_IsArray(node))
         return 1;
-    cJSON_ArrayForEach(e, node) n += data_count(e);
+    cJSON_ArrayForEach(e, node)
+        n += data_count(e);
     return n;
 }
 
@@ -835,8 +837,7 @@ static int keys_known(v2_ctx *c, const cJSON *o, const char *const *keys,
     char path[128];
     size_t i;
 
-    cJSON_ArrayForEach(e, o)
-    {
+    cJSON_ArrayForEach(e, o) {
         for (i = 0; keys[i] && strcmp(e->string, keys[i]) != 0; i++)
             ;
         if (keys[i] != NULL &&
@@ -889,7 +890,8 @@ static int input_parse(v2_ctx *c, const cJSON *o, size_t at, unsigned *seen)
 {
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(o, "data");
     const cJSON *par = cJSON_GetObjectItemCaseSensitive(o, "parameters");
-    const cJSON *size = cJSON_GetObjectItemCaseSensitive(par, "binary_data_size");
+    const cJSON *size =
+        cJSON_GetObjectItemCaseSensitive(par, "binary_data_size");
     size_t i = 0, count = 0, k = 0;
     v2_dtype dt;
     srv_tensor *t;
@@ -940,8 +942,7 @@ static int params_parse(v2_ctx *c, const cJSON *p)
     if (!cJSON_IsObject(p))
         return srv_fail_set(&c->f, 400, "wrong_type", "parameters",
                             "parameters must be an object");
-    cJSON_ArrayForEach(e, p)
-    {
+    cJSON_ArrayForEach(e, p) {
         if (strcmp(e->string, "binary_data_output") == 0) {
             if (!cJSON_IsBool(e))
                 return srv_fail_set(&c->f, 400, "wrong_type", e->string,
@@ -973,8 +974,7 @@ static int inputs_parse(v2_ctx *c, const cJSON *in)
     if (!cJSON_IsArray(in))
         return srv_fail_set(&c->f, 400, "wrong_type", "inputs",
                             "inputs must be an array");
-    cJSON_ArrayForEach(e, in)
-    {
+    cJSON_ArrayForEach(e, in) {
         if (input_parse(c, e, k++, &seen) != 0)
             return -1;
     }
@@ -1076,22 +1076,21 @@ static int outputs_choose(v2_ctx *c)
                             "outputs must be an array");
     for (i = 0; i < c->nout && c->outputs == NULL; i++) {
         v2_okind k = c->out[i].kind;
-        c->out[i].selected = !((k == OUT_GRAD || k == OUT_GEN_GRAD) &&
-                               !c->rq.gradients) &&
-                             !(k == OUT_PER_SAMPLE && !c->rq.per_sample);
+        c->out[i].selected =
+            !((k == OUT_GRAD || k == OUT_GEN_GRAD) && !c->rq.gradients) &&
+            !(k == OUT_PER_SAMPLE && !c->rq.per_sample);
         c->out[i].binary = c->binary_output;
     }
     if (c->outputs == NULL)
         return 0;
     i = 0;
-    cJSON_ArrayForEach(e, c->outputs)
-    {
+    cJSON_ArrayForEach(e, c->outputs) {
         if (output_select(c, e, i++) != 0)
             return -1;
     }
     for (i = 0; i < c->nout; i++) {
-        grad |= c->out[i].selected && (c->out[i].kind == OUT_GRAD ||
-                                       c->out[i].kind == OUT_GEN_GRAD);
+        grad |= c->out[i].selected &&
+                (c->out[i].kind == OUT_GRAD || c->out[i].kind == OUT_GEN_GRAD);
         ps |= c->out[i].selected && c->out[i].kind == OUT_PER_SAMPLE;
     }
     c->rq.gradients = grad;
@@ -1281,8 +1280,7 @@ static int members_parse(v2_ctx *c, const cJSON *root)
 {
     const cJSON *e, *params = NULL, *inputs = NULL;
 
-    cJSON_ArrayForEach(e, root)
-    {
+    cJSON_ArrayForEach(e, root) {
         if (cJSON_GetObjectItemCaseSensitive(root, e->string) != e)
             return srv_fail_set(&c->f, 422, "conflicting_fields", e->string,
                                 "%.64s is given more than once", e->string);

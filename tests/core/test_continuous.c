@@ -144,8 +144,7 @@ Test(gaussian_kl, vectors)
     const cJSON *c;
     int n = 0;
 
-    cJSON_ArrayForEach(c, vec_field(v, "cases"))
-    {
+    cJSON_ArrayForEach(c, vec_field(v, "cases")) {
         gkl_check_vector(c);
         n++;
     }
@@ -412,8 +411,7 @@ Test(samples, vectors)
     const cJSON *cj;
     int n = 0;
 
-    cJSON_ArrayForEach(cj, vec_field(v, "cases"))
-    {
+    cJSON_ArrayForEach(cj, vec_field(v, "cases")) {
         const cJSON *exp = vec_field(cj, "expected"),
                     *err = vec_field(cj, "error");
         const char *name = vec_field(cj, "name")->valuestring;
@@ -479,8 +477,8 @@ static double gauss_entropy(size_t d, double sigma)
 /* The arguments of p against q (np = nq = n, D = d) by method m, with
  * alpha 0.5, k k and base e, and no work yet. */
 static loss_samples_args samples_args(const double *p, const double *q,
-                                      size_t n, size_t d,
-                                      loss_samples_method m, size_t k)
+                                      size_t n, size_t d, loss_samples_method m,
+                                      size_t k)
 {
     loss_samples_args a;
 

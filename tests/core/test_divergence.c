@@ -121,12 +121,12 @@ static void check_expected(const cJSON *want, const run *r, const char *name)
     vec_expect_number(cJSON_GetObjectItemCaseSensitive(want, "loss"), r->o.loss,
                       name, "loss");
     vec_expect_array(cJSON_GetObjectItemCaseSensitive(want, "per_sample"),
-               r->per_sample, r->a.n, name, "per_sample");
-    vec_expect_array(cJSON_GetObjectItemCaseSensitive(g, "q"), r->grad_q, nk, name,
-               "grad q");
+                     r->per_sample, r->a.n, name, "per_sample");
+    vec_expect_array(cJSON_GetObjectItemCaseSensitive(g, "q"), r->grad_q, nk,
+                     name, "grad q");
     if (r->a.kind == LOSS_DIV_JS)
-        vec_expect_array(cJSON_GetObjectItemCaseSensitive(g, "p"), r->grad_p, nk,
-                   name, "grad p");
+        vec_expect_array(cJSON_GetObjectItemCaseSensitive(g, "p"), r->grad_p,
+                         nk, name, "grad p");
 #define METRIC(f)                                                              \
     vec_expect_number(cJSON_GetObjectItemCaseSensitive(m, #f), r->o.f, name, #f)
     METRIC(kl_pq);
@@ -193,8 +193,7 @@ Test(divergence, reference_vectors)
     const cJSON *c;
     int count = 0, errors = 0;
 
-    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(root, "cases"))
-    {
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(root, "cases")) {
         check_case(c);
         count++;
         errors += cJSON_GetObjectItemCaseSensitive(c, "error") != NULL;

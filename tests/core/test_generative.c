@@ -277,8 +277,7 @@ static void run_vectors(const char *loss, void (*check)(const cJSON *),
     const cJSON *c;
 
     *ran = *errors = 0;
-    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(root, "cases"))
-    {
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(root, "cases")) {
         if (strcmp(cJSON_GetObjectItemCaseSensitive(c, "loss")->valuestring,
                    loss) != 0)
             continue;

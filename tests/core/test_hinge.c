@@ -52,8 +52,8 @@ static void run_hinge_case(const cJSON *c)
     } else {
         cr_assert_eq(rc, LOSS_OK, "%s: %s", name, e.message);
         vec_expect_number(vec_field(exp, "loss"), o.loss, name, "loss");
-        vec_expect_array(vec_field(exp, "per_sample"), o.per_sample, a.n,
-                         name, "per_sample");
+        vec_expect_array(vec_field(exp, "per_sample"), o.per_sample, a.n, name,
+                         "per_sample");
         vec_expect_array(vec_field(vec_field(exp, "gradients"), "scores"),
                          o.grad_scores, a.n, name, "grad scores");
     }
@@ -103,8 +103,8 @@ static void run_mc_case(const cJSON *c)
     } else {
         cr_assert_eq(rc, LOSS_OK, "%s: %s", name, e.message);
         vec_expect_number(vec_field(exp, "loss"), o.loss, name, "loss");
-        vec_expect_array(vec_field(exp, "per_sample"), o.per_sample, a.n,
-                         name, "per_sample");
+        vec_expect_array(vec_field(exp, "per_sample"), o.per_sample, a.n, name,
+                         "per_sample");
         vec_expect_array(vec_field(vec_field(exp, "gradients"), "scores"),
                          o.grad_scores, a.n * a.k, name, "grad scores");
         vec_expect_number(vec_field(vec_field(exp, "metrics"), "accuracy"),
@@ -123,8 +123,7 @@ static size_t run_vectors(const char *loss, void (*run)(const cJSON *))
     const cJSON *c;
     size_t count = 0;
 
-    cJSON_ArrayForEach(c, vec_field(root, "cases"))
-    {
+    cJSON_ArrayForEach(c, vec_field(root, "cases")) {
         if (strcmp(vec_string(c, "loss", ""), loss) != 0)
             continue;
         run(c);
@@ -205,9 +204,15 @@ Test(multiclass_hinge, finite_differences)
     for (v = 0; v <= 2; v++) {
         for (p = 1; p <= 2; p++) {
             for (r = 0; r <= 1; r++) {
-                loss_multiclass_hinge_args a = {
-                    6, 5, s, y, 0.9, p, (loss_mc_hinge_variant)v,
-                    (loss_reduction)r, NULL};
+                loss_multiclass_hinge_args a = {6,
+                                                5,
+                                                s,
+                                                y,
+                                                0.9,
+                                                p,
+                                                (loss_mc_hinge_variant)v,
+                                                (loss_reduction)r,
+                                                NULL};
                 loss_multiclass_hinge_out o = {0, NULL, g, 0};
                 size_t i;
 
@@ -318,14 +323,14 @@ Test(multiclass_hinge, values_by_hand)
     double s[4] = {1, 3, 3, 0}, per[1], g[4];
     int64_t y[1] = {0};
     const double want[3] = {9.0, 1.5, 3.0};
-    const double gw[3][4] = {{-0.0, 1, 1, 1}, {-0.5, 0.25, 0.25, 0},
-                             {-1, 1, 0, 0}};
+    const double gw[3][4] = {
+        {-0.0, 1, 1, 1}, {-0.5, 0.25, 0.25, 0}, {-1, 1, 0, 0}};
     int v, j;
 
     for (v = 0; v <= 2; v++) {
-        loss_multiclass_hinge_args a = {1, 4, s, y, 1.0, 1,
-                                        (loss_mc_hinge_variant)v,
-                                        LOSS_REDUCE_MEAN, NULL};
+        loss_multiclass_hinge_args a = {
+            1,   4, s, y, 1.0, 1, (loss_mc_hinge_variant)v, LOSS_REDUCE_MEAN,
+            NULL};
         loss_multiclass_hinge_out o = {0, per, g, 0};
 
         cr_assert_eq(loss_multiclass_hinge(&a, &o, NULL), LOSS_OK);
@@ -333,8 +338,7 @@ Test(multiclass_hinge, values_by_hand)
         cr_expect_float_eq(per[0], want[v], 1e-15, "variant %d", v);
         cr_expect_eq(o.accuracy, 0.0);
         for (j = 0; j < 4; j++)
-            cr_expect_float_eq(g[j], gw[v][j], 1e-15, "variant %d g[%d]", v,
-                               j);
+            cr_expect_float_eq(g[j], gw[v][j], 1e-15, "variant %d g[%d]", v, j);
     }
 }
 
@@ -342,8 +346,8 @@ Test(multiclass_hinge, accuracy_ties_to_lowest_index)
 {
     double s[6] = {2, 2, 1, 0.5, 0.5, 0.5};
     int64_t y[2] = {0, 1};
-    loss_multiclass_hinge_args a = {2, 3, s, y, 1.0, 1, LOSS_MC_ONE_VS_ALL,
-                                    LOSS_REDUCE_SUM, NULL};
+    loss_multiclass_hinge_args a = {
+        2, 3, s, y, 1.0, 1, LOSS_MC_ONE_VS_ALL, LOSS_REDUCE_SUM, NULL};
     loss_multiclass_hinge_out o = {0};
 
     cr_assert_eq(loss_multiclass_hinge_work(&a), 0);
@@ -355,9 +359,8 @@ Test(multiclass_hinge, extreme_scores_stay_finite)
 {
     double s[4] = {1e300, -1e300, 1e150, 2e150}, g[4];
     int64_t y[2] = {0, 0};
-    loss_multiclass_hinge_args a = {2, 2, s, y, 1.0, 1,
-                                    LOSS_MC_WESTON_WATKINS, LOSS_REDUCE_MEAN,
-                                    NULL};
+    loss_multiclass_hinge_args a = {
+        2, 2, s, y, 1.0, 1, LOSS_MC_WESTON_WATKINS, LOSS_REDUCE_MEAN, NULL};
     loss_multiclass_hinge_out o = {0, NULL, g, 0};
 
     cr_assert_eq(loss_multiclass_hinge(&a, &o, NULL), LOSS_OK);
@@ -388,8 +391,8 @@ Test(multiclass_hinge, invalid_inputs)
 {
     double s[6] = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6};
     int64_t y[2] = {0, 2}, bad[2] = {0, 3};
-    loss_multiclass_hinge_args a = {2, 3, s, y, 1.0, 1, LOSS_MC_ONE_VS_ALL,
-                                    LOSS_REDUCE_MEAN, NULL};
+    loss_multiclass_hinge_args a = {
+        2, 3, s, y, 1.0, 1, LOSS_MC_ONE_VS_ALL, LOSS_REDUCE_MEAN, NULL};
 
     s[5] = NAN;
     mc_fails(&a, LOSS_E_NONFINITE, "scores", 2, 1, 2);

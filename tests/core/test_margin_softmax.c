@@ -175,8 +175,7 @@ static void vectors_for(const margin_loss *loss, size_t want_ok,
     size_t ok = 0, bad = 0;
     problem p;
 
-    cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases"))
-    {
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases")) {
         const char *name = cJSON_GetObjectItem(c, "name")->valuestring;
         if (strcmp(cJSON_GetObjectItem(c, "loss")->valuestring, loss->name))
             continue;

@@ -52,8 +52,8 @@ static void expect_case_error(const cJSON *c, int rc, const loss_error *e)
     cr_expect_str_eq(loss_status_code((loss_status)rc),
                      cJSON_GetObjectItem(want, "code")->valuestring, "%s",
                      name);
-    cr_expect_str_eq(got, cJSON_GetObjectItem(want, "field")->valuestring,
-                     "%s", name);
+    cr_expect_str_eq(got, cJSON_GetObjectItem(want, "field")->valuestring, "%s",
+                     name);
 }
 
 static const char *case_name(const cJSON *c)
@@ -122,8 +122,8 @@ static void ctr_load_field(ctr *t, const cJSON *req, const char *name,
     const cJSON *first = cJSON_GetArrayItem(f, 0);
     size_t dims[3], rank, l = 0;
 
-    t->multi = cJSON_IsArray(first) &&
-               cJSON_IsArray(cJSON_GetArrayItem(first, 0));
+    t->multi =
+        cJSON_IsArray(first) && cJSON_IsArray(cJSON_GetArrayItem(first, 0));
     if (!t->multi) {
         x[0] = tensor_of(f, dims, &rank);
         t->layers = 1;
@@ -322,7 +322,10 @@ static void ctr_fd(loss_contrastive_variant v, size_t layers,
 static const size_t one_layer[1] = {4};
 static const size_t three_layers[3] = {3, 1, 5};
 
-Test(contrastive, fd_seed) { ctr_fd(LOSS_CONTRASTIVE_SEED, 1, one_layer); }
+Test(contrastive, fd_seed)
+{
+    ctr_fd(LOSS_CONTRASTIVE_SEED, 1, one_layer);
+}
 Test(contrastive, fd_hadsell)
 {
     ctr_fd(LOSS_CONTRASTIVE_HADSELL, 1, one_layer);
@@ -347,8 +350,8 @@ Test(contrastive, fd_layers_double_margin)
 /* ---- contrastive: edge cases -------------------------------------------- */
 
 /* A one-layer batch of n pairs in D = 2 over caller arrays. */
-static void ctr_small(ctr *t, size_t n, double *x1, double *x2,
-                      int64_t *labels, double *g1, double *g2, double *per)
+static void ctr_small(ctr *t, size_t n, double *x1, double *x2, int64_t *labels,
+                      double *g1, double *g2, double *per)
 {
     memset(t, 0, sizeof *t);
     t->layers = 1;
@@ -773,10 +776,22 @@ static void ccl_fd(size_t np, size_t nn, size_t d, double margin)
     }
 }
 
-Test(coupled_cluster, fd_margin1) { ccl_fd(6, 4, 3, 1.0); }
-Test(coupled_cluster, fd_margin_small) { ccl_fd(5, 3, 4, 0.4); }
-Test(coupled_cluster, fd_np1) { ccl_fd(1, 3, 2, 6.0); }
-Test(coupled_cluster, fd_nn1) { ccl_fd(4, 1, 3, 2.0); }
+Test(coupled_cluster, fd_margin1)
+{
+    ccl_fd(6, 4, 3, 1.0);
+}
+Test(coupled_cluster, fd_margin_small)
+{
+    ccl_fd(5, 3, 4, 0.4);
+}
+Test(coupled_cluster, fd_np1)
+{
+    ccl_fd(1, 3, 2, 6.0);
+}
+Test(coupled_cluster, fd_nn1)
+{
+    ccl_fd(4, 1, 3, 2.0);
+}
 
 /* ---- coupled_cluster: edge cases ---------------------------------------- */
 

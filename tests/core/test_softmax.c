@@ -71,8 +71,7 @@ static void expect_values(const cJSON *exp, const loss_softmax_args *a,
                      "per_sample");
     vec_expect_array(vec_field(vec_field(exp, "gradients"), "logits"),
                      o->grad_logits, a->n * a->k, name, "grad logits");
-    vec_expect_number(vec_field(m, "accuracy"), o->accuracy, name,
-                      "accuracy");
+    vec_expect_number(vec_field(m, "accuracy"), o->accuracy, name, "accuracy");
     vec_expect_number(vec_field(m, "mean_entropy"), o->mean_entropy, name,
                       "mean_entropy");
 }
@@ -108,8 +107,7 @@ Test(softmax, pytorch_vectors)
     const cJSON *c;
     size_t count = 0;
 
-    cJSON_ArrayForEach(c, vec_field(root, "cases"))
-    {
+    cJSON_ArrayForEach(c, vec_field(root, "cases")) {
         cr_assert_str_eq(vec_string(c, "loss", ""), "softmax");
         run_case(c);
         count++;
@@ -150,8 +148,8 @@ static void random_targets(uint64_t *st, double *q, size_t n, size_t k)
 }
 
 /* One FD check of the logits gradient for one combination of options. */
-static void fd_combo(uint64_t *st, int use_targets, int use_weight,
-                     double eps, int ignore, loss_reduction r)
+static void fd_combo(uint64_t *st, int use_targets, int use_weight, double eps,
+                     int ignore, loss_reduction r)
 {
     enum { N = 5, K = 4 };
     double z[N * K], q[N * K], w[K], g[N * K];
@@ -198,8 +196,8 @@ Test(softmax, values_by_hand)
      * grad = (1/4, -1/4), H = ln 4 - (3/4) ln 3. */
     double z[2] = {0.0, log(3.0)}, per[1], g[2];
     int64_t y[1] = {1};
-    loss_softmax_args a = {1, 2, z, y, NULL, NULL, -100, 0.0,
-                           LOSS_REDUCE_MEAN, NULL};
+    loss_softmax_args a = {
+        1, 2, z, y, NULL, NULL, -100, 0.0, LOSS_REDUCE_MEAN, NULL};
     loss_softmax_out o = {0, per, g, 0, 0};
 
     cr_assert_eq(loss_softmax(&a, &o, NULL), LOSS_OK);
@@ -215,8 +213,8 @@ Test(softmax, extreme_logits_are_finite)
 {
     double z[6] = {1000.0, -1000.0, 0.0, -1000.0, 1000.0, 1000.0}, g[6];
     int64_t y[2] = {1, 0};
-    loss_softmax_args a = {2, 3, z, y, NULL, NULL, -100, 0.0,
-                           LOSS_REDUCE_SUM, NULL};
+    loss_softmax_args a = {2,   3, z, y, NULL, NULL, -100, 0.0, LOSS_REDUCE_SUM,
+                           NULL};
     loss_softmax_out o = {0, NULL, g, 0, 0};
     size_t j;
 
@@ -256,8 +254,8 @@ Test(softmax, logits_beyond_dbl_max_apart)
     double z[4] = {1e308, -1e308, -1e308, 1e308}, q[4] = {1, 0, 0, 1};
     double per[2], g[4];
     int64_t y[2] = {0, 1}, y1[2] = {1, 1};
-    loss_softmax_args a = {2, 2, z, y, NULL, NULL, -100, 0.0,
-                           LOSS_REDUCE_MEAN, NULL};
+    loss_softmax_args a = {
+        2, 2, z, y, NULL, NULL, -100, 0.0, LOSS_REDUCE_MEAN, NULL};
     loss_softmax_out o = {0, per, g, 0, 0}, bare = {0, per, NULL, 0, 0};
 
     cr_assert_eq(loss_softmax(&a, &o, NULL), LOSS_OK);
@@ -285,8 +283,8 @@ Test(softmax, all_ignored_gives_zero)
 {
     double z[4] = {1.0, 2.0, 3.0, 4.0}, per[2] = {9, 9}, g[4];
     int64_t y[2] = {-100, -100};
-    loss_softmax_args a = {2, 2, z, y, NULL, NULL, -100, 0.1,
-                           LOSS_REDUCE_MEAN, NULL};
+    loss_softmax_args a = {
+        2, 2, z, y, NULL, NULL, -100, 0.1, LOSS_REDUCE_MEAN, NULL};
     loss_softmax_out o = {0, per, g, 0, 0};
 
     cr_assert_eq(loss_softmax(&a, &o, NULL), LOSS_OK);
@@ -298,8 +296,8 @@ Test(softmax, all_ignored_gives_zero)
 Test(softmax, ignore_index_has_no_effect_with_targets)
 {
     double z[4] = {0.5, -0.5, 2.0, 1.0}, q[4] = {0.0, 1.0, 0.5, 0.5};
-    loss_softmax_args a = {2, 2, z, NULL, q, NULL, -100, 0.0,
-                           LOSS_REDUCE_MEAN, NULL};
+    loss_softmax_args a = {
+        2, 2, z, NULL, q, NULL, -100, 0.0, LOSS_REDUCE_MEAN, NULL};
     loss_softmax_out o1 = {0}, o2 = {0};
 
     cr_assert_eq(loss_softmax(&a, &o1, NULL), LOSS_OK);
@@ -313,8 +311,8 @@ Test(softmax, ties_go_to_lowest_index)
 {
     double z[6] = {2.0, 2.0, 1.0, 0.0, 0.0, 0.0};
     int64_t y[2] = {0, 1};
-    loss_softmax_args a = {2, 3, z, y, NULL, NULL, -100, 0.0,
-                           LOSS_REDUCE_MEAN, NULL};
+    loss_softmax_args a = {
+        2, 3, z, y, NULL, NULL, -100, 0.0, LOSS_REDUCE_MEAN, NULL};
     loss_softmax_out o = {0};
 
     cr_assert_eq(loss_softmax(&a, &o, NULL), LOSS_OK);
@@ -322,8 +320,7 @@ Test(softmax, ties_go_to_lowest_index)
 }
 
 static void softmax_fails(const loss_softmax_args *a, loss_status st,
-                          const char *field, size_t depth, size_t i0,
-                          size_t i1)
+                          const char *field, size_t depth, size_t i0, size_t i1)
 {
     loss_softmax_out o = {0};
     loss_error e = {0};
@@ -343,8 +340,8 @@ Test(softmax, invalid_logits_and_labels)
 {
     double z[6] = {0.1, 0.2, 0.3, 0.4, NAN, 0.6};
     int64_t y[2] = {0, 2}, bad[2] = {3, 0};
-    loss_softmax_args a = {2, 3, z, y, NULL, NULL, -100, 0.0,
-                           LOSS_REDUCE_MEAN, NULL};
+    loss_softmax_args a = {
+        2, 3, z, y, NULL, NULL, -100, 0.0, LOSS_REDUCE_MEAN, NULL};
 
     softmax_fails(&a, LOSS_E_NONFINITE, "logits", 2, 1, 1);
     z[4] = INFINITY;
@@ -373,8 +370,8 @@ Test(softmax, invalid_targets_weight_and_smoothing)
     double z[4] = {0.1, 0.2, 0.3, 0.4}, q[4] = {0.5, 0.5, 0.0, 1.0};
     double w[2] = {1.0, -1.0};
     int64_t y[2] = {0, 1};
-    loss_softmax_args a = {2, 2, z, NULL, q, NULL, -100, 0.0,
-                           LOSS_REDUCE_MEAN, NULL};
+    loss_softmax_args a = {
+        2, 2, z, NULL, q, NULL, -100, 0.0, LOSS_REDUCE_MEAN, NULL};
 
     q[3] = NAN;
     softmax_fails(&a, LOSS_E_NONFINITE, "targets", 2, 1, 1);

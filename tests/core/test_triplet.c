@@ -292,8 +292,7 @@ static void run_vectors(int (*run)(const cJSON *c), int min, int min_errors)
     const cJSON *c;
     int ran = 0, errors = 0;
 
-    cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases"))
-    {
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases")) {
         int r = run(c);
         ran += r;
         errors += r && cJSON_GetObjectItem(c, "error") != NULL;

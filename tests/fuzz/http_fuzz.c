@@ -25,15 +25,15 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static srv_config cfg;  /* read by the daemon while it runs */
+static srv_config cfg; /* read by the daemon while it runs */
 static unsigned port;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    char *args[] = {"lossd",     "--host",     "127.0.0.1", "--port",
-                    "0",         "--threads",  "2",         "--max-body",
-                    "1M",        "--timeout",  "1",         "--log-format",
-                    "text",      NULL};
+    char *args[] = {"lossd", "--host",    "127.0.0.1", "--port",
+                    "0",     "--threads", "2",         "--max-body",
+                    "1M",    "--timeout", "1",         "--log-format",
+                    "text",  NULL};
 
     (void)argc;
     (void)argv;

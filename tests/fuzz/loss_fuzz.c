@@ -26,15 +26,14 @@ static void fail(const char *why, const srv_reply *r)
 
 static int status_known(int s)
 {
-    return s == 200 || s == 400 || s == 404 || s == 413 || s == 422 ||
-           s == 503;
+    return s == 200 || s == 400 || s == 404 || s == 413 || s == 422 || s == 503;
 }
 
 /* The body is JSON of the shape its status promises. */
 static void reply_check(const char *name, const srv_reply *r)
 {
-    const char *key = strncmp(name, "divergence/", 11) == 0 ? "metrics"
-                                                             : "loss";
+    const char *key =
+        strncmp(name, "divergence/", 11) == 0 ? "metrics" : "loss";
 
     cJSON *doc, *err, *code;
 
@@ -60,7 +59,8 @@ static void reply_check(const char *name, const srv_reply *r)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    const uint8_t *nl = memchr(data, '\n', size < NAME_MAX_LEN ? size : NAME_MAX_LEN);
+    const uint8_t *nl =
+        memchr(data, '\n', size < NAME_MAX_LEN ? size : NAME_MAX_LEN);
     char name[NAME_MAX_LEN];
     size_t n;
     srv_reply r;

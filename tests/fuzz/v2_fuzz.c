@@ -27,8 +27,7 @@ static void fail(const char *why, const srv_reply *r)
 
 static int status_known(int s)
 {
-    return s == 200 || s == 400 || s == 404 || s == 413 || s == 422 ||
-           s == 503;
+    return s == 200 || s == 400 || s == 404 || s == 413 || s == 422 || s == 503;
 }
 
 /* The binary_data_size values of the outputs, summed. */
@@ -37,8 +36,7 @@ static double binary_total(const cJSON *doc)
     const cJSON *o;
     double total = 0;
 
-    cJSON_ArrayForEach(o, cJSON_GetObjectItemCaseSensitive(doc, "outputs"))
-    {
+    cJSON_ArrayForEach(o, cJSON_GetObjectItemCaseSensitive(doc, "outputs")) {
         const cJSON *n = cJSON_GetObjectItemCaseSensitive(
             cJSON_GetObjectItemCaseSensitive(o, "parameters"),
             "binary_data_size");
@@ -66,7 +64,8 @@ static void reply_check(const srv_reply *r)
         if (binary_total(doc) != (double)(r->len - json_len))
             fail("binary sizes disagree with the body", r);
     } else if (r->status != 503 &&
-               !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(doc, "error"))) {
+               !cJSON_IsString(
+                   cJSON_GetObjectItemCaseSensitive(doc, "error"))) {
         fail("error without a message", r);
     }
     cJSON_Delete(doc);

@@ -20,8 +20,7 @@
 /* Runs one request; the parsed response is returned (caller deletes), the
  * status stored in *status. */
 /* run for a body of len bytes, which may hold NUL bytes. */
-static cJSON *run_n(const char *loss, const char *body, size_t len,
-                    int *status)
+static cJSON *run_n(const char *loss, const char *body, size_t len, int *status)
 {
     srv_reply r;
     cJSON *resp;
@@ -92,7 +91,8 @@ static size_t flatten(const cJSON *a, double *out, size_t at, size_t cap)
             out[at] = cJSON_IsNumber(a) ? a->valuedouble : NAN;
         return at + 1;
     }
-    cJSON_ArrayForEach(e, a) at = flatten(e, out, at, cap);
+    cJSON_ArrayForEach(e, a)
+        at = flatten(e, out, at, cap);
     return at;
 }
 
@@ -149,8 +149,7 @@ static void expect_object_numbers(const cJSON *want, const cJSON *got,
     char label[96];
 
     cr_assert(cJSON_IsObject(got), "%s: %s missing", name, what);
-    cJSON_ArrayForEach(w, want)
-    {
+    cJSON_ArrayForEach(w, want) {
         const cJSON *g = cJSON_GetObjectItemCaseSensitive(got, w->string);
         snprintf(label, sizeof label, "%s.%s", what, w->string);
         cr_expect_not_null(g, "%s: %s missing", name, label);
@@ -169,8 +168,7 @@ static void expect_gradients(const cJSON *want, const cJSON *got,
     cr_expect_eq(cJSON_GetArraySize(got), cJSON_GetArraySize(want),
                  "%s: %s has %d fields, want %d", name, what,
                  cJSON_GetArraySize(got), cJSON_GetArraySize(want));
-    cJSON_ArrayForEach(w, want)
-    {
+    cJSON_ArrayForEach(w, want) {
         snprintf(label, sizeof label, "%s.%s", what, w->string);
         expect_same_array(w, cJSON_GetObjectItemCaseSensitive(got, w->string),
                           name, label);
@@ -307,8 +305,8 @@ Test(handler_vectors, every_case_of_every_file)
 
     for (f = families; *f != NULL; f++) {
         root = vec_load(*f);
-        cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases")) cases +=
-            run_case(c);
+        cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases"))
+            cases += run_case(c);
         cJSON_Delete(root);
         files++;
     }
@@ -1025,8 +1023,7 @@ static const cJSON *param_of(const cJSON *entry, const char *name)
 {
     const cJSON *p;
 
-    cJSON_ArrayForEach(p, cJSON_GetObjectItem(entry, "parameters"))
-    {
+    cJSON_ArrayForEach(p, cJSON_GetObjectItem(entry, "parameters")) {
         if (strcmp(cJSON_GetObjectItem(p, "name")->valuestring, name) == 0)
             return p;
     }
@@ -1038,8 +1035,7 @@ static const cJSON *entry_of(const cJSON *cat, const char *name)
 {
     const cJSON *e;
 
-    cJSON_ArrayForEach(e, cJSON_GetObjectItem(cat, "losses"))
-    {
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(cat, "losses")) {
         if (strcmp(cJSON_GetObjectItem(e, "name")->valuestring, name) == 0)
             return e;
     }

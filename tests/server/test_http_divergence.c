@@ -59,8 +59,7 @@ static void expect_object_numbers(const cJSON *want, const cJSON *got,
     cr_expect_eq(cJSON_GetArraySize(got), cJSON_GetArraySize(want),
                  "%s: %s has %d members, want %d", name, what,
                  cJSON_GetArraySize(got), cJSON_GetArraySize(want));
-    cJSON_ArrayForEach(w, want)
-    {
+    cJSON_ArrayForEach(w, want) {
         const cJSON *g = cJSON_GetObjectItemCaseSensitive(got, w->string);
         snprintf(label, sizeof label, "%s.%s", what, w->string);
         cr_assert(cJSON_IsNumber(g) || cJSON_IsNull(g), "%s: %s missing", name,
@@ -122,8 +121,7 @@ Test(http_divergence, every_samples_vector)
     int n = 0;
 
     lossd_start(&d, NULL);
-    cJSON_ArrayForEach(c, vec_field(v, "cases"))
-    {
+    cJSON_ArrayForEach(c, vec_field(v, "cases")) {
         const char *name = vec_field(c, "name")->valuestring;
         cJSON *req = cJSON_Duplicate(vec_field(c, "request"), 1);
         char *body;
@@ -296,8 +294,8 @@ static const cJSON *find_param(const cJSON *entry, const char *name)
 {
     const cJSON *p;
 
-    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(entry, "parameters"))
-    {
+    cJSON_ArrayForEach(p,
+                       cJSON_GetObjectItemCaseSensitive(entry, "parameters")) {
         if (strcmp(cJSON_GetStringValue(
                        cJSON_GetObjectItemCaseSensitive(p, "name")),
                    name) == 0)

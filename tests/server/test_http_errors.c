@@ -86,8 +86,7 @@ Test(http_errors, unknown_loss_is_404_listing_names)
     expect_error(&r, 404, NULL);
     hresp_free(&r);
     /* %00 is no end of the name: hinge%00x is not hinge. */
-    http_post_json(d.port, "hinge%00x", "{\"scores\":[1],\"labels\":[1]}",
-                   &r);
+    http_post_json(d.port, "hinge%00x", "{\"scores\":[1],\"labels\":[1]}", &r);
     expect_error(&r, 404, "unknown_loss");
     cr_assert_not_null(strstr(r.body, "'hinge%00x'"), "%s", r.body);
     hresp_free(&r);

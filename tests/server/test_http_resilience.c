@@ -453,8 +453,8 @@ Test(http_resilience, bodies_in_flight_are_bounded)
     fd = sock_open(d.port);
     sock_send(fd, chunked, sizeof chunked - 1);
     for (i = 0; i < 5; i++) {
-        sock_send(fd, head, (size_t)snprintf(head, sizeof head, "%zx\r\n",
-                                             half));
+        sock_send(fd, head,
+                  (size_t)snprintf(head, sizeof head, "%zx\r\n", half));
         sock_send(fd, pad, half);
         sock_send(fd, "\r\n", 2);
     }
@@ -469,8 +469,8 @@ Test(http_resilience, bodies_in_flight_are_bounded)
      * leaks any (a leak would shrink the room until all is refused). */
     wait_metric_zero(d.port, "lossd_body_bytes_held");
     memcpy(pad, tiny, strlen(tiny));
-    http_call(d.port, "POST", "/loss/hinge", "application/json", pad, big,
-              NULL, &r);
+    http_call(d.port, "POST", "/loss/hinge", "application/json", pad, big, NULL,
+              &r);
     cr_expect_eq(r.status, 200, "%s", r.body);
     hresp_free(&r);
     wait_metric_zero(d.port, "lossd_body_bytes_held");
@@ -638,10 +638,9 @@ Test(http_resilience, body_beyond_memory_gets_503)
 {
     static const char *const args[] = {"--max-body", "1024G",
                                        "--max-body-total", "1024G", NULL};
-    static const char req[] =
-        "POST /loss/softmax HTTP/1.1\r\nHost: t\r\n"
-        "Content-Type: application/json\r\n"
-        "Content-Length: 751619276800\r\n\r\n{";
+    static const char req[] = "POST /loss/softmax HTTP/1.1\r\nHost: t\r\n"
+                              "Content-Type: application/json\r\n"
+                              "Content-Length: 751619276800\r\n\r\n{";
     char *out;
     lossd d;
     hresp r;
@@ -652,8 +651,7 @@ Test(http_resilience, body_beyond_memory_gets_503)
     out = raw_exchange(d.port, req, sizeof req - 1, 3000);
     cr_expect_eq(strncmp(out, "HTTP/1.1 503 ", 13), 0, "%.200s", out);
     cr_expect(strstr(out, "\r\nRetry-After: ") != NULL, "%.300s", out);
-    cr_expect(strstr(out, "\"code\":\"out_of_memory\"") != NULL, "%.300s",
-              out);
+    cr_expect(strstr(out, "\"code\":\"out_of_memory\"") != NULL, "%.300s", out);
     free(out);
     wait_metric_zero(d.port, "lossd_body_bytes_held");
     http_post_json(d.port, "hinge", tiny, &r);

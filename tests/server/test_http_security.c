@@ -278,8 +278,8 @@ Test(http_security, tls_serves_https_with_tls_1_2_or_later_only)
                  CURLE_SSL_CONNECT_ERROR, "TLS 1.0 is refused");
     /* Plain HTTP on the TLS port gets no HTTP answer. */
     {
-        char *out = raw_exchange(d.port, "GET /healthz HTTP/1.1\r\n\r\n", 25,
-                                 2000);
+        char *out =
+            raw_exchange(d.port, "GET /healthz HTTP/1.1\r\n\r\n", 25, 2000);
         cr_assert_null(strstr(out, "HTTP/1.1 200"), "%s", out);
         free(out);
     }
@@ -299,14 +299,14 @@ static void expect_start_failure(const char *const *args, const char *mention)
 Test(http_security, bad_certificates_fail_start_up_with_one_line)
 {
     tls_files t;
-    const char *swapped[] = {"--host", "127.0.0.1", "--port", "0",
-                             "--tls-cert", t.key, "--tls-key", t.cert, NULL};
-    const char *missing[] = {"--host", "127.0.0.1", "--port", "0",
-                             "--tls-cert", "/nonexistent.pem", "--tls-key",
-                             t.key, NULL};
-    const char *not_pem[] = {"--host", "127.0.0.1", "--port", "0",
-                             "--tls-cert", "/etc/hostname", "--tls-key", t.key,
-                             NULL};
+    const char *swapped[] = {"--host", "127.0.0.1", "--port", "0", "--tls-cert",
+                             t.key,    "--tls-key", t.cert,   NULL};
+    const char *missing[] = {"--host",    "127.0.0.1",  "--port",
+                             "0",         "--tls-cert", "/nonexistent.pem",
+                             "--tls-key", t.key,        NULL};
+    const char *not_pem[] = {"--host",    "127.0.0.1",  "--port",
+                             "0",         "--tls-cert", "/etc/hostname",
+                             "--tls-key", t.key,        NULL};
     const char *alone[] = {"--tls-cert", t.cert, NULL};
 
     tls_make(&t);

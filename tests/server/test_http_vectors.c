@@ -27,8 +27,7 @@ static void expect_nested(const cJSON *want, const cJSON *got, const char *name,
                      "%s: %s has %d elements, want %d", name, what,
                      cJSON_GetArraySize(got), cJSON_GetArraySize(want));
         g = got->child;
-        cJSON_ArrayForEach(w, want)
-        {
+        cJSON_ArrayForEach(w, want) {
             snprintf(label, sizeof label, "%.150s[%d]", what, i++);
             expect_nested(w, g, name, label);
             g = g->next;
@@ -48,8 +47,7 @@ static void expect_members(const cJSON *want, const cJSON *got,
     const cJSON *w;
     char label[200];
 
-    cJSON_ArrayForEach(w, want)
-    {
+    cJSON_ArrayForEach(w, want) {
         const cJSON *g = cJSON_GetObjectItemCaseSensitive(got, w->string);
         snprintf(label, sizeof label, "%s.%s", what, w->string);
         cr_assert_not_null(g, "%s: %s missing from the answer", name, label);
@@ -130,8 +128,7 @@ static int run_family(unsigned port, const char *family)
     const cJSON *c;
     int n = 0;
 
-    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(v, "cases"))
-    {
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(v, "cases")) {
         const char *name =
             cJSON_GetObjectItemCaseSensitive(c, "name")->valuestring;
         const cJSON *err = cJSON_GetObjectItemCaseSensitive(c, "error");
@@ -189,8 +186,7 @@ static void expect_float32(const cJSON *f64, const cJSON *f32, const char *what)
         return;
     cr_assert_eq(cJSON_GetArraySize(f32), cJSON_GetArraySize(f64), "%s", what);
     b = f32->child;
-    cJSON_ArrayForEach(a, f64)
-    {
+    cJSON_ArrayForEach(a, f64) {
         expect_float32(a, b, what);
         b = b->next;
     }
@@ -204,8 +200,7 @@ Test(http_vectors, float32_within_rounding_of_float64)
     int n = 0;
 
     lossd_start(&d, NULL);
-    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(v, "cases"))
-    {
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(v, "cases")) {
         hresp r64, r32;
         if (cJSON_GetObjectItemCaseSensitive(c, "error") != NULL || n >= 5)
             continue;

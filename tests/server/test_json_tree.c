@@ -62,8 +62,8 @@ static void expect_number_in_arrays(const char *s, double want)
     cr_assert_eq(srv_json_tree_parse(doc, strlen(doc), 4, &root, &end),
                  SRV_TREE_OK, "%s: declined", s);
     cr_assert(memcmp(&root->child->valuedouble, &want, sizeof want) == 0,
-              "%s: %a in a tree, strtod gives %a", s,
-              root->child->valuedouble, want);
+              "%s: %a in a tree, strtod gives %a", s, root->child->valuedouble,
+              want);
     cJSON_Delete(root);
 }
 

@@ -55,8 +55,7 @@ static const cJSON *output(const cJSON *answer, const char *name)
 {
     const cJSON *o;
 
-    cJSON_ArrayForEach(o, cJSON_GetObjectItemCaseSensitive(answer, "outputs"))
-    {
+    cJSON_ArrayForEach(o, cJSON_GetObjectItemCaseSensitive(answer, "outputs")) {
         const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, "name");
         if (cJSON_IsString(n) && strcmp(n->valuestring, name) == 0)
             return o;
@@ -80,7 +79,8 @@ static size_t flatten(const cJSON *a, double *x, size_t cap, size_t at)
             x[at] = cJSON_IsNumber(a) ? a->valuedouble : NAN;
         return at + 1;
     }
-    cJSON_ArrayForEach(e, a) at = flatten(e, x, cap, at);
+    cJSON_ArrayForEach(e, a)
+        at = flatten(e, x, cap, at);
     return at;
 }
 
@@ -124,8 +124,7 @@ static const char *input_dtype(const cJSON *inputs, const char *name)
 {
     const cJSON *o;
 
-    cJSON_ArrayForEach(o, inputs)
-    {
+    cJSON_ArrayForEach(o, inputs) {
         if (strcmp(cJSON_GetObjectItemCaseSensitive(o, "name")->valuestring,
                    name) == 0)
             return cJSON_GetObjectItemCaseSensitive(o, "datatype")->valuestring;
@@ -143,8 +142,7 @@ static char *v2_body(const cJSON *req, const cJSON *inputs)
     char *text = NULL;
     int ok = 1;
 
-    cJSON_ArrayForEach(m, req)
-    {
+    cJSON_ArrayForEach(m, req) {
         const char *dt = input_dtype(inputs, m->string);
         cJSON *in, *shape;
         if (dt == NULL) {
@@ -197,8 +195,7 @@ static void expect_members(const cJSON *want, const cJSON *answer,
     const cJSON *w;
     char name[96];
 
-    cJSON_ArrayForEach(w, want)
-    {
+    cJSON_ArrayForEach(w, want) {
         snprintf(name, sizeof name, "%s%s", prefix, w->string);
         expect_output(w, answer, name, case_name);
     }
@@ -232,8 +229,7 @@ static void expect_vector(const cJSON *want, const cJSON *answer,
 /* Runs one case; returns 1 when it was sent. */
 static int run_case(unsigned port, const cJSON *c, cJSON *models)
 {
-    const char *loss =
-        cJSON_GetObjectItemCaseSensitive(c, "loss")->valuestring;
+    const char *loss = cJSON_GetObjectItemCaseSensitive(c, "loss")->valuestring;
     const char *name = cJSON_GetObjectItemCaseSensitive(c, "name")->valuestring;
     const cJSON *err = cJSON_GetObjectItemCaseSensitive(c, "error");
     cJSON *inputs = cJSON_GetObjectItemCaseSensitive(models, loss);
@@ -249,13 +245,13 @@ static int run_case(unsigned port, const cJSON *c, cJSON *models)
         return 0;
     v2_post_json(port, loss, body, &r);
     if (err != NULL) {
-        long want = (long)cJSON_GetObjectItemCaseSensitive(err, "status")
-                        ->valuedouble;
+        long want =
+            (long)cJSON_GetObjectItemCaseSensitive(err, "status")->valuedouble;
         cr_expect_eq(r.status, want, "%s: status %ld, want %ld: %s", name,
                      r.status, want, r.body);
-        cr_expect(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(r.json,
-                                                                  "error")),
-                  "%s: %s", name, r.body);
+        cr_expect(
+            cJSON_IsString(cJSON_GetObjectItemCaseSensitive(r.json, "error")),
+            "%s: %s", name, r.body);
     } else {
         cr_expect_eq(r.status, 200, "%s: %s", name, r.body);
         if (r.status == 200)
@@ -278,8 +274,7 @@ Test(v2, every_vector_case_as_json_inputs)
     lossd_start(&d, NULL);
     for (f = families; *f != NULL; f++) {
         v = vec_load(*f);
-        cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(v, "cases"))
-        {
+        cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(v, "cases")) {
             const cJSON *loss = cJSON_GetObjectItemCaseSensitive(c, "loss");
             if (strncmp(loss->valuestring, "divergence/", 11) == 0)
                 continue; /* estimates are not models */
@@ -322,8 +317,7 @@ static void binary_form(const char *json_body, binreq *b)
     cJSON *body = cJSON_Parse(json_body), *in;
     char *head;
 
-    cJSON_ArrayForEach(in, cJSON_GetObjectItemCaseSensitive(body, "inputs"))
-    {
+    cJSON_ArrayForEach(in, cJSON_GetObjectItemCaseSensitive(body, "inputs")) {
         const cJSON *dt = cJSON_GetObjectItemCaseSensitive(in, "datatype");
         const cJSON *data = cJSON_GetObjectItemCaseSensitive(in, "data");
         size_t n = flatten(data, NULL, 0, 0), i;
@@ -360,15 +354,14 @@ static cJSON *binary_to_json(const hresp *r)
     size_t hl, at;
     cJSON *doc, *o;
 
-    cr_assert_eq(hresp_header(r, "Inference-Header-Content-Length", v,
-                              sizeof v),
-                 0, "no Inference-Header-Content-Length: %s", r->body);
+    cr_assert_eq(
+        hresp_header(r, "Inference-Header-Content-Length", v, sizeof v), 0,
+        "no Inference-Header-Content-Length: %s", r->body);
     hl = (size_t)strtoull(v, NULL, 10);
     doc = cJSON_ParseWithLength(r->body, hl);
     cr_assert_not_null(doc);
     at = hl;
-    cJSON_ArrayForEach(o, cJSON_GetObjectItemCaseSensitive(doc, "outputs"))
-    {
+    cJSON_ArrayForEach(o, cJSON_GetObjectItemCaseSensitive(doc, "outputs")) {
         cJSON *par = cJSON_GetObjectItemCaseSensitive(o, "parameters");
         size_t size = (size_t)cJSON_GetObjectItemCaseSensitive(
                           par, "binary_data_size")
@@ -403,8 +396,7 @@ Test(v2, every_family_through_binary_tensors)
         cJSON *v = vec_load(*f);
         const cJSON *c;
 
-        cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(v, "cases"))
-        {
+        cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(v, "cases")) {
             const char *loss =
                 cJSON_GetObjectItemCaseSensitive(c, "loss")->valuestring;
             const char *name =
@@ -423,8 +415,8 @@ Test(v2, every_family_through_binary_tensors)
                 inputs = model_inputs(d.port, loss);
                 cJSON_AddItemToObject(models, loss, inputs);
             }
-            body = v2_body(cJSON_GetObjectItemCaseSensitive(c, "request"),
-                           inputs);
+            body =
+                v2_body(cJSON_GetObjectItemCaseSensitive(c, "request"), inputs);
             if (body == NULL)
                 continue;
             binary_form(body, &b);
@@ -480,8 +472,7 @@ static void bin_post(unsigned port, const char *model, const binreq *b,
     const char *headers[] = {hl, NULL};
 
     snprintf(hl, sizeof hl, "Inference-Header-Content-Length: %zu", b->header);
-    v2_post(port, model, "application/octet-stream", b->p, b->len, headers,
-            r);
+    v2_post(port, model, "application/octet-stream", b->p, b->len, headers, r);
 }
 
 /* The answer's JSON header (by Inference-Header-Content-Length) and where
@@ -492,9 +483,9 @@ static cJSON *bin_answer(const hresp *r, const char **bin, size_t *binlen)
     size_t hl;
 
     cr_assert_eq(r->status, 200, "%s", r->body);
-    cr_assert_eq(hresp_header(r, "Inference-Header-Content-Length", v,
-                              sizeof v),
-                 0, "no Inference-Header-Content-Length");
+    cr_assert_eq(
+        hresp_header(r, "Inference-Header-Content-Length", v, sizeof v), 0,
+        "no Inference-Header-Content-Length");
     hl = (size_t)strtoull(v, NULL, 10);
     cr_assert_leq(hl, r->len);
     *bin = r->body + hl;
@@ -585,10 +576,10 @@ Test(v2, softmax_fp32_binary_both_ways_matches_loss_endpoint)
                      "binary_data_size")
                      ->valueint,
                  N * K * 4);
-    cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(output(h, "loss"),
-                                                      "datatype")
-                         ->valuestring,
-                     "FP32");
+    cr_assert_str_eq(
+        cJSON_GetObjectItemCaseSensitive(output(h, "loss"), "datatype")
+            ->valuestring,
+        "FP32");
     /* The same request on /loss in float64, with the logits as the FP32
      * values the binary carried. */
     for (i = 0; i < N * K; i++)
@@ -677,10 +668,10 @@ Test(v2, triplet_fp64_binary_both_ways_is_exact)
     /* loss, per_sample, three gradients, the two metrics: all binary. */
     cr_assert_eq(count_outputs(h), 7, "%s", cJSON_PrintUnformatted(h));
     cr_assert_eq(binlen, 8 * (1 + N + 3 * N * D + 2));
-    cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(output(h, "grad_anchor"),
-                                                      "datatype")
-                         ->valuestring,
-                     "FP64");
+    cr_assert_str_eq(
+        cJSON_GetObjectItemCaseSensitive(output(h, "grad_anchor"), "datatype")
+            ->valuestring,
+        "FP64");
     cr_assert_null(cJSON_GetObjectItemCaseSensitive(h, "id"));
     for (i = 0; i < 3; i++)
         rows[i] = rows_text(xs[i], N, D);
@@ -739,13 +730,13 @@ Test(v2, binary_in_json_out_and_fp32_json)
     put_i64(&b, labels, 2);
     bin_post(d.port, "softmax", &b, &r);
     cr_assert_eq(r.status, 200, "%s", r.body);
-    cr_assert_neq(hresp_header(&r, "Inference-Header-Content-Length", v,
-                               sizeof v),
-                  0, "a JSON answer carries no header length");
+    cr_assert_neq(
+        hresp_header(&r, "Inference-Header-Content-Length", v, sizeof v), 0,
+        "a JSON answer carries no header length");
     loss = cJSON_GetArrayItem(
         cJSON_GetObjectItemCaseSensitive(output(r.json, "loss"), "data"), 0);
-    cr_assert(fabs(loss->valuedouble - 0.52300331761127204) < 1e-7,
-              "%s", r.body);
+    cr_assert(fabs(loss->valuedouble - 0.52300331761127204) < 1e-7, "%s",
+              r.body);
     v2_post_json(d.port, "softmax",
                  "{\"inputs\":[{\"name\":\"logits\",\"datatype\":\"FP32\","
                  "\"shape\":[2,3],\"data\":[[1,2,3],[0.5,0.1,-1]]},"
@@ -754,10 +745,10 @@ Test(v2, binary_in_json_out_and_fp32_json)
                  &j);
     cr_assert_eq(j.status, 200, "%s", j.body);
     cr_assert_eq(count_outputs(j.json), 5, "%s", j.body);
-    cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(output(j.json, "loss"),
-                                                      "datatype")
-                         ->valuestring,
-                     "FP32");
+    cr_assert_str_eq(
+        cJSON_GetObjectItemCaseSensitive(output(j.json, "loss"), "datatype")
+            ->valuestring,
+        "FP32");
     hresp_free(&r);
     hresp_free(&j);
     free(b.p);
@@ -766,9 +757,10 @@ Test(v2, binary_in_json_out_and_fp32_json)
 
 /* ---- Outputs, parameters and the id -------------------------------------- */
 
-#define SMALL_INPUTS                                                          \
+#define SMALL_INPUTS                                                           \
     "\"inputs\":[{\"name\":\"logits\",\"datatype\":\"FP64\",\"shape\":[2,3],"  \
-    "\"data\":[1,2,3,0.5,0.1,-1]},{\"name\":\"labels\",\"datatype\":\"INT64\"," \
+    "\"data\":[1,2,3,0.5,0.1,-1]},{\"name\":\"labels\",\"datatype\":"          \
+    "\"INT64\","                                                               \
     "\"shape\":[2],\"data\":[2,0]}]"
 
 Test(v2, outputs_selection_parameters_and_id)
@@ -792,11 +784,11 @@ Test(v2, outputs_selection_parameters_and_id)
     cr_assert_not_null(output(r.json, "accuracy"));
     hresp_free(&r);
     /* gradients=false and reduction=sum through parameters. */
-    v2_post_json(d.port, "softmax",
-                 "{\"parameters\":{\"gradients\":false,\"reduction\":\"sum\","
-                 "\"precision\":\"float64\",\"label_smoothing\":0}," SMALL_INPUTS
-                 "}",
-                 &r);
+    v2_post_json(
+        d.port, "softmax",
+        "{\"parameters\":{\"gradients\":false,\"reduction\":\"sum\","
+        "\"precision\":\"float64\",\"label_smoothing\":0}," SMALL_INPUTS "}",
+        &r);
     cr_assert_eq(r.status, 200, "%s", r.body);
     cr_assert_null(output(r.json, "grad_logits"));
     cr_assert_not_null(output(r.json, "per_sample"));
@@ -860,9 +852,8 @@ Test(v2, metadata_and_health)
     ext = cJSON_GetObjectItemCaseSensitive(r.json, "extensions");
     cr_assert_str_eq(cJSON_GetArrayItem(ext, 0)->valuestring,
                      "binary_tensor_data");
-    cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(r.json, "name")
-                         ->valuestring,
-                     "lossd");
+    cr_assert_str_eq(
+        cJSON_GetObjectItemCaseSensitive(r.json, "name")->valuestring, "lossd");
     hresp_free(&r);
     http_get(d.port, "/v2/health/live", &r);
     cr_assert_eq(r.status, 200);
@@ -875,10 +866,10 @@ Test(v2, metadata_and_health)
     http_get(d.port, "/v2/models/multiclass_hinge", &r);
     cr_assert_eq(r.status, 200, "%s", r.body);
     in = cJSON_GetObjectItemCaseSensitive(r.json, "inputs");
-    cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(in, 1),
-                                                      "datatype")
-                         ->valuestring,
-                     "INT64");
+    cr_assert_str_eq(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(in, 1), "datatype")
+            ->valuestring,
+        "INT64");
     cr_assert_eq(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(
                                         cJSON_GetArrayItem(in, 0), "shape"),
                                     1)
@@ -905,8 +896,8 @@ Test(v2, metadata_and_health)
     cr_assert_eq(hresp_header(&r, "Allow", allow, sizeof allow), 0);
     cr_assert_str_eq(allow, "POST");
     hresp_free(&r);
-    http_call(d.port, "POST", "/v2/models/softmax", "application/json", "{}",
-              2, NULL, &r);
+    http_call(d.port, "POST", "/v2/models/softmax", "application/json", "{}", 2,
+              NULL, &r);
     expect_v2_error(&r, 405, NULL);
     hresp_free(&r);
     cr_assert_eq(lossd_stop(&d), 0);
@@ -938,8 +929,7 @@ Test(v2, api_keys_guard_infer_and_metrics_count_v2)
     http_get(d.port, "/v2/models/softmax", &r); /* metadata stays open */
     cr_assert_eq(r.status, 200);
     hresp_free(&r);
-    v2_post(d.port, "softmax", "application/json", body, strlen(body), key,
-            &r);
+    v2_post(d.port, "softmax", "application/json", body, strlen(body), key, &r);
     cr_assert_eq(r.status, 200, "%s", r.body);
     hresp_free(&r);
     /* A request is counted when its connection completes, which can trail
@@ -1006,9 +996,9 @@ static void bin_case(unsigned port, const char *head, int size, size_t nbytes,
     free(b.p);
 }
 
-#define BIN_HEAD                                                              \
-    "{\"inputs\":[{\"name\":\"logits\",\"datatype\":\"FP32\",\"shape\":"      \
-    "[2,3],\"parameters\":{\"binary_data_size\":@}},{\"name\":\"labels\","    \
+#define BIN_HEAD                                                               \
+    "{\"inputs\":[{\"name\":\"logits\",\"datatype\":\"FP32\",\"shape\":"       \
+    "[2,3],\"parameters\":{\"binary_data_size\":@}},{\"name\":\"labels\","     \
     "\"datatype\":\"INT32\",\"shape\":[2],\"data\":[0,1]}]}"
 
 Test(v2, malformed_binary_requests_are_400)
@@ -1032,8 +1022,10 @@ Test(v2, malformed_binary_requests_are_400)
     cr_assert_eq(r.status, 200, "%s", r.body);
     hresp_free(&r);
     free(b.p);
-    bin_case(d.port, BIN_HEAD, 48, 48, NULL, 400, "binary_data_size must be 24");
-    bin_case(d.port, BIN_HEAD, 20, 20, NULL, 400, "binary_data_size must be 24");
+    bin_case(d.port, BIN_HEAD, 48, 48, NULL, 400,
+             "binary_data_size must be 24");
+    bin_case(d.port, BIN_HEAD, 20, 20, NULL, 400,
+             "binary_data_size must be 24");
     bin_case(d.port, BIN_HEAD, -4, 0, NULL, 400, "binary_data_size must be 24");
     bin_case(d.port, BIN_HEAD, 24, 10, NULL, 400, "run past the end");
     bin_case(d.port, BIN_HEAD, 24, 30, NULL, 400, "add up to 24");
@@ -1044,17 +1036,19 @@ Test(v2, malformed_binary_requests_are_400)
     bin_case(d.port, BIN_HEAD, 24, 24, "-5", 400,
              "Inference-Header-Content-Length");
     bin_case(d.port, BIN_HEAD, 24, 24, "10", 400, "not valid JSON");
-    bin_case(d.port,
-             "{\"inputs\":[{\"name\":\"logits\",\"datatype\":\"FP32\",\"shape\":"
-             "[2,3],\"data\":[1,2,3,4,5,6],\"parameters\":{\"binary_data_size\":"
-             "@}}]}",
-             24, 24, NULL, 400, "exactly one of data");
+    bin_case(
+        d.port,
+        "{\"inputs\":[{\"name\":\"logits\",\"datatype\":\"FP32\",\"shape\":"
+        "[2,3],\"data\":[1,2,3,4,5,6],\"parameters\":{\"binary_data_size\":"
+        "@}}]}",
+        24, 24, NULL, 400, "exactly one of data");
     /* Shapes so large that their byte count overflows. */
-    bin_case(d.port,
-             "{\"inputs\":[{\"name\":\"logits\",\"datatype\":\"FP64\",\"shape\":"
-             "[4294967296,4294967296],\"parameters\":{\"binary_data_size\":@}}"
-             "]}",
-             8, 8, NULL, 400, "too many elements");
+    bin_case(
+        d.port,
+        "{\"inputs\":[{\"name\":\"logits\",\"datatype\":\"FP64\",\"shape\":"
+        "[4294967296,4294967296],\"parameters\":{\"binary_data_size\":@}}"
+        "]}",
+        8, 8, NULL, 400, "too many elements");
     cr_assert_eq(lossd_stop(&d), 0);
 }
 
@@ -1069,8 +1063,8 @@ static void json_case(unsigned port, const char *model, const char *body,
     hresp_free(&r);
 }
 
-#define LOGITS                                                                \
-    "{\"name\":\"logits\",\"datatype\":\"FP64\",\"shape\":[2,3],\"data\":"    \
+#define LOGITS                                                                 \
+    "{\"name\":\"logits\",\"datatype\":\"FP64\",\"shape\":[2,3],\"data\":"     \
     "[1,2,3,4,5,6]}"
 #define LABELS_AS(type, d)                                                     \
     "{\"name\":\"labels\",\"datatype\":\"" type "\",\"shape\":[2],\"data\":" d \
@@ -1096,7 +1090,8 @@ Test(v2, every_request_error)
     lossd_start(&d, NULL);
     json_case(d.port, "softmax", "{\"inputs\":[", 400, "not valid JSON");
     json_case(d.port, "softmax", "[1]", 400, "JSON object");
-    json_case(d.port, "softmax", "{\"inputs\":{}}", 400, "inputs must be an array");
+    json_case(d.port, "softmax", "{\"inputs\":{}}", 400,
+              "inputs must be an array");
     json_case(d.port, "softmax", "{\"id\":7,\"inputs\":[]}", 400, "id must be");
     json_case(d.port, "softmax", "{\"input\":[]}", 422, "unknown field");
     /* cJSON would cut the name at U+0000 and read it as labels. */
@@ -1172,16 +1167,16 @@ Test(v2, every_request_error)
               "\"shape\":[2,3],\"data\":[1,2,3,4,5,6,7]}," LABELS("[0,1]") "]}",
               422, "data holds 7 values");
     /* A huge shape with little data is refused before any allocation. */
-    json_case(d.port, "softmax",
-              "{\"inputs\":[{\"name\":\"logits\",\"datatype\":\"FP64\","
-              "\"shape\":[100000000000,1000],\"data\":[1]}," LABELS("[0,1]")
-              "]}",
-              422, "data holds 1 values, its shape 100000000000000");
-    json_case(d.port, "softmax",
-              "{\"inputs\":[{\"name\":\"logits\",\"datatype\":\"FP64\","
-              "\"shape\":[2,3],\"data\":[1,2,\"3\",4,5,6]}," LABELS("[0,1]")
-              "]}",
-              400, "logits[2] must be a number");
+    json_case(
+        d.port, "softmax",
+        "{\"inputs\":[{\"name\":\"logits\",\"datatype\":\"FP64\","
+        "\"shape\":[100000000000,1000],\"data\":[1]}," LABELS("[0,1]") "]}",
+        422, "data holds 1 values, its shape 100000000000000");
+    json_case(
+        d.port, "softmax",
+        "{\"inputs\":[{\"name\":\"logits\",\"datatype\":\"FP64\","
+        "\"shape\":[2,3],\"data\":[1,2,\"3\",4,5,6]}," LABELS("[0,1]") "]}",
+        400, "logits[2] must be a number");
     json_case(d.port, "softmax",
               "{\"inputs\":[" LOGITS "," LABELS("[0,1.5]") "]}", 400,
               "must be an INT64");
@@ -1244,8 +1239,8 @@ Test(v2, every_request_error)
               400, "outputs must be an array");
     json_case(d.port, "softmax",
               "{\"outputs\":[{\"name\":\"loss\",\"parameters\":{"
-              "\"binary_data\":1}}],\"inputs\":[" LOGITS "," LABELS("[0,1]")
-              "]}",
+              "\"binary_data\":1}}],\"inputs\":[" LOGITS
+              "," LABELS("[0,1]") "]}",
               400, "binary_data must be");
     /* NaN in binary data. */
     bin_append(&b, nan_head, strlen(nan_head));
@@ -1354,9 +1349,9 @@ Test(v2, empty_shapes_are_422_before_any_allocation)
 
 /* Embeddings 2e200 apart: a finite loss and per_sample of 1e200, with
  * gradients of 0.5 and 1e-200. */
-#define BIG_TRIPLET(extra)                                                    \
-    "{\"inputs\":[{\"name\":\"embeddings\",\"datatype\":\"FP64\",\"shape\":"  \
-    "[3,2],\"data\":[1e200,2,-1e200,2,3,4]},{\"name\":\"labels\","            \
+#define BIG_TRIPLET(extra)                                                     \
+    "{\"inputs\":[{\"name\":\"embeddings\",\"datatype\":\"FP64\",\"shape\":"   \
+    "[3,2],\"data\":[1e200,2,-1e200,2,3,4]},{\"name\":\"labels\","             \
     "\"datatype\":\"INT64\",\"shape\":[3],\"data\":[0,0,1]}]" extra "}"
 #define JS_GRAD_P(binary)                                                      \
     "{\"parameters\":{\"binary_data_output\":" binary "},\"outputs\":[{"       \
@@ -1409,8 +1404,8 @@ Test(v2, fp32_outputs_past_float_range_are_422)
     lossd_start(&d, NULL);
     json_case(d.port, "triplet", BIG_TRIPLET(""), 422, msg);
     json_case(d.port, "triplet",
-              BIG_TRIPLET(",\"parameters\":{\"binary_data_output\":true}"),
-              422, msg);
+              BIG_TRIPLET(",\"parameters\":{\"binary_data_output\":true}"), 422,
+              msg);
     json_case(d.port, "triplet",
               BIG_TRIPLET(",\"outputs\":[{\"name\":\"grad_embeddings\"},"
                           "{\"name\":\"per_sample\"}]"),
@@ -1420,8 +1415,8 @@ Test(v2, fp32_outputs_past_float_range_are_422)
                  BIG_TRIPLET(",\"parameters\":{\"precision\":\"float64\"}"),
                  &r);
     cr_assert_eq(r.status, 200, "%s", r.body);
-    data = cJSON_GetObjectItemCaseSensitive(output(r.json, "per_sample"),
-                                            "data");
+    data =
+        cJSON_GetObjectItemCaseSensitive(output(r.json, "per_sample"), "data");
     cr_assert_eq(flatten(data, x, 4, 0), 3, "%s", r.body);
     cr_assert(x[0] == 1e200 && x[1] == 1e200 && x[2] == 0, "%s", r.body);
     hresp_free(&r);

@@ -96,7 +96,8 @@ static size_t flatten(const cJSON *a, double *out, size_t at, size_t depth,
         *rank = depth + 1;
         dims[depth] = (size_t)cJSON_GetArraySize(a);
     }
-    cJSON_ArrayForEach(e, a) at = flatten(e, out, at, depth + 1, dims, rank);
+    cJSON_ArrayForEach(e, a)
+        at = flatten(e, out, at, depth + 1, dims, rank);
     return at;
 }
 
@@ -130,7 +131,8 @@ int64_t *vec_labels(const cJSON *request, const char *name, size_t *n)
     *n = (size_t)cJSON_GetArraySize(a);
     out = malloc((*n ? *n : 1) * sizeof *out);
     cr_assert_not_null(out);
-    cJSON_ArrayForEach(e, a) out[i++] = (int64_t)e->valuedouble;
+    cJSON_ArrayForEach(e, a)
+        out[i++] = (int64_t)e->valuedouble;
     return out;
 }
 
@@ -146,8 +148,7 @@ int vec_bool(const cJSON *request, const char *name, int dflt)
     return cJSON_IsBool(v) ? cJSON_IsTrue(v) : dflt;
 }
 
-const char *vec_string(const cJSON *request, const char *name,
-                       const char *dflt)
+const char *vec_string(const cJSON *request, const char *name, const char *dflt)
 {
     const cJSON *v = vec_field(request, name);
     return cJSON_IsString(v) ? v->valuestring : dflt;
@@ -165,8 +166,8 @@ void vec_expect_number(const cJSON *want, double got, const char *case_name,
 
     cr_assert_not_null(want, "%s: %s missing from vector", case_name, what);
     if (cJSON_IsNull(want)) {
-        cr_expect(!isfinite(got), "%s: %s = %.17g, want null", case_name,
-                  what, got);
+        cr_expect(!isfinite(got), "%s: %s = %.17g, want null", case_name, what,
+                  got);
         return;
     }
     w = want->valuedouble;
@@ -183,14 +184,15 @@ static void expect_walk(const cJSON *want, const double *got, size_t n,
     char label[160];
 
     if (!cJSON_IsArray(want)) {
-        cr_assert(*at < n, "%s: %s has more than %zu elements", case_name,
-                  what, n);
+        cr_assert(*at < n, "%s: %s has more than %zu elements", case_name, what,
+                  n);
         snprintf(label, sizeof label, "%s[%zu]", what, *at);
         vec_expect_number(want, got[*at], case_name, label);
         (*at)++;
         return;
     }
-    cJSON_ArrayForEach(e, want) expect_walk(e, got, n, at, case_name, what);
+    cJSON_ArrayForEach(e, want)
+        expect_walk(e, got, n, at, case_name, what);
 }
 
 void vec_expect_array(const cJSON *want, const double *got, size_t n,
@@ -236,12 +238,11 @@ double test_rand(uint64_t *state, double lo, double hi)
     x ^= x << 25;
     x ^= x >> 27;
     *state = x;
-    return lo + (hi - lo) * (double)((x * 2685821657736338717ULL) >> 11) *
-                    0x1.0p-53;
+    return lo +
+           (hi - lo) * (double)((x * 2685821657736338717ULL) >> 11) * 0x1.0p-53;
 }
 
-void test_rand_fill(uint64_t *state, double *x, size_t n, double lo,
-                    double hi)
+void test_rand_fill(uint64_t *state, double *x, size_t n, double lo, double hi)
 {
     size_t i;
 

@@ -73,7 +73,6 @@ void fd_check(double (*eval)(void *ctx), void *ctx, double *x,
 
 /* Deterministic pseudo-random doubles in [lo, hi) (xorshift64*). */
 double test_rand(uint64_t *state, double lo, double hi);
-void test_rand_fill(uint64_t *state, double *x, size_t n, double lo,
-                    double hi);
+void test_rand_fill(uint64_t *state, double *x, size_t n, double lo, double hi);
 
 #endif
