@@ -362,6 +362,28 @@ Test(json_number, a_million_inputs_match_strtod)
     }
 }
 
+/* Zeros and ones with fractions of zeros up to the longest the fast
+ * reader takes, signed: past 15 digits it sends the number past Clinger's
+ * division, and a zero must not reach Eisel-Lemire, which needs m > 0. */
+Test(json_number, long_zero_fractions)
+{
+    char num[32];
+    int f;
+
+    for (f = 1; f <= 19; f++) {
+        snprintf(num, sizeof num, "0.%0*d", f, 0);
+        expect_number(num);
+        snprintf(num, sizeof num, "-0.%0*d", f, 0);
+        expect_number(num);
+        if (f > 18)
+            continue;
+        snprintf(num, sizeof num, "1.%0*d", f, 0);
+        expect_number(num);
+        snprintf(num, sizeof num, "-9.%0*d", f, 0);
+        expect_number(num);
+    }
+}
+
 /* Digit runs of every length from 1 to 40, before and after the point,
  * with and without an exponent, followed by each byte that may end a
  * number and by enough text that they are read eight bytes at a time:
