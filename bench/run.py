@@ -9,7 +9,7 @@ gnuplot is present).
   (b) large batches: median end-to-end latency over several runs, with
       lossd's Server-Timing breakdown (parse, queue, compute, encode);
   (c) the core micro-benchmark (bench/core_bench.c), ns per input element,
-      the best of seven passes over every case;
+      the best of seven passes over every case (three with --quick);
   (d) lossd's peak RSS while serving one 1000x1000 request, and its RSS
       after 100 more;
   (e) lossd's request path without HTTP (bench/handler_bench.c): parse,
