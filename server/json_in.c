@@ -6,6 +6,7 @@
 
 #include "arena.h"
 #include "json_tree.h"
+#include "json_valid.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -250,14 +251,26 @@ static int prescan_object(const scanner *sc, srv_fail *f)
                         d == 1 ? "an array" : "a number or an array");
 }
 
+/* The 400 for a body that is not JSON from byte pos on. */
+static int invalid_json_at(srv_fail *f, size_t pos)
+{
+    return srv_fail_set(f, 400, "invalid_json", NULL,
+                        "the body is not valid JSON (error at byte %zu)", pos);
+}
+
 static int prescan_depth(const srv_loss *L, const char *body, size_t len,
                          srv_fail *f)
 {
     scanner sc;
     char path[256];
+    size_t at;
 
     if (scan(&sc, body, len, SRV_MAX_DEPTH) == SIZE_MAX)
         return 0;
+    /* Its depth is the error only if it is JSON (NaN counted as a number,
+     * as it is everywhere before the 422 non_finite). */
+    if ((at = srv_json_valid_at(body, len, 1)) != SIZE_MAX)
+        return invalid_json_at(f, at);
     if (sc.depth > 0 && sc.fr[0].array)
         return srv_fail_set(f, 400, "wrong_type", NULL,
                             "the body must be a JSON object");
@@ -355,37 +368,13 @@ static int prescan_nul(const srv_loss *L, const char *body, size_t len,
 
 /* ---- Parsing ------------------------------------------------------------- */
 
-/* Whether s[0..n) starts with word (lower case), ignoring case. */
-static int starts_with_word(const char *s, size_t n, const char *word)
-{
-    size_t i, w = strlen(word);
-
-    if (n < w)
-        return 0;
-    for (i = 0; i < w; i++)
-        if ((s[i] | 0x20) != word[i])
-            return 0;
-    return n == w || !((s[w] | 0x20) >= 'a' && (s[w] | 0x20) <= 'z');
-}
-
-/* A NaN or infinity token ("NaN", "-Infinity", "inf", ...) at s[0..n). */
-static int nonfinite_token(const char *s, size_t n)
-{
-    if (n > 0 && (s[0] == '-' || s[0] == '+')) {
-        s++;
-        n--;
-    }
-    return starts_with_word(s, n, "nan") ||
-           starts_with_word(s, n, "infinity") || starts_with_word(s, n, "inf");
-}
-
 int srv_json_nonfinite_fail(const srv_loss *L, const char *body, size_t len,
                             size_t pos, srv_fail *f)
 {
     char path[256];
     scanner sc;
 
-    if (pos > len || !nonfinite_token(body + pos, len - pos))
+    if (pos > len || srv_json_nonfinite_len(body + pos, len - pos) == 0)
         return 0;
     scan(&sc, body, pos, SIZE_MAX);
     if (L != NULL && prescan_unknown_key(L, &sc, f) != 0)
@@ -395,13 +384,6 @@ int srv_json_nonfinite_fail(const srv_loss *L, const char *body, size_t len,
                         "%s is NaN or infinite; only finite numbers are "
                         "accepted",
                         path[0] ? path : "a value");
-}
-
-/* The 400 for a body that is not JSON from byte pos on. */
-static int invalid_json_at(srv_fail *f, size_t pos)
-{
-    return srv_fail_set(f, 400, "invalid_json", NULL,
-                        "the body is not valid JSON (error at byte %zu)", pos);
 }
 
 /* cJSON stopped at end: a NaN or invalid JSON. */

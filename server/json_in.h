@@ -10,7 +10,9 @@
  * Nesting deeper than any shape of the contract (an object holding arrays
  * three deep) is rejected before a tree is built, by a scan of the brackets
  * outside strings: 422 shape_mismatch naming the first element that is too
- * deep.  This bounds the work and recursion a hostile body can cause.
+ * deep, or 400 invalid_json when the body is not JSON at all (json_valid.h
+ * tells, without recursion).  This bounds the work and recursion a hostile
+ * body can cause.
  *
  * Thread-safety: reentrant; nothing is shared between calls. */
 #ifndef SRV_JSON_IN_H

@@ -272,6 +272,19 @@ describe("every error status the document lists for a loss", () => {
     assert.equal(res.json.error.field, "logits");
   });
 
+  test("nesting too deep is 422 shape_mismatch in JSON, 400 invalid_json in text that is not", async () => {
+    const deep = '{"logits": [[[[[[1]]]]]], "labels": [0]}';
+    const ok = await post(d.port, "/loss/softmax", deep);
+    check("/loss/softmax", "post", ok, 422);
+    assert.equal(ok.json.error.code, "shape_mismatch");
+    assert.equal(ok.json.error.field, "logits[0][0][0]");
+    const cut = '{"logits": ' + "[".repeat(100000);
+    const bad = await post(d.port, "/loss/softmax", cut);
+    check("/loss/softmax", "post", bad, 400);
+    assert.equal(bad.json.error.code, "invalid_json");
+    assert.equal(bad.json.error.message, `the body is not valid JSON (error at byte ${cut.length - 1})`);
+  });
+
   test("a chunked body cut off at the limit is 413", async () => {
     const piece = Buffer.alloc(256 * 1024, 0x20);
     let body = Buffer.alloc(0);

@@ -669,6 +669,19 @@ Test(handler_errors, invalid_json_and_nesting)
                  "{" LOGITS ",\"labels\":[0,1],\"reduction\":[[[[\"sum\"]]]]}",
                  400, "wrong_type", "reduction");
     expect_error("softmax", "[[[[[[[[1]]]]]]]]", 400, "wrong_type", NULL);
+    /* Too deep, and not JSON (unclosed, cut short, garbage after it, an
+     * error before the deep part): not JSON is the error.  A NaN counts as
+     * a number there, as everywhere before its 422. */
+    expect_error("softmax", "{\"logits\":[[[[[[[[1", 400, "invalid_json", NULL);
+    expect_error("softmax", "{\"logits\":[[[[1]]]],\"labels\":[0]} x", 400,
+                 "invalid_json", NULL);
+    expect_error("softmax", "{\"labels\":[0,],\"logits\":[[[[1]]]]}", 400,
+                 "invalid_json", NULL);
+    expect_error("hinge", "{\"scores\":[1],\"labels\":[1],\"x\":[[[[1]]]}", 400,
+                 "invalid_json", NULL);
+    expect_error("softmax", "[[[[[[[[1]]]]]]]", 400, "invalid_json", NULL);
+    expect_error("softmax", "{\"logits\":[[[[NaN]]]],\"labels\":[0]}", 422,
+                 "shape_mismatch", "logits[0][0][0]");
     expect_error("nope", "{}", 404, "unknown_loss", NULL);
 }
 

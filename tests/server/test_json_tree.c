@@ -2,7 +2,8 @@
  * per-request arena (arena.h): every number it converts is the double
  * strtod gives, bit for bit; every tree it builds is the tree cJSON builds,
  * node by node, with the same end position; everything outside strict JSON
- * is declined, never misread; the arena hands out aligned memory that
+ * is declined, never misread; the JSON check of json_valid.h calls JSON
+ * what cJSON reads strictly; the arena hands out aligned memory that
  * cJSON can use and that goes at once; srv_huge_malloc aligns large
  * buffers for huge pages. */
 #include <criterion/criterion.h>
@@ -16,8 +17,10 @@
 
 #include "arena.h"
 #include "handler.h"
+#include "json_in.h"
 #include "json_same.h"
 #include "json_tree.h"
+#include "json_valid.h"
 #include "rng.h"
 
 /* ---- Helpers ------------------------------------------------------------- */
@@ -590,6 +593,33 @@ Test(json_tree, random_documents_agree_with_cjson)
     size_t accepted = random_documents(compare);
 
     cr_assert_gt(accepted, 10000, "only %zu of 20000 read", accepted);
+}
+
+/* Holds the JSON check without recursion (json_valid.h) to cJSON read
+ * strictly: a text is JSON when cJSON reads all of it and
+ * srv_json_strict_at finds nothing cJSON let through.  (Where each stops
+ * differs: cJSON names, say, the start of a string that has an error.) */
+static srv_tree_status compare_valid(const char *text, size_t len)
+{
+    const char *end = NULL;
+    cJSON *doc = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    size_t at = srv_json_valid_at(text, len, 0), rest;
+    int json = doc != NULL && srv_json_strict_at(text, len) == SIZE_MAX;
+
+    for (rest = doc != NULL ? (size_t)(end - text) : len; rest < len; rest++)
+        if (!strchr(" \t\r\n", text[rest]))
+            json = 0;
+    cJSON_Delete(doc);
+    cr_assert_eq(at == SIZE_MAX, json, "JSON check %zu, cJSON %s: %.*s", at,
+                 json ? "reads it" : "does not", (int)len, text);
+    return json ? SRV_TREE_OK : SRV_TREE_DECLINED;
+}
+
+Test(json_valid, random_documents_agree_with_cjson_read_strictly)
+{
+    size_t accepted = random_documents(compare_valid);
+
+    cr_assert_gt(accepted, 10000, "only %zu of 20000 JSON", accepted);
 }
 
 /* Reads text inside an arena with cJSON's hooks installed, where the
