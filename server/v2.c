@@ -21,6 +21,7 @@
 #include "arena.h"
 #include "config.h"
 #include "json_out.h"
+#include "json_valid.h"
 #include "pool.h"
 
 #define JSON "application/json"
@@ -1255,6 +1256,15 @@ static cJSON *header_parse(v2_ctx *c, const char *body, size_t n)
         at = lax; /* cJSON took what JSON does not allow */
     if (root == NULL && srv_json_nonfinite_fail(NULL, body, n, at, &c->f) != 0)
         return NULL;
+    /* cJSON gives up at the bracket past its nesting limit, on JSON too. */
+    if (root == NULL && at < n && (body[at] == '[' || body[at] == '{') &&
+        srv_json_valid_at(body, n, 1) == SIZE_MAX) {
+        srv_fail_set(&c->f, 422, "shape_mismatch", NULL,
+                     "the inference header is nested more than %d levels "
+                     "deep",
+                     CJSON_NESTING_LIMIT);
+        return NULL;
+    }
     if (root == NULL || at != n)
         srv_fail_set(&c->f, 400, "invalid_json", NULL,
                      "the inference header is not valid JSON (error at byte "

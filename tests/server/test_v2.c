@@ -1071,6 +1071,32 @@ static void json_case(unsigned port, const char *model, const char *body,
     "}"
 #define LABELS(d) LABELS_AS("INT64", d)
 
+/* A header nested 1,500 levels deep, past cJSON's 1,000: its depth is the
+ * error when it is JSON, and not JSON when it is cut short.  A lone
+ * surrogate, which cJSON refuses at any depth, stays "not valid JSON". */
+Test(v2, nesting_past_the_parsers_limit)
+{
+    const char *head = "{\"inputs\":[{\"name\":\"logits\",\"datatype\":"
+                       "\"FP64\",\"shape\":[1,2],\"data\":";
+    size_t n = 1500, h = strlen(head);
+    char *body = malloc(h + 2 * n + 8);
+    lossd d;
+
+    cr_assert_not_null(body);
+    memcpy(body, head, h);
+    memset(body + h, '[', n);
+    memset(body + h + n, ']', n);
+    memcpy(body + h + 2 * n, "}]}", 4);
+    lossd_start(&d, NULL);
+    json_case(d.port, "softmax", body, 422, "nested more than 1000 levels");
+    body[h + 2 * n] = '\0'; /* unclosed */
+    json_case(d.port, "softmax", body, 400, "not valid JSON");
+    json_case(d.port, "softmax", "{\"inputs\":[" LOGITS "],\"id\":\"\\uD800\"}",
+              400, "not valid JSON");
+    cr_assert_eq(lossd_stop(&d), 0);
+    free(body);
+}
+
 Test(v2, every_request_error)
 {
     static const char nul_tail[] =
