@@ -229,9 +229,10 @@ bench-deps: deps
 	    apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-$(B)/bench/floor: bench/floor.c | deps
+$(B)/bench/floor: bench/floor.c $(SERVER_LIB_OBJ) $(LIBCORE) | deps
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_BASE) $(PKG_CFLAGS) $(CFLAGS) -o $@ $< $(PKG_LIBS)
+	$(CC) $(CFLAGS_BASE) $(PKG_CFLAGS) -Icore -Iserver $(CFLAGS) -o $@ $< \
+	  $(SERVER_LIB_OBJ) $(LIBCORE) $(PKG_LIBS) -lm -lpthread
 
 $(B)/bench/core_bench: bench/core_bench.c $(LIBCORE)
 	@mkdir -p $(@D)

@@ -5,7 +5,16 @@
  * served faster through libmicrohttpd on this machine, so lossd's
  * throughput is reported as a fraction of this one's.
  *
- * Usage: floor --port N [--threads T]   (runs until SIGTERM or SIGINT) */
+ * With --path, the floor also runs lossd's request path on each body:
+ * the body is gathered into one buffer, as lossd gathers it, and the answer
+ * is srv_loss_run's for the loss the URL names (/loss/<name>): parse,
+ * compute and encode, without lossd's own HTTP layer (routing, admission,
+ * the worker pool, timing headers, metrics and the access log).  Its
+ * throughput against the plain floor's is what the request path alone
+ * costs; lossd's against it is what lossd's HTTP layer costs.
+ *
+ * Usage: floor --port N [--threads T] [--path]
+ * (runs until SIGTERM or SIGINT) */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +22,9 @@
 #include <unistd.h>
 
 #include <microhttpd.h>
+
+#include "arena.h"
+#include "handler.h"
 
 static const char reply_body[] =
     "{\"loss\": 0.5, \"per_sample\": [0.5], \"metrics\": {\"accuracy\": 1}}";
@@ -61,6 +73,78 @@ static enum MHD_Result floor_access(void *cls, struct MHD_Connection *conn,
     return ret;
 }
 
+/* --path: one request's body, gathered. */
+typedef struct gathered {
+    char *body;
+    size_t len, cap;
+} gathered;
+
+static int gather(gathered *g, const char *data, size_t n)
+{
+    char *b;
+
+    if (g->len + n > g->cap) {
+        b = realloc(g->body, 2 * (g->len + n));
+        if (b == NULL)
+            return -1;
+        g->body = b;
+        g->cap = 2 * (g->len + n);
+    }
+    memcpy(g->body + g->len, data, n);
+    g->len += n;
+    return 0;
+}
+
+/* Answers with srv_loss_run's reply once the whole body is in. */
+static enum MHD_Result path_access(void *cls, struct MHD_Connection *conn,
+                                   const char *url, const char *method,
+                                   const char *version, const char *upload_data,
+                                   size_t *upload_data_size, void **con_cls)
+{
+    gathered *g = *con_cls;
+    struct MHD_Response *r;
+    enum MHD_Result ret;
+    srv_reply rep;
+
+    (void)cls;
+    (void)method;
+    (void)version;
+    if (g == NULL)
+        return (*con_cls = calloc(1, sizeof *g)) != NULL ? MHD_YES : MHD_NO;
+    if (*upload_data_size > 0) {
+        ret = gather(g, upload_data, *upload_data_size) == 0 ? MHD_YES : MHD_NO;
+        *upload_data_size = 0;
+        return ret;
+    }
+    memset(&rep, 0, sizeof rep);
+    srv_loss_run(strncmp(url, "/loss/", 6) == 0 ? url + 6 : url, g->body,
+                 g->len, &rep);
+    r = MHD_create_response_from_buffer(rep.len, rep.body,
+                                        MHD_RESPMEM_MUST_COPY);
+    srv_reply_cleanup(&rep);
+    if (r == NULL)
+        return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            "application/json");
+    ret = MHD_queue_response(conn, (unsigned)rep.status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static void path_completed(void *cls, struct MHD_Connection *conn,
+                           void **con_cls, enum MHD_RequestTerminationCode t)
+{
+    gathered *g = *con_cls;
+
+    (void)cls;
+    (void)conn;
+    (void)t;
+    if (g != NULL)
+        free(g->body);
+    free(g);
+    *con_cls = NULL;
+}
+
 /* lossd's choice: one polling thread per available core, 1 to 4. */
 static unsigned default_threads(void)
 {
@@ -69,20 +153,26 @@ static unsigned default_threads(void)
     return n < 1 ? 1u : n > 4 ? 4u : (unsigned)n;
 }
 
-static int parse_args(int argc, char **argv, unsigned *port, unsigned *threads)
+static int parse_args(int argc, char **argv, unsigned *port, unsigned *threads,
+                      int *path)
 {
     int i;
 
-    for (i = 1; i + 1 < argc; i += 2) {
-        unsigned long v = strtoul(argv[i + 1], NULL, 10);
+    for (i = 1; i < argc; i++) {
+        unsigned long v = i + 1 < argc ? strtoul(argv[i + 1], NULL, 10) : 0;
+        if (strcmp(argv[i], "--path") == 0) {
+            *path = 1;
+            continue;
+        }
         if (strcmp(argv[i], "--port") == 0 && v > 0 && v < 65536)
             *port = (unsigned)v;
         else if (strcmp(argv[i], "--threads") == 0 && v > 0 && v <= 64)
             *threads = (unsigned)v;
         else
             return -1;
+        i++;
     }
-    return i == argc && *port != 0 ? 0 : -1;
+    return *port != 0 ? 0 : -1;
 }
 
 int main(int argc, char **argv)
@@ -90,20 +180,25 @@ int main(int argc, char **argv)
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ITC | MHD_USE_ERROR_LOG;
     unsigned port = 0, threads = default_threads();
+    int path = 0;
     struct MHD_Daemon *d;
     struct sigaction sa;
 
-    if (parse_args(argc, argv, &port, &threads) != 0) {
-        fprintf(stderr, "usage: floor --port N [--threads T]\n");
+    if (parse_args(argc, argv, &port, &threads, &path) != 0) {
+        fprintf(stderr, "usage: floor --port N [--threads T] [--path]\n");
         return 2;
     }
+    if (path)
+        srv_memory_init(); /* large blocks mapped, as in lossd */
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
-    d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, floor_access, NULL,
-                         MHD_OPTION_THREAD_POOL_SIZE, threads,
-                         MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
+    d = MHD_start_daemon(
+        flags, (uint16_t)port, NULL, NULL, path ? path_access : floor_access,
+        NULL, MHD_OPTION_THREAD_POOL_SIZE, threads,
+        MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_NOTIFY_COMPLETED,
+        path ? path_completed : NULL, NULL, MHD_OPTION_END);
     if (d == NULL) {
         fprintf(stderr, "floor: cannot listen on port %u\n", port);
         return 1;

@@ -117,6 +117,27 @@ def parse_rows(t, p):
         t.row("parse softmax_1000x1000", name + ", ms", lossd=ms)
 
 
+def split_lines(a):
+    """(a) again, with the floor that runs lossd's request path between the
+    floor and lossd: how much of lossd's gap is the request path itself,
+    and how much lossd's own HTTP layer."""
+    lines = ["| workload | floor | floor + request path | lossd "
+             "| (floor + path)/floor | lossd/floor | lossd/(floor + path) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for w in SMALL:
+        f, fp, l = (get(a, (w, s), "rps")
+                    for s in ("floor", "floor_path", "lossd"))
+        lines.append("| %s, requests/s | %s | %s | %s | %s | %s | %s |" % (
+            w, num(f, 0), num(fp, 0), num(l, 0), ratio(fp, f), ratio(l, f),
+            ratio(l, fp)))
+        f, fp, l = (get(a, (w, s), "cpu_us")
+                    for s in ("floor", "floor_path", "lossd"))
+        lines.append("| %s, server CPU per request, us | %s | %s | %s | %s "
+                     "| %s | %s |" % (w, num(f), num(fp), num(l),
+                                      ratio(fp, f), ratio(l, f), ratio(l, fp)))
+    return lines
+
+
 class Targets:
     def __init__(self):
         self.lines = ["| target | measured | holds |",
@@ -245,7 +266,8 @@ def write(res, out_dir):
     text = "\n".join([
         "# lossd benchmark", "",
         "All servers on 127.0.0.1 of this %d-core machine, started by the "
-        "benchmark: the HTTP floor (bench/floor.c), lossd (build/lossd, "
+        "benchmark: the HTTP floor (bench/floor.c; in (a) also with lossd's "
+        "request path, see below), lossd (build/lossd, "
         "default flags) and the FastAPI + PyTorch peer (bench/peer.py, 2 "
         "uvicorn workers, float64 autograd). Requests use the contract's "
         "defaults (mean, gradients, per_sample, float32 output). "
@@ -264,6 +286,15 @@ def write(res, out_dir):
            res["seconds"],
            *res["load"]), "",
         *t.lines, "", "## Targets", "", *g.lines, "",
+        "## Small requests: the request path and lossd's HTTP layer", "",
+        "The same rounds of (a) also ran on the floor with lossd's request "
+        "path in its handler (bench/floor.c --path: the body gathered into "
+        "one buffer, then srv_loss_run's parse, compute and encode, and its "
+        "answer sent), without lossd's own HTTP layer (routing, admission, "
+        "the worker pool, timing headers, metrics, access log). Its ratio to "
+        "the floor is what the request path alone costs; lossd's ratio to "
+        "it, what lossd's HTTP layer costs.", "",
+        *split_lines(res["a"]), "",
         "Not measured by the run: the request body is copied once, from "
         "libmicrohttpd's buffer into a buffer of its Content-Length "
         "(server/http.c), and parsed in place; a chunked body grows by "

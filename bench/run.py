@@ -6,6 +6,9 @@ gnuplot is present).
 
   (a) small requests with wrk at 16 connections: requests/s, p99 and
       server CPU per request, each the median of five interleaved rounds;
+      also on the floor running lossd's request path (floor --path), which
+      splits lossd's gap to the floor into the request path and lossd's
+      own HTTP layer;
   (b) large batches: median end-to-end latency over several runs, with
       lossd's Server-Timing breakdown (parse, queue, compute, encode);
   (c) the core micro-benchmark (bench/core_bench.c), ns per input element,
@@ -36,7 +39,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = "/usr/bin/python3"
 SMALL = ["softmax_8x10", "triplet_8x16", "kl_8x10"]
 LARGE = ["softmax_256x1000", "softmax_1000x1000", "triplet_4096x128"]
-SERVERS = ["floor", "lossd", "peer"]
+SERVERS = ["floor", "floor_path", "lossd", "peer"]
+# floor_path (the floor running lossd's request path, floor.c --path) only
+# takes part in (a), where it splits lossd's gap to the floor.
+LARGE_SERVERS = ("floor", "lossd", "peer")
 TIMING_KEYS = ["parse", "queue", "compute", "encode"]
 
 
@@ -118,6 +124,9 @@ def make_server(name, args, out_dir):
     if name == "floor":
         return Server(name, lambda p: [args.floor, "--port", str(p)],
                       out_dir)
+    if name == "floor_path":
+        return Server(name, lambda p: [args.floor, "--port", str(p),
+                                       "--path"], out_dir)
     if name == "lossd":
         return Server(name, lambda p: [
             args.lossd, "--host", "127.0.0.1", "--port", str(p),
@@ -198,7 +207,7 @@ def workload_a(servers, bodies, seconds, rounds):
                 got[s.name].append(wrk_round(s, url[s.name], path, seconds))
         for s in live:
             res[(w, s.name)] = r = small_summary(got[s.name])
-            log("(a) %-14s %-5s %9.0f req/s  p99 %7.2f ms  cpu %6.1f us/req"
+            log("(a) %-14s %-10s %9.0f req/s  p99 %7.2f ms  cpu %6.1f us/req"
                 "  rounds %s%s" % (
                     w, s.name, r["rps"], r["p99_ms"], r["cpu_us"],
                     " ".join("%.0f" % x for x in r["rounds"]),
@@ -241,7 +250,8 @@ def workload_b(servers, bodies, out_dir, runs):
     """Each run sends the body to every server in turn, so that other load
     on the machine falls on all of them alike."""
     res = {}
-    live = [s for s in servers.values() if s.running()]
+    live = [s for s in servers.values()
+            if s.running() and s.name in LARGE_SERVERS]
     for w in LARGE:
         path = os.path.join(bodies, w + ".json")
         url = {s.name: "%s/loss/%s" % (s.url, loss_of(w)) for s in live}
