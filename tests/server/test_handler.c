@@ -669,20 +669,26 @@ Test(handler_errors, invalid_json_and_nesting)
                  "{" LOGITS ",\"labels\":[0,1],\"reduction\":[[[[\"sum\"]]]]}",
                  400, "wrong_type", "reduction");
     expect_error("softmax", "[[[[[[[[1]]]]]]]]", 400, "wrong_type", NULL);
-    /* Too deep, and not JSON (unclosed, cut short, garbage after it, an
-     * error before the deep part): not JSON is the error.  A NaN counts as
-     * a number there, as everywhere before its 422. */
-    expect_error("softmax", "{\"logits\":[[[[[[[[1", 400, "invalid_json", NULL);
-    expect_error("softmax", "{\"logits\":[[[[1]]]],\"labels\":[0]} x", 400,
-                 "invalid_json", NULL);
-    expect_error("softmax", "{\"labels\":[0,],\"logits\":[[[[1]]]]}", 400,
-                 "invalid_json", NULL);
-    expect_error("hinge", "{\"scores\":[1],\"labels\":[1],\"x\":[[[[1]]]}", 400,
-                 "invalid_json", NULL);
-    expect_error("softmax", "[[[[[[[[1]]]]]]]", 400, "invalid_json", NULL);
+    expect_error("nope", "{}", 404, "unknown_loss", NULL);
+}
+
+/* Too deep, and not JSON (unclosed, cut short, garbage after it, an error
+ * before the deep part): not JSON is the error, not the depth.  A NaN
+ * counts as a number there, as everywhere before its 422. */
+Test(handler_errors, too_deep_and_not_json_is_invalid_json)
+{
+    static const char *const bodies[][2] = {
+        {"softmax", "{\"logits\":[[[[[[[[1"},
+        {"softmax", "{\"logits\":[[[[1]]]],\"labels\":[0]} x"},
+        {"softmax", "{\"labels\":[0,],\"logits\":[[[[1]]]]}"},
+        {"hinge", "{\"scores\":[1],\"labels\":[1],\"x\":[[[[1]]]}"},
+        {"softmax", "[[[[[[[[1]]]]]]]"}};
+    size_t i;
+
+    for (i = 0; i < sizeof bodies / sizeof bodies[0]; i++)
+        expect_error(bodies[i][0], bodies[i][1], 400, "invalid_json", NULL);
     expect_error("softmax", "{\"logits\":[[[[NaN]]]],\"labels\":[0]}", 422,
                  "shape_mismatch", "logits[0][0][0]");
-    expect_error("nope", "{}", 404, "unknown_loss", NULL);
 }
 
 /* U+0000 would cut a C string short: "p\u0000junk" must not be read as
