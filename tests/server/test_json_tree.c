@@ -607,7 +607,7 @@ static srv_tree_status compare_valid(const char *text, size_t len)
     int json = doc != NULL && srv_json_strict_at(text, len) == SIZE_MAX;
 
     for (rest = doc != NULL ? (size_t)(end - text) : len; rest < len; rest++)
-        if (!strchr(" \t\r\n", text[rest]))
+        if (text[rest] == '\0' || !strchr(" \t\r\n", text[rest]))
             json = 0;
     cJSON_Delete(doc);
     cr_assert_eq(at == SIZE_MAX, json, "JSON check %zu, cJSON %s: %.*s", at,
