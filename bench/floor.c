@@ -6,7 +6,8 @@
  * throughput is reported as a fraction of this one's.
  *
  * With --path, the floor also runs lossd's request path on each body:
- * the body is gathered into one buffer, as lossd gathers it, and the answer
+ * the body is gathered into one buffer (lossd too reads it into one), and
+ * the answer
  * is srv_loss_run's for the loss the URL names (/loss/<name>): parse,
  * compute and encode, without lossd's own HTTP layer (routing, admission,
  * the worker pool, timing headers, metrics and the access log).  Its
