@@ -7,12 +7,11 @@
  *
  * With --path, the floor also runs lossd's request path on each body:
  * the body is gathered into one buffer (lossd too reads it into one), and
- * the answer
- * is srv_loss_run's for the loss the URL names (/loss/<name>): parse,
- * compute and encode, without lossd's own HTTP layer (routing, admission,
- * the worker pool, timing headers, metrics and the access log).  Its
- * throughput against the plain floor's is what the request path alone
- * costs; lossd's against it is what lossd's HTTP layer costs.
+ * the answer is srv_loss_run's for the loss the URL names (/loss/<name>):
+ * parse, compute and encode, without lossd's own HTTP layer (routing,
+ * admission, the worker pool, timing headers, metrics and the access
+ * log).  Its throughput against the plain floor's is what the request path
+ * alone costs; lossd's against it is what lossd's HTTP layer costs.
  *
  * Usage: floor --port N [--threads T] [--path]
  * (runs until SIGTERM or SIGINT) */
