@@ -399,19 +399,10 @@ static int parse_fail(const srv_loss *L, const char *body, size_t len,
     return invalid_json_at(f, pos);
 }
 
-/* The first byte at or after pos that is not JSON whitespace, or len. */
-static size_t skip_space(const char *body, size_t len, size_t pos)
-{
-    while (pos < len && (body[pos] == ' ' || body[pos] == '\t' ||
-                         body[pos] == '\n' || body[pos] == '\r'))
-        pos++;
-    return pos;
-}
-
 static int trailing_garbage(const char *body, size_t len, const char *end,
                             srv_fail *f)
 {
-    size_t pos = skip_space(body, len, (size_t)(end - body));
+    size_t pos = srv_json_skip_space(body, len, (size_t)(end - body));
 
     if (pos == len)
         return 0;
@@ -436,7 +427,7 @@ static cJSON *parse_body(const srv_loss *L, const char *body, size_t len,
     const char *end = NULL;
     cJSON *root;
 
-    if (skip_space(body, len, 0) == len) {
+    if (srv_json_skip_space(body, len, 0) == len) {
         srv_fail_set(f, 400, "invalid_json", NULL,
                      len ? "the body holds only whitespace"
                          : "the body is empty");

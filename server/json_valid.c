@@ -38,7 +38,7 @@ size_t srv_json_nonfinite_len(const char *s, size_t n)
     return 0;
 }
 
-static size_t skip_space(const char *s, size_t len, size_t i)
+size_t srv_json_skip_space(const char *s, size_t len, size_t i)
 {
     while (i < len &&
            (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
@@ -232,7 +232,7 @@ static int key(walk *w)
 {
     if (w->s[w->i] != '"' || skip_string(w->s, w->len, &w->i) != 0)
         return -1;
-    w->i = skip_space(w->s, w->len, w->i);
+    w->i = srv_json_skip_space(w->s, w->len, w->i);
     if (w->i == w->len || w->s[w->i] != ':')
         return -1;
     w->i++;
@@ -272,7 +272,7 @@ size_t srv_json_valid_at(const char *s, size_t len, int nonfinite)
     w.bits = w.local;
     w.cap = sizeof w.local;
     for (;;) {
-        w.i = skip_space(s, len, w.i);
+        w.i = srv_json_skip_space(s, len, w.i);
         if (w.i == len || (w.depth == 0 && w.want == W_NEXT))
             break;
         if ((rc = step(&w)) != 0)
@@ -281,7 +281,7 @@ size_t srv_json_valid_at(const char *s, size_t len, int nonfinite)
     if (w.bits != w.local)
         free(w.bits);
     if (rc == -2 || (rc == 0 && w.depth == 0 && w.want == W_NEXT &&
-                     skip_space(s, len, w.i) == len))
+                     srv_json_skip_space(s, len, w.i) == len))
         return SIZE_MAX;
     return w.i < len ? w.i : len > 0 ? len - 1 : 0;
 }

@@ -15,6 +15,10 @@
  * s[0..n), which JSON does not have; 0 when there is none. */
 size_t srv_json_nonfinite_len(const char *s, size_t n);
 
+/* The first offset at or after i in s[0..len) that is not JSON white
+ * space (space, tab, LF, CR), or len. */
+size_t srv_json_skip_space(const char *s, size_t len, size_t i);
+
 /* The offset in s[0..len) where it stops being one JSON value between
  * optional white space, or SIZE_MAX when it is one.  A text that ends too
  * soon is reported at its last byte, as cJSON reports it.  With nonfinite

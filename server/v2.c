@@ -1249,9 +1249,8 @@ static cJSON *header_parse(v2_ctx *c, const char *body, size_t n)
     cJSON *root = n ? cJSON_ParseWithLengthOpts(body, n, &end, 0) : NULL;
     size_t at = end ? (size_t)(end - body) : 0, lax;
 
-    while (root != NULL && at < n && body[at] != '\0' &&
-           strchr(" \t\r\n", body[at]) != NULL)
-        at++;
+    if (root != NULL)
+        at = srv_json_skip_space(body, n, at);
     if (root != NULL && at == n && (lax = srv_json_strict_at(body, n)) < n)
         at = lax; /* cJSON took what JSON does not allow */
     if (root == NULL && srv_json_nonfinite_fail(NULL, body, n, at, &c->f) != 0)

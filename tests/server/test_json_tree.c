@@ -603,12 +603,11 @@ static srv_tree_status compare_valid(const char *text, size_t len)
 {
     const char *end = NULL;
     cJSON *doc = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-    size_t at = srv_json_valid_at(text, len, 0), rest;
-    int json = doc != NULL && srv_json_strict_at(text, len) == SIZE_MAX;
+    size_t at = srv_json_valid_at(text, len, 0);
+    int json = doc != NULL &&
+               srv_json_skip_space(text, len, (size_t)(end - text)) == len &&
+               srv_json_strict_at(text, len) == SIZE_MAX;
 
-    for (rest = doc != NULL ? (size_t)(end - text) : len; rest < len; rest++)
-        if (text[rest] == '\0' || !strchr(" \t\r\n", text[rest]))
-            json = 0;
     cJSON_Delete(doc);
     cr_assert_eq(at == SIZE_MAX, json, "JSON check %zu, cJSON %s: %.*s", at,
                  json ? "reads it" : "does not", (int)len, text);
