@@ -125,16 +125,14 @@ def split_lines(a):
              "| (floor + path)/floor | lossd/floor | lossd/(floor + path) |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for w in SMALL:
-        f, fp, l = (get(a, (w, s), "rps")
-                    for s in ("floor", "floor_path", "lossd"))
-        lines.append("| %s, requests/s | %s | %s | %s | %s | %s | %s |" % (
-            w, num(f, 0), num(fp, 0), num(l, 0), ratio(fp, f), ratio(l, f),
-            ratio(l, fp)))
-        f, fp, l = (get(a, (w, s), "cpu_us")
-                    for s in ("floor", "floor_path", "lossd"))
-        lines.append("| %s, server CPU per request, us | %s | %s | %s | %s "
-                     "| %s | %s |" % (w, num(f), num(fp), num(l),
-                                      ratio(fp, f), ratio(l, f), ratio(l, fp)))
+        for field, figure, digits in (
+                ("rps", "requests/s", 0),
+                ("cpu_us", "server CPU per request, us", 1)):
+            f, fp, l = (get(a, (w, s), field)
+                        for s in ("floor", "floor_path", "lossd"))
+            lines.append("| %s, %s | %s | %s | %s | %s | %s | %s |" % (
+                w, figure, num(f, digits), num(fp, digits), num(l, digits),
+                ratio(fp, f), ratio(l, f), ratio(l, fp)))
     return lines
 
 
