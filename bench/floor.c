@@ -13,12 +13,21 @@
  * log).  Its throughput against the plain floor's is what the request path
  * alone costs; lossd's against it is what lossd's HTTP layer costs.
  *
- * Usage: floor --port N [--threads T] [--path]
+ * With --time (which implies --path), the floor also times each call of
+ * srv_loss_run on its thread's CPU clock, and prints at exit, for each
+ * loss, the mean of that time and of the parse, compute and encode times
+ * the reply carries: what the request path costs inside a server, to set
+ * against its cost in a loop (handler_bench).  The clock is a system call;
+ * its cost, printed too, is about once in each figure.
+ *
+ * Usage: floor --port N [--threads T] [--path] [--time]
  * (runs until SIGTERM or SIGINT) */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
@@ -95,6 +104,73 @@ static int gather(gathered *g, const char *data, size_t n)
     return 0;
 }
 
+/* --time: the totals of one loss's calls. */
+typedef struct path_time {
+    char loss[32];
+    unsigned long long calls;
+    double cpu_s, parse_s, compute_s, encode_s;
+} path_time;
+
+enum { MAX_TIMED = 16 };
+
+static struct {
+    int on;
+    pthread_mutex_t lock;
+    path_time loss[MAX_TIMED];
+} timing = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static double thread_cpu_s(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* Adds one call to its loss's totals; past MAX_TIMED losses, drops it. */
+static void timing_add(const char *loss, double cpu_s, const srv_reply *rep)
+{
+    path_time *t = timing.loss, *end = timing.loss + MAX_TIMED;
+
+    pthread_mutex_lock(&timing.lock);
+    while (t < end && t->calls > 0 &&
+           strncmp(t->loss, loss, sizeof t->loss - 1) != 0)
+        t++;
+    if (t == end) {
+        pthread_mutex_unlock(&timing.lock);
+        return;
+    }
+    if (t->calls == 0)
+        snprintf(t->loss, sizeof t->loss, "%s", loss);
+    t->calls++;
+    t->cpu_s += cpu_s;
+    t->parse_s += rep->parse_s;
+    t->compute_s += rep->compute_s;
+    t->encode_s += rep->encode_s;
+    pthread_mutex_unlock(&timing.lock);
+}
+
+/* One line a loss, in microseconds: "path <loss> calls N cpu_us C
+ * parse_us P compute_us U encode_us E clock_us K". */
+static void timing_print(void)
+{
+    double k = thread_cpu_s(), clock_s;
+    const path_time *t;
+    int i;
+
+    for (i = 0; i < 999; i++)
+        (void)thread_cpu_s();
+    clock_s = (thread_cpu_s() - k) / 1000;
+    for (t = timing.loss; t < timing.loss + MAX_TIMED && t->calls > 0; t++)
+        fprintf(stderr,
+                "path %s calls %llu cpu_us %.2f parse_us %.2f compute_us %.2f "
+                "encode_us %.2f clock_us %.2f\n",
+                t->loss, t->calls, t->cpu_s * 1e6 / (double)t->calls,
+                t->parse_s * 1e6 / (double)t->calls,
+                t->compute_s * 1e6 / (double)t->calls,
+                t->encode_s * 1e6 / (double)t->calls, clock_s * 1e6);
+}
+
 /* Answers with srv_loss_run's reply once the whole body is in. */
 static enum MHD_Result path_access(void *cls, struct MHD_Connection *conn,
                                    const char *url, const char *method,
@@ -102,9 +178,11 @@ static enum MHD_Result path_access(void *cls, struct MHD_Connection *conn,
                                    size_t *upload_data_size, void **con_cls)
 {
     gathered *g = *con_cls;
+    const char *loss = strncmp(url, "/loss/", 6) == 0 ? url + 6 : url;
     struct MHD_Response *r;
     enum MHD_Result ret;
     srv_reply rep;
+    double t0 = 0;
 
     (void)cls;
     (void)method;
@@ -117,8 +195,11 @@ static enum MHD_Result path_access(void *cls, struct MHD_Connection *conn,
         return ret;
     }
     memset(&rep, 0, sizeof rep);
-    srv_loss_run(strncmp(url, "/loss/", 6) == 0 ? url + 6 : url, g->body,
-                 g->len, &rep);
+    if (timing.on)
+        t0 = thread_cpu_s();
+    srv_loss_run(loss, g->body, g->len, &rep);
+    if (timing.on)
+        timing_add(loss, thread_cpu_s() - t0, &rep);
     r = MHD_create_response_from_buffer(rep.len, rep.body,
                                         MHD_RESPMEM_MUST_COPY);
     srv_reply_cleanup(&rep);
@@ -160,8 +241,9 @@ static int parse_args(int argc, char **argv, unsigned *port, unsigned *threads,
 
     for (i = 1; i < argc; i++) {
         unsigned long v = i + 1 < argc ? strtoul(argv[i + 1], NULL, 10) : 0;
-        if (strcmp(argv[i], "--path") == 0) {
+        if (strcmp(argv[i], "--path") == 0 || strcmp(argv[i], "--time") == 0) {
             *path = 1;
+            timing.on |= strcmp(argv[i], "--time") == 0;
             continue;
         }
         if (strcmp(argv[i], "--port") == 0 && v > 0 && v < 65536)
@@ -185,7 +267,8 @@ int main(int argc, char **argv)
     struct sigaction sa;
 
     if (parse_args(argc, argv, &port, &threads, &path) != 0) {
-        fprintf(stderr, "usage: floor --port N [--threads T] [--path]\n");
+        fprintf(stderr,
+                "usage: floor --port N [--threads T] [--path] [--time]\n");
         return 2;
     }
     if (path)
@@ -206,5 +289,7 @@ int main(int argc, char **argv)
     while (!stop_flag)
         pause();
     MHD_stop_daemon(d);
+    if (timing.on)
+        timing_print();
     return 0;
 }
