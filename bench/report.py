@@ -183,6 +183,9 @@ def other_targets(g, res):
     dflt = p.get("cjson_default")
     for name, what in (("cjson_arena", "cJSON itself in the per-request "
                         "arena"),
+                       ("cjson_arena_warm", "cJSON itself in an arena whose "
+                        "pages are already faulted in (kept between "
+                        "requests: about the most an allocator can give)"),
                        ("lossd_reader", "lossd's reader (cJSON tree, exact "
                         "number conversion) in the arena"),
                        ("lossd_packed", "lossd's reader with arrays of "
