@@ -34,6 +34,7 @@
 
 #include "arena.h"
 #include "handler.h"
+#include "json_out.h"
 
 static const char reply_body[] =
     "{\"loss\": 0.5, \"per_sample\": [0.5], \"metrics\": {\"accuracy\": 1}}";
@@ -80,28 +81,6 @@ static enum MHD_Result floor_access(void *cls, struct MHD_Connection *conn,
     ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
     MHD_destroy_response(r);
     return ret;
-}
-
-/* --path: one request's body, gathered. */
-typedef struct gathered {
-    char *body;
-    size_t len, cap;
-} gathered;
-
-static int gather(gathered *g, const char *data, size_t n)
-{
-    char *b;
-
-    if (g->len + n > g->cap) {
-        b = realloc(g->body, 2 * (g->len + n));
-        if (b == NULL)
-            return -1;
-        g->body = b;
-        g->cap = 2 * (g->len + n);
-    }
-    memcpy(g->body + g->len, data, n);
-    g->len += n;
-    return 0;
 }
 
 /* --time: the totals of one loss's calls. */
@@ -177,7 +156,7 @@ static enum MHD_Result path_access(void *cls, struct MHD_Connection *conn,
                                    const char *version, const char *upload_data,
                                    size_t *upload_data_size, void **con_cls)
 {
-    gathered *g = *con_cls;
+    srv_buf *g = *con_cls; /* the body, gathered */
     const char *loss = strncmp(url, "/loss/", 6) == 0 ? url + 6 : url;
     struct MHD_Response *r;
     enum MHD_Result ret;
@@ -187,17 +166,17 @@ static enum MHD_Result path_access(void *cls, struct MHD_Connection *conn,
     (void)cls;
     (void)method;
     (void)version;
-    if (g == NULL)
+    if (g == NULL) /* zeroed: an empty srv_buf, grown by srv_buf_put */
         return (*con_cls = calloc(1, sizeof *g)) != NULL ? MHD_YES : MHD_NO;
     if (*upload_data_size > 0) {
-        ret = gather(g, upload_data, *upload_data_size) == 0 ? MHD_YES : MHD_NO;
+        srv_buf_put(g, upload_data, *upload_data_size);
         *upload_data_size = 0;
-        return ret;
+        return g->oom ? MHD_NO : MHD_YES;
     }
     memset(&rep, 0, sizeof rep);
     if (timing.on)
         t0 = thread_cpu_s();
-    srv_loss_run(loss, g->body, g->len, &rep);
+    srv_loss_run(loss, g->p, g->len, &rep);
     if (timing.on)
         timing_add(loss, thread_cpu_s() - t0, &rep);
     r = MHD_create_response_from_buffer(rep.len, rep.body,
@@ -215,13 +194,13 @@ static enum MHD_Result path_access(void *cls, struct MHD_Connection *conn,
 static void path_completed(void *cls, struct MHD_Connection *conn,
                            void **con_cls, enum MHD_RequestTerminationCode t)
 {
-    gathered *g = *con_cls;
+    srv_buf *g = *con_cls;
 
     (void)cls;
     (void)conn;
     (void)t;
     if (g != NULL)
-        free(g->body);
+        srv_buf_free(g);
     free(g);
     *con_cls = NULL;
 }
